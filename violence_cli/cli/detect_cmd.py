@@ -1,0 +1,1 @@
+"""`violence-detect detect`: registered on the shared app."""

@@ -1,0 +1,1 @@
+"""`violence-detect eval`: registered on the shared app."""

@@ -1,0 +1,1 @@
+"""`violence-detect extract`: registered on the shared app."""

@@ -1,0 +1,1 @@
+"""`violence-detect train`: registered on the shared app."""

@@ -1,0 +1,1 @@
+"""`violence-detect weights`: registered on the shared app."""

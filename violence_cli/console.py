@@ -1,0 +1,75 @@
+"""The stderr side of the CLI: messages, one-line errors, progress bars.
+
+Results go to stdout; everything here writes to stderr. Progress bars appear only when
+stderr is a terminal and the command was not asked for ``--json`` or ``--quiet``.
+Library code never imports this module: it reports progress through callbacks.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DEBUG_ENV = "VIOLENCE_DETECT_DEBUG"  # set to 1 to see tracebacks of expected errors
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def error(message: str, hint: str | None = None) -> None:
+    """One line (plus an optional hint line) on stderr."""
+    stderr.print(f"[bold red]error:[/] {_escape(message)}")
+    if hint:
+        stderr.print(f"[dim]hint:[/] {_escape(hint)}")
+
+
+def warn(message: str) -> None:
+    stderr.print(f"[yellow]warning:[/] {_escape(message)}")
+
+
+def info(message: str, *, quiet: bool = False) -> None:
+    if not quiet:
+        stderr.print(_escape(message))
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def progress_enabled(quiet: bool = False, json_mode: bool = False) -> bool:
+    return not quiet and not json_mode and stderr.is_terminal
+
+
+@contextmanager
+def progress_bar(enabled: bool, transient: bool = True) -> Iterator[Progress | None]:
+    """A Rich progress on stderr, or ``None`` when progress is off."""
+    if not enabled:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=transient,
+    )
+    with bar:
+        yield bar

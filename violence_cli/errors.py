@@ -1,0 +1,37 @@
+"""Errors the library raises on purpose.
+
+Every expected failure (a bad input file, missing weights, a malformed feature list) is a
+:class:`ViolenceDetectError`: a one-line ``message`` that names the file and the problem,
+plus an optional ``hint`` saying what to do. The CLI prints both on stderr and exits 1;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ViolenceDetectError(Exception):
+    """An expected, user-facing failure: one line, optionally with a hint."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(ViolenceDetectError):
+    """A media or feature file that cannot be used (missing, unreadable, too short...)."""
+
+
+class WeightsError(ViolenceDetectError):
+    """Weights that are missing, fail verification, or do not fit the model."""
+
+
+class UsageError(ViolenceDetectError):
+    """Options that do not make sense together (exit code 2, like click's usage errors)."""
+
+    exit_code = 2
