@@ -1,0 +1,157 @@
+"""The result of a detection run, as plain dataclasses.
+
+Times are float seconds of the original video everywhere. A result serialises to a dict
+(``DetectionResult.to_dict``) whose layout is versioned by ``SCHEMA_VERSION``; the JSON
+writer and ``--json`` print exactly that dict. Bump the version when a field changes
+meaning or disappears (adding a field does not need a bump).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+VIOLENT = "violent"
+NON_VIOLENT = "non-violent"
+
+
+@dataclass
+class Snippet:
+    """One 16-frame snippet (16/24 s) and its three scores in [0, 1]."""
+
+    index: int
+    start: float  # s
+    end: float  # s, exclusive
+    score: float  # audio-visual score: sigmoid(audio logit + visual logit)
+    audio_score: float  # sigmoid(audio logit) alone
+    visual_score: float  # sigmoid(visual logit) alone
+
+
+@dataclass
+class Segment:
+    """A stretch of the video judged violent: snippets at or above the threshold."""
+
+    start: float  # s
+    end: float  # s, exclusive
+    peak: float  # highest audio-visual score inside
+    mean: float  # mean audio-visual score over the snippets inside
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class VideoFacts:
+    """What was read from the file, and how much of it was scored."""
+
+    path: str
+    duration: float  # s, as the container says
+    fps: float  # the source frame rate (frames are resampled to 24 fps for the models)
+    width: int
+    height: int
+    has_audio: bool  # False: silence was used as audio and the audio score means little
+    video_stream: int | None  # index of the stream used, among the file's streams
+    audio_stream: int | None
+    container: str | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    n_frames: int = 0  # frames decoded at 24 fps
+    n_snippets: int = 0
+    scored_duration: float = 0.0  # s covered by the snippets: n_snippets * 16 / 24
+
+
+@dataclass
+class WeightsUsed:
+    """One weights file: ``verified`` is True only when it matches the registry's hash."""
+
+    name: str
+    path: str
+    sha256: str
+    verified: bool
+
+
+@dataclass
+class DetectionParams:
+    threshold: float = 0.5
+    min_duration: float = 0.0  # s
+    merge_gap: float = 0.0  # s
+    crops: int = 5
+    device: str = "cpu"
+    batch_size: int = 8
+
+
+@dataclass
+class DetectionResult:
+    video: VideoFacts
+    snippets: list[Snippet]
+    segments: list[Segment]
+    weights: list[WeightsUsed]
+    params: DetectionParams
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """``"violent"`` when at least one segment was found, else ``"non-violent"``."""
+        return VIOLENT if self.segments else NON_VIOLENT
+
+    @property
+    def max_score(self) -> float:
+        return max((s.score for s in self.snippets), default=0.0)
+
+    @property
+    def violent_seconds(self) -> float:
+        return sum(s.duration for s in self.segments)
+
+    @property
+    def weights_verified(self) -> bool:
+        """False when any weights file did not match the registry (e.g. random test weights)."""
+        return all(w.verified for w in self.weights)
+
+    def summary(self) -> str:
+        """The one-line verdict a person reads first."""
+        if self.segments:
+            n = len(self.segments)
+            text = (
+                f"violent: {n} segment{'s' if n != 1 else ''}, {self.violent_seconds:.1f} s of "
+                f"{self.video.scored_duration:.1f} s, peak score {max(s.peak for s in self.segments):.2f}"
+            )
+        else:
+            text = (
+                f"non-violent: no snippet reached the threshold {self.params.threshold:g} "
+                f"(highest score {self.max_score:.2f})"
+            )
+        if not self.weights_verified:
+            text += " [unverified weights]"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "verdict": self.verdict,
+            "summary": self.summary(),
+            "video": asdict(self.video),
+            "weights": [asdict(w) for w in self.weights],
+            "weights_verified": self.weights_verified,
+            "params": asdict(self.params),
+            "warnings": list(self.warnings),
+            "segments": [asdict(s) for s in self.segments],
+            "snippets": [asdict(s) for s in self.snippets],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DetectionResult":
+        """Rebuild a result from ``to_dict()`` output (e.g. a JSON export read back)."""
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"unsupported schema_version {version!r} (expected {SCHEMA_VERSION})")
+        return cls(
+            video=VideoFacts(**data["video"]),
+            snippets=[Snippet(**s) for s in data["snippets"]],
+            segments=[Segment(**s) for s in data["segments"]],
+            weights=[WeightsUsed(**w) for w in data["weights"]],
+            params=DetectionParams(**data["params"]),
+            warnings=list(data.get("warnings", [])),
+        )

@@ -1,0 +1,113 @@
+"""Snippet scores -> violent segments (pure functions, no I/O).
+
+The rules, in the order they apply:
+
+1. A snippet is *violent* when its audio-visual score is at or above ``threshold``
+   (default 0.5: the model's sigmoid output, where the MIL training put the decision).
+2. Consecutive violent snippets form a run.
+3. Runs separated by a gap of at most ``merge_gap`` seconds are joined (the snippets in the
+   gap become part of the segment).
+4. Segments shorter than ``min_duration`` seconds are dropped.
+
+Merging comes before the duration filter on purpose: two short bursts a moment apart make
+one segment long enough to keep, whereas filtering first would drop both.
+A segment's ``peak`` and ``mean`` are taken over every snippet it covers, gap snippets
+included.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .schema import Segment, Snippet
+
+SNIPPET_FRAMES = 16  # frames per snippet, at the models' 24 fps
+SNIPPET_SECONDS = SNIPPET_FRAMES / 24.0  # s (~0.667): one score per snippet
+DEFAULT_THRESHOLD = 0.5
+
+_EPS = 1e-9  # s: tolerance when comparing float durations
+
+
+def make_snippets(
+    scores: Sequence[float] | np.ndarray,
+    audio_scores: Sequence[float] | np.ndarray | None = None,
+    visual_scores: Sequence[float] | np.ndarray | None = None,
+    snippet_seconds: float = SNIPPET_SECONDS,
+) -> list[Snippet]:
+    """Snippet k covers ``[k * snippet_seconds, (k + 1) * snippet_seconds)``."""
+    av = np.asarray(scores, dtype=np.float64).reshape(-1)
+    audio = av if audio_scores is None else np.asarray(audio_scores, dtype=np.float64).reshape(-1)
+    visual = av if visual_scores is None else np.asarray(visual_scores, dtype=np.float64).reshape(-1)
+    if not (len(av) == len(audio) == len(visual)):
+        raise ValueError(f"score lengths differ: {len(av)}, {len(audio)}, {len(visual)}")
+    return [
+        Snippet(
+            index=k,
+            start=k * snippet_seconds,
+            end=(k + 1) * snippet_seconds,
+            score=float(av[k]),
+            audio_score=float(audio[k]),
+            visual_score=float(visual[k]),
+        )
+        for k in range(len(av))
+    ]
+
+
+def check_params(threshold: float, min_duration: float, merge_gap: float) -> None:
+    """Raise ValueError for parameters that cannot mean anything."""
+    if not (0.0 <= threshold <= 1.0) or math.isnan(threshold):
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    if not min_duration >= 0.0:
+        raise ValueError(f"min_duration must be >= 0 s, got {min_duration}")
+    if not merge_gap >= 0.0:
+        raise ValueError(f"merge_gap must be >= 0 s, got {merge_gap}")
+
+
+def violent_runs(scores: Sequence[float] | np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> list[tuple[int, int]]:
+    """Index ranges ``[i, j)`` of consecutive scores at or above ``threshold``."""
+    above = np.asarray(scores, dtype=np.float64).reshape(-1) >= threshold
+    if not above.any():
+        return []
+    edges = np.diff(np.concatenate(([0], above.astype(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return [(int(i), int(j)) for i, j in zip(starts, ends)]
+
+
+def merge_runs(runs: list[tuple[int, int]], snippets: Sequence[Snippet], merge_gap: float) -> list[tuple[int, int]]:
+    """Join runs whose gap (next start - previous end, in seconds) is at most ``merge_gap``."""
+    merged: list[tuple[int, int]] = []
+    for i, j in runs:
+        if merged:
+            prev_i, prev_j = merged[-1]
+            gap = snippets[i].start - snippets[prev_j - 1].end
+            if gap <= merge_gap + _EPS:
+                merged[-1] = (prev_i, j)
+                continue
+        merged.append((i, j))
+    return merged
+
+
+def find_segments(
+    snippets: Sequence[Snippet],
+    threshold: float = DEFAULT_THRESHOLD,
+    min_duration: float = 0.0,
+    merge_gap: float = 0.0,
+) -> list[Segment]:
+    """The violent segments of a scored video (see the module docstring for the rules)."""
+    check_params(threshold, min_duration, merge_gap)
+    scores = np.array([s.score for s in snippets], dtype=np.float64)
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN")
+    runs = merge_runs(violent_runs(scores, threshold), snippets, merge_gap)
+    segments = []
+    for i, j in runs:
+        start, end = snippets[i].start, snippets[j - 1].end
+        if end - start + _EPS < min_duration:
+            continue
+        inside = scores[i:j]
+        segments.append(Segment(start=start, end=end, peak=float(inside.max()), mean=float(inside.mean())))
+    return segments
