@@ -1,0 +1,63 @@
+"""``--plot``: a timeline picture of one result (matplotlib, Agg backend, no pyplot state).
+
+The three score curves over time (audio-visual bold, audio-only and visual-only thin),
+the threshold as a dashed line, and the violent segments shaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .schema import DetectionResult
+from .writers import atomic_open
+
+COLORS = {"av": "#c0392b", "audio": "#2e86c1", "visual": "#27ae60", "segment": "#f5b7b1"}
+
+
+def plot_timeline(result: DetectionResult, path: str | os.PathLike[str], title: str | None = None) -> Path:
+    """Write the timeline as an image; the format follows the extension (``.png``, ``.svg``, ``.pdf``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    fig = Figure(figsize=(11, 4), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+
+    # step curves: each score holds over its snippet [start, end)
+    xs = [s.start for s in result.snippets] + [result.snippets[-1].end] if result.snippets else []
+
+    def curve(values: list[float]) -> list[float]:
+        return values + values[-1:]
+
+    for seg in result.segments:
+        ax.axvspan(seg.start, seg.end, color=COLORS["segment"], alpha=0.6, lw=0, zorder=0)
+    if xs:
+        ax.step(xs, curve([s.audio_score for s in result.snippets]), where="post", color=COLORS["audio"], lw=1.2, alpha=0.9, label="audio only" if result.video.has_audio else "audio only (no audio: silence)")
+        ax.step(xs, curve([s.visual_score for s in result.snippets]), where="post", color=COLORS["visual"], lw=1.2, alpha=0.9, label="visual only")
+        ax.step(xs, curve([s.score for s in result.snippets]), where="post", color=COLORS["av"], lw=2.4, label="audio-visual (used)")
+    threshold = result.params.threshold
+    ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:g}")
+
+    handles, labels = ax.get_legend_handles_labels()
+    if result.segments:
+        handles.append(Patch(color=COLORS["segment"], alpha=0.6))
+        labels.append("violent segment")
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=10)
+
+    end = max(result.video.scored_duration, xs[-1] if xs else 0.0, 1e-3)
+    ax.set_xlim(0, end)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("time in the video (s)", fontsize=11)
+    ax.set_ylabel("violence score", fontsize=11)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.tick_params(labelsize=10)
+    name = Path(result.video.path).name
+    ax.set_title(title or f"{name}: {result.summary()}", fontsize=11, loc="left")
+
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format=fmt)
+    return path

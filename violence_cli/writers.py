@@ -1,0 +1,196 @@
+"""Exports of a :class:`~violence_cli.schema.DetectionResult`: one writer class per format.
+
+``get_writer("vtt").write(result, "clip.vtt")``. Formats:
+
+- ``json``: the whole result (``schema_version``, video facts, weights with sha256, params,
+  warnings, segments, snippets): exactly ``DetectionResult.to_dict()``;
+- ``csv``: one row per snippet (times in s, the three scores, whether it lies in a segment);
+- ``segments-csv``: one row per violent segment;
+- ``vtt`` / ``srt``: one subtitle cue per segment, so a video player shows the timeline.
+
+Every file is written atomically: a temporary file in the same folder, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from .errors import UsageError
+from .schema import SCHEMA_VERSION, DetectionResult, Segment
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success rename it over ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        _apply_umask(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _apply_umask(path: str) -> None:
+    """mkstemp creates files 0600; give the export the permissions a plain open() would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+class ResultWriter:
+    """Base class: subclasses set ``format``/``extension`` and implement ``write_to``."""
+
+    format: str = ""
+    extension: str = ""
+    newline: str | None = None  # passed to open(); csv wants ""
+
+    def write(self, result: DetectionResult, path: str | os.PathLike[str]) -> Path:
+        with atomic_open(path, "w", encoding="utf-8", newline=self.newline) as handle:
+            self.write_to(result, handle)
+        return Path(path)
+
+    def write_to(self, result: DetectionResult, handle: IO[str]) -> None:
+        raise NotImplementedError
+
+    def to_string(self, result: DetectionResult) -> str:
+        buffer = io.StringIO(newline=self.newline)
+        self.write_to(result, buffer)
+        return buffer.getvalue()
+
+    def file_name(self, stem: str) -> str:
+        return f"{stem}{self.extension}"
+
+
+class JsonWriter(ResultWriter):
+    format = "json"
+    extension = ".json"
+
+    def write_to(self, result: DetectionResult, handle: IO[str]) -> None:
+        json.dump(result.to_dict(), handle, indent=2, allow_nan=False)
+        handle.write("\n")
+
+
+class SnippetCsvWriter(ResultWriter):
+    format = "csv"
+    extension = ".csv"
+    newline = ""
+    columns = ("index", "start", "end", "score", "audio_score", "visual_score", "in_segment")
+
+    def write_to(self, result: DetectionResult, handle: IO[str]) -> None:
+        out = csv.writer(handle, lineterminator="\n")
+        out.writerow(self.columns)
+        for s in result.snippets:
+            inside = any(seg.start <= s.start < seg.end for seg in result.segments)
+            out.writerow(
+                [s.index, _sec(s.start), _sec(s.end), _score(s.score), _score(s.audio_score), _score(s.visual_score), int(inside)]
+            )
+
+
+class SegmentCsvWriter(ResultWriter):
+    format = "segments-csv"
+    extension = ".segments.csv"
+    newline = ""
+    columns = ("segment", "start", "end", "duration", "peak", "mean")
+
+    def write_to(self, result: DetectionResult, handle: IO[str]) -> None:
+        out = csv.writer(handle, lineterminator="\n")
+        out.writerow(self.columns)
+        for n, seg in enumerate(result.segments, 1):
+            out.writerow([n, _sec(seg.start), _sec(seg.end), _sec(seg.duration), _score(seg.peak), _score(seg.mean)])
+
+
+class VttWriter(ResultWriter):
+    format = "vtt"
+    extension = ".vtt"
+
+    def write_to(self, result: DetectionResult, handle: IO[str]) -> None:
+        handle.write("WEBVTT\n\n")
+        if not result.segments:
+            handle.write(f"NOTE {_note(result)}\n")
+        for n, seg in enumerate(result.segments, 1):
+            handle.write(f"{n}\n{timestamp(seg.start, '.')} --> {timestamp(seg.end, '.')}\n{cue_text(seg)}\n\n")
+
+
+class SrtWriter(ResultWriter):
+    format = "srt"
+    extension = ".srt"
+
+    def write_to(self, result: DetectionResult, handle: IO[str]) -> None:
+        for n, seg in enumerate(result.segments, 1):
+            handle.write(f"{n}\n{timestamp(seg.start, ',')} --> {timestamp(seg.end, ',')}\n{cue_text(seg)}\n\n")
+
+
+WRITERS: dict[str, type[ResultWriter]] = {
+    w.format: w for w in (JsonWriter, SnippetCsvWriter, SegmentCsvWriter, VttWriter, SrtWriter)
+}
+FORMATS = tuple(WRITERS)
+
+
+def get_writer(fmt: str) -> ResultWriter:
+    """The writer for a format name (see ``FORMATS``)."""
+    try:
+        return WRITERS[fmt]()
+    except KeyError:
+        raise UsageError(f"unknown output format {fmt!r} (choose from {', '.join(FORMATS)})") from None
+
+
+def format_for_path(path: str | os.PathLike[str]) -> str:
+    """The format an output file name asks for: ``x.segments.csv`` -> segments-csv, ``x.srt`` -> srt..."""
+    name = Path(path).name.lower()
+    # longest extension first, so .segments.csv wins over .csv
+    for fmt, cls in sorted(WRITERS.items(), key=lambda kv: -len(kv[1].extension)):
+        if name.endswith(cls.extension) and len(name) > len(cls.extension):
+            return fmt
+    extensions = ", ".join(cls.extension for cls in WRITERS.values())
+    raise UsageError(f"{path}: cannot tell the output format from the extension (use one of {extensions})")
+
+
+def batch_document(results: list[DetectionResult], failures: list[tuple[str, str]]) -> dict[str, Any]:
+    """One JSON document for several videos: their results, and the inputs that failed."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "results": [r.to_dict() for r in results],
+        "errors": [{"path": path, "error": message} for path, message in failures],
+    }
+
+
+def timestamp(seconds: float, decimal: str = ".") -> str:
+    """``HH:MM:SS.mmm`` (``decimal=","`` for SRT)."""
+    ms = max(0, round(seconds * 1000))
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
+
+
+def cue_text(seg: Segment) -> str:
+    return f"violence (peak {seg.peak:.2f}, mean {seg.mean:.2f})"
+
+
+def _note(result: DetectionResult) -> str:
+    return f"no violent segment: highest score {result.max_score:.2f} < threshold {result.params.threshold:g}"
+
+
+def _sec(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def _score(x: float) -> str:
+    return f"{x:.4f}"
