@@ -1,0 +1,474 @@
+"""Media decoding with PyAV: probe a file, stream its frames at 24 fps and its audio at 16 kHz.
+
+Everything here is a chain of small generators over one open container (no subprocess, no
+temporary files), so memory does not grow with the length of a video.
+
+Time line: t = 0 is the start of the chosen video stream (its first frame), or of the audio
+stream for a file without video. Video frame ``n`` shows time ``n / fps``; audio sample ``k``
+is time ``k / sample_rate``; audio that starts late is preceded by silence, audio before
+t = 0 is dropped.
+
+Frame-rate conversion follows FFmpeg's ``fps`` filter (``ffmpeg -vf fps=24``, rounding
+"near", EOF action "round"): every decoded frame gets the output tick
+``round((pts - t0) * fps)``; output tick ``n`` shows the last decoded frame whose tick is
+``<= n``; frames are dropped or repeated as needed, and the last frame is repeated up to the
+tick of the stream's end (last pts + that frame's duration). Variable frame rate therefore
+works the same as constant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import InputError
+
+VIDEO_FPS = 24.0  # frames per second: the XD-Violence protocol's fixed frame rate
+AUDIO_RATE = 16000  # samples per second: VGGish's input rate
+
+_TRUNCATION_SLACK = 0.25  # seconds: decoding may end this much before the header's duration
+_MAX_BAD_PACKETS = 50  # packets that fail to decode before we give up on a stream
+
+Warn = Callable[[str], None]
+
+
+@dataclass
+class MediaInfo:
+    """What :func:`probe` learns about a media file and the streams it chose.
+
+    ``width``/``height`` are those of the frames :func:`iter_frames` yields (rotation
+    applied); ``duration`` is in seconds from t = 0 (0.0 when the file does not say);
+    ``fps`` is the stream's average frame rate (0.0 when unknown); ``rotation`` is the
+    counter-clockwise display rotation in degrees (0, 90, 180 or 270); stream indices are
+    the container's (as ``ffprobe`` numbers them); ``start_time`` is where t = 0 lies on
+    the container's own clock, in seconds.
+    """
+
+    path: Path
+    duration: float
+    container: str
+    has_video: bool
+    has_audio: bool
+    video_stream: int | None
+    audio_stream: int | None
+    width: int
+    height: int
+    fps: float
+    rotation: int
+    video_codec: str | None
+    audio_codec: str | None
+    audio_sample_rate: int
+    audio_channels: int
+    n_video_streams: int
+    n_audio_streams: int
+    start_time: float = 0.0
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def _check_path(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    return path
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), mode="r")
+    except av.error.FFmpegError as exc:
+        raise InputError(
+            f"{path}: not a readable media file ({exc.strerror or exc})",
+            hint="check that the file is a complete video (a cut-off MP4 may lack its index)",
+        ) from None
+
+
+def _usable_video(stream: av.stream.Stream) -> bool:
+    """A real video track, not an embedded cover picture."""
+    return stream.type == "video" and not (stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def _select(container: av.container.InputContainer, kind: str, index: int | None, path: Path):
+    """The stream of ``kind`` to decode: ``index`` if given, else the container's best."""
+    usable = _usable_video if kind == "video" else (lambda s: s.type == "audio")
+    candidates = [s for s in container.streams if usable(s)]
+    if index is not None:
+        if not 0 <= index < len(container.streams):
+            raise InputError(f"{path}: no stream #{index} (the file has {len(container.streams)} streams)")
+        stream = container.streams[index]
+        if stream not in candidates:
+            choices = ", ".join(f"#{s.index}" for s in candidates) or "none"
+            raise InputError(f"{path}: stream #{index} is {stream.type}, not {kind} ({kind} streams: {choices})")
+        return stream
+    if not candidates:
+        return None
+    try:
+        best = container.streams.best(kind)
+    except (av.error.FFmpegError, ValueError):
+        best = None
+    return best if best in candidates else candidates[0]
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def _origin(container, video, audio) -> float:
+    """Where t = 0 lies on the container's clock, in seconds."""
+    for stream in (video, audio):
+        if stream is not None:
+            start = _seconds(stream.start_time, stream.time_base)
+            if start is not None:
+                return start
+    return container.start_time / 1e6 if container.start_time is not None else 0.0
+
+
+def _stream_end(container, stream, origin: float) -> float | None:
+    """End of ``stream`` in seconds from t = 0 according to the headers, if they say."""
+    start = _seconds(stream.start_time, stream.time_base)
+    length = _seconds(stream.duration, stream.time_base)
+    if length is not None and length > 0:
+        return (start if start is not None else origin) + length - origin
+    if container.duration is not None and container.duration > 0:
+        container_start = container.start_time / 1e6 if container.start_time is not None else 0.0
+        return container_start + container.duration / 1e6 - origin
+    return None
+
+
+def _configure_decoder(stream) -> None:
+    stream.codec_context.thread_type = "AUTO"  # frame + slice threads
+    stream.codec_context.thread_count = 0  # one per core
+
+
+def _first_rotation(container, stream) -> int:
+    """Display rotation of the first decodable frame (0 if none decodes quickly)."""
+    try:
+        for i, packet in enumerate(container.demux(stream)):
+            for frame in packet.decode():
+                return _quarter_turns(frame) * 90
+            if i > 250:
+                break
+    except av.error.FFmpegError:
+        pass
+    return 0
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns that display ``frame`` upright (display matrix)."""
+    try:
+        degrees = frame.rotation
+    except (AttributeError, av.error.FFmpegError):
+        return 0
+    return round((degrees or 0) / 90) % 4
+
+
+def probe(path: str | Path, video_stream: int | None = None, audio_stream: int | None = None) -> MediaInfo:
+    """Open ``path`` and describe it: streams chosen, duration, size, frame rate, rotation.
+
+    ``video_stream``/``audio_stream`` choose streams by container index; by default the
+    container's best of each kind is used. Raises :class:`InputError` for a missing, empty
+    or unreadable file, an index that is not a stream of the right kind, or a file with
+    neither video nor audio.
+    """
+    path = _check_path(path)
+    container = _open(path)
+    with container:
+        video = _select(container, "video", video_stream, path)
+        audio = _select(container, "audio", audio_stream, path)
+        if video is None and audio is None:
+            raise InputError(f"{path}: no video or audio stream")
+        origin = _origin(container, video, audio)
+        main = video if video is not None else audio
+        duration = _stream_end(container, main, origin) or 0.0
+        width = height = 0
+        fps = 0.0
+        rotation = 0
+        if video is not None:
+            width, height = video.codec_context.width, video.codec_context.height
+            rate = video.average_rate or video.guessed_rate or video.base_rate
+            fps = float(rate) if rate else 0.0
+            _configure_decoder(video)
+            rotation = _first_rotation(container, video)
+            if rotation in (90, 270):
+                width, height = height, width
+        return MediaInfo(
+            path=path,
+            duration=max(duration, 0.0),
+            container=container.format.name,
+            has_video=video is not None,
+            has_audio=audio is not None,
+            video_stream=video.index if video is not None else None,
+            audio_stream=audio.index if audio is not None else None,
+            width=width,
+            height=height,
+            fps=fps,
+            rotation=rotation,
+            video_codec=video.codec_context.codec.canonical_name if video is not None else None,
+            audio_codec=audio.codec_context.codec.canonical_name if audio is not None else None,
+            audio_sample_rate=audio.codec_context.sample_rate if audio is not None else 0,
+            audio_channels=audio.codec_context.channels if audio is not None else 0,
+            n_video_streams=sum(_usable_video(s) for s in container.streams),
+            n_audio_streams=sum(s.type == "audio" for s in container.streams),
+            start_time=origin,
+        )
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+class _Damage:
+    """What went wrong while decoding one stream (reported once, at the end)."""
+
+    def __init__(self) -> None:
+        self.bad_packets = 0
+        self.error: str | None = None
+        self.stopped = False
+
+    def note(self, exc: Exception) -> None:
+        self.bad_packets += 1
+        if self.error is None:
+            self.error = getattr(exc, "strerror", None) or str(exc)
+
+
+def _decode(container, stream, damage: _Damage) -> Iterator[av.frame.Frame]:
+    """Decoded frames of ``stream`` in presentation order; bad packets are skipped and
+    noted, an unreadable container (truncated file) ends the stream."""
+    codec = stream.codec_context
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as exc:
+                damage.note(exc)
+                if damage.bad_packets > _MAX_BAD_PACKETS:
+                    damage.stopped = True
+                    return
+                continue
+            yield from frames
+        return  # demux's final empty packet has flushed the decoder
+    except av.error.FFmpegError as exc:
+        damage.note(exc)
+        damage.stopped = True
+    try:  # the container failed mid-way: still return what the decoder holds
+        yield from codec.decode(None)
+    except av.error.FFmpegError:
+        pass
+
+
+def _report(on_warning: Warn | None, path: Path, kind: str, damage: _Damage, decoded: float, expected: float | None) -> None:
+    """One warning if the stream was damaged or ended well before its announced end."""
+    short = expected is not None and expected - decoded > max(_TRUNCATION_SLACK, 0.02 * expected)
+    if on_warning is None or not (damage.bad_packets or damage.stopped or short):
+        return
+    where = f"{decoded:.2f} s" + (f" of {expected:.2f} s" if expected is not None else "")
+    problem = "truncated or corrupt"
+    if damage.error:
+        problem += f": {damage.error}"
+    if damage.bad_packets:
+        problem += f"; {damage.bad_packets} unreadable packet(s) skipped"
+    on_warning(f"{path}: {kind} decoded up to {where} ({problem})")
+
+
+def _round_near(x: Fraction) -> int:
+    """Round half away from zero (FFmpeg's AV_ROUND_NEAR_INF)."""
+    n = math.floor(abs(x) + Fraction(1, 2))
+    return n if x >= 0 else -n
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of ``frame`` in its display orientation."""
+    kwargs = {}
+    if frame.color_range:  # 1 = limited (MPEG), 2 = full (JPEG); 0 = unspecified
+        kwargs["src_color_range"] = frame.color_range
+    rgb = frame.to_ndarray(format="rgb24", **kwargs)  # (H, W, 3)
+    turns = _quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+def _duration_estimate(frame, previous_pts: int | None, fallback: int) -> int:
+    """Duration of ``frame`` in its time base, as ffmpeg estimates it at end of stream."""
+    if frame.duration:
+        return frame.duration
+    if previous_pts is not None and frame.pts > previous_pts:
+        return frame.pts - previous_pts
+    return max(fallback, 1)
+
+
+def iter_frames(
+    path: str | Path,
+    fps: float = VIDEO_FPS,
+    video_stream: int | None = None,
+    on_warning: Warn | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield the video as (H, W, 3) uint8 RGB arrays at ``fps`` frames per second.
+
+    Frames are resampled by presentation time exactly like ``ffmpeg -vf fps=...`` (see the
+    module docstring), rotated upright per the display matrix, decoded with threads and
+    streamed (memory does not depend on the video's length). Every yielded array is a new
+    array the caller may keep or modify. A truncated or corrupt file yields what can be
+    decoded and calls ``on_warning(message)`` once. Raises :class:`InputError` (when
+    called, not when iterated) for an unusable file or one without a video stream.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    path = _check_path(path)
+    container = _open(path)
+    try:
+        stream = _select(container, "video", video_stream, path)
+        if stream is None:
+            raise InputError(f"{path}: no video stream")
+    except BaseException:
+        container.close()
+        raise
+    return _frames_at_rate(container, stream, path, Fraction(fps).limit_denominator(1_000_000), on_warning)
+
+
+def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: Warn | None) -> Iterator[np.ndarray]:
+    damage = _Damage()
+    _configure_decoder(stream)
+    origin_pts = stream.start_time  # t = 0 in stream units (None: the first frame's pts)
+    average = stream.average_rate or stream.guessed_rate
+    time_base = stream.time_base
+    fallback = int(1 / (average * time_base)) if average and time_base else 1
+    next_tick = 0  # output tick to fill next
+    held = None  # [frame, tick, rgb or None]: the frame that fills ticks until a later one arrives
+    last_pts, last_duration = None, fallback
+
+    def tick_of(pts: int) -> int:
+        return _round_near((pts - origin_pts) * time_base * rate)
+
+    def emit(entry):
+        if entry[2] is None:
+            entry[2] = _to_rgb(entry[0])
+            return entry[2]
+        return entry[2].copy()  # a repeated frame: still an independent array
+
+    with container:
+        for frame in _decode(container, stream, damage):
+            time_base = frame.time_base or time_base
+            if frame.pts is None:  # extrapolate, as ffmpeg does
+                frame.pts = last_pts + last_duration if last_pts is not None else 0
+            if origin_pts is None:
+                origin_pts = frame.pts
+            last_duration = _duration_estimate(frame, last_pts, last_duration)
+            last_pts = frame.pts
+            tick = tick_of(frame.pts)
+            if held is not None:
+                while tick > next_tick:  # the held frame is the latest one for this tick
+                    yield emit(held)
+                    next_tick += 1
+            held = [frame, tick, None]  # replaces (drops) the previous one
+        if held is not None:
+            end_tick = tick_of(last_pts + last_duration)
+            while end_tick > next_tick:
+                yield emit(held)
+                next_tick += 1
+            decoded = float((last_pts + last_duration - origin_pts) * time_base)
+        else:
+            decoded = 0.0
+            damage.stopped = damage.stopped or damage.bad_packets > 0
+        expected = _stream_end(container, stream, _origin(container, stream, None))
+    _report(on_warning, path, "video", damage, decoded, expected)
+
+
+def iter_audio(
+    path: str | Path,
+    sample_rate: int = AUDIO_RATE,
+    audio_stream: int | None = None,
+    chunk_seconds: float = 10.0,
+    on_warning: Warn | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield the audio as float32 mono chunks at ``sample_rate``, contiguous from t = 0.
+
+    Mono is the mean of the channels (not a surround down-mix matrix); resampling is
+    libswresample's windowed-sinc per channel. Samples are clipped to [-1, 1]. Chunks hold
+    ``chunk_seconds`` of audio except the last. Audio that starts after t = 0 (the video's
+    first frame) is preceded by zeros. A truncated or corrupt file yields what can be
+    decoded and calls ``on_warning(message)`` once. Raises :class:`InputError` (when
+    called) for an unusable file or one without an audio stream.
+    """
+    chunk = int(round(chunk_seconds * sample_rate))
+    if chunk <= 0 or sample_rate <= 0:
+        raise ValueError("sample_rate and chunk_seconds must be positive")
+    path = _check_path(path)
+    container = _open(path)
+    try:
+        stream = _select(container, "audio", audio_stream, path)
+        if stream is None:
+            raise InputError(f"{path}: no audio stream")
+        video = _select(container, "video", None, path)
+    except BaseException:
+        container.close()
+        raise
+    origin = _origin(container, video, stream)
+    return _audio_chunks(container, stream, path, origin, sample_rate, chunk, on_warning)
+
+
+def _mono(frames: list[av.AudioFrame]) -> np.ndarray:
+    """Mean over channels of resampled planar float frames -> (n,) float32."""
+    parts = [f.to_ndarray().mean(axis=0, dtype=np.float32) for f in frames if f.samples]  # (C, n) -> (n,)
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def _audio_chunks(container, stream, path: Path, origin: float, rate: int, chunk: int, on_warning: Warn | None):
+    damage = _Damage()
+    # layout=None keeps the source channels: we average them ourselves after resampling.
+    resampler = av.AudioResampler(format="fltp", layout=None, rate=rate)
+    pending: list[np.ndarray] = []
+    held = 0  # samples in pending
+    skip = None  # samples to drop (> 0) or zeros to insert (< 0) at the start
+    produced = 0  # samples yielded or pending, from t = 0
+
+    with container:
+        for frame in _chain_flush(_decode(container, stream, damage)):
+            if frame is not None and skip is None:
+                if frame.pts is None or frame.time_base is None:
+                    continue
+                start = float(frame.pts * frame.time_base) - origin
+                skip = int(round(-start * rate))
+                if skip < 0:
+                    pending.append(np.zeros(-skip, np.float32))
+                    held += -skip
+                    skip = 0
+            if skip is None:
+                continue
+            try:
+                samples = _mono(resampler.resample(frame))
+            except (av.error.FFmpegError, ValueError) as exc:  # e.g. a mid-stream layout change
+                damage.note(exc)
+                damage.stopped = True
+                break
+            if skip:
+                cut = min(skip, samples.size)
+                samples, skip = samples[cut:], skip - cut
+            pending.append(samples)
+            held += samples.size
+            while held >= chunk:
+                block = np.concatenate(pending)
+                yield np.clip(block[:chunk], -1.0, 1.0)
+                pending, held = [block[chunk:]], block.size - chunk
+                produced += chunk
+        if held:
+            yield np.clip(np.concatenate(pending), -1.0, 1.0)
+            produced += held
+        expected = _stream_end(container, stream, origin)
+    _report(on_warning, path, "audio", damage, produced / rate, expected)
+
+
+def _chain_flush(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame | None]:
+    """The frames, then ``None`` (which flushes the resampler)."""
+    yield from frames
+    yield None
