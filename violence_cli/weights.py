@@ -1,0 +1,566 @@
+"""The registry of pretrained weights: manifest, cache, download, verification, safe loading.
+
+Where a file is looked for, first hit wins (:func:`resolve_weights`):
+
+1. an explicit path (the user's own weights: used as they are, the caller checks keys/shapes);
+2. the ``weights_dir`` argument (a folder holding files under their registry file names);
+3. the folder named by ``$VIOLENCE_DETECT_WEIGHTS``;
+4. the user cache, ``$XDG_CACHE_HOME/violence-detect`` (else ``~/.cache/violence-detect``),
+   whose files are verified against the manifest and fetched again when they do not match;
+5. a download from the manifest's address (or from ``$VIOLENCE_DETECT_WEIGHTS_URL``, a
+   folder URL that mirrors the files) to a temporary name in the cache, verified, renamed.
+
+Files in folders the user names (2, 3) are used without the manifest check, like an explicit
+path; ``violence-detect weights verify`` checks them. Every file loads with
+``torch.load(weights_only=True)``: a checkpoint can never run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import pickle
+import re
+import secrets
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import WeightsError
+
+if TYPE_CHECKING:
+    import torch
+
+WEIGHTS_ENV = "VIOLENCE_DETECT_WEIGHTS"  # a folder holding the files under their registry file names
+WEIGHTS_URL_ENV = "VIOLENCE_DETECT_WEIGHTS_URL"  # a folder URL (https://, http://, file://) mirroring them
+CACHE_SUBDIR = "violence-detect"
+CHUNK_BYTES = 1 << 20  # read size when hashing and downloading
+TIMEOUT_S = 60.0  # seconds a download may wait for data before it fails
+
+ProgressCallback = Callable[[int, "int | None"], None]  # (bytes done, total bytes or None)
+
+_REPO_MANIFEST = Path(__file__).resolve().parents[1] / "weights" / "manifest.json"
+_PACKAGED_MANIFEST = "weights_manifest.json"  # the wheel's copy of weights/manifest.json
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One pretrained file: where it lives, how to check it, what it expects.
+
+    Integrity fields that are not ``None`` must all match: ``sha256`` is the full digest,
+    ``sha256_prefix`` its leading hex digits (all torchvggish publishes, in the file name),
+    ``git_blob_sha1`` what ``git hash-object FILE`` prints (all GitHub trees give).
+    """
+
+    name: str
+    filename: str
+    url: str
+    size: int | None
+    sha256: str | None
+    sha256_prefix: str | None
+    git_blob_sha1: str | None
+    source: str
+    license: str
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def download_url(self) -> str:
+        """The manifest's address, or the same file name under ``$VIOLENCE_DETECT_WEIGHTS_URL``."""
+        mirror = os.environ.get(WEIGHTS_URL_ENV, "").strip()
+        return f"{mirror.rstrip('/')}/{self.filename}" if mirror else self.url
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    size: int  # bytes
+    sha256: str
+    git_blob_sha1: str
+
+
+@dataclass(frozen=True)
+class LocatedWeights:
+    """Where a registry file sits on disk, without downloading or verifying it."""
+
+    entry: WeightsEntry
+    path: Path | None  # None: not on disk
+    origin: str | None  # "weights_dir", "env" ($VIOLENCE_DETECT_WEIGHTS) or "cache"
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    name: str
+    path: Path
+    downloaded: bool  # False: a verified copy was already there
+
+
+@dataclass(frozen=True)
+class WeightsCheck:
+    """The outcome of verifying one file on disk against the manifest."""
+
+    name: str
+    path: Path
+    origin: str
+    sha256: str
+    verified: bool
+    problem: str | None  # what does not match, when not verified
+
+
+# --- the registry -------------------------------------------------------------------------
+
+
+def manifest_text() -> tuple[str, str]:
+    """(text, where) of the manifest: the wheel's packaged copy, else the checkout's file."""
+    packaged = resources.files(__package__ or "violence_cli").joinpath(_PACKAGED_MANIFEST)
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8"), str(packaged)
+    try:
+        return _REPO_MANIFEST.read_text(encoding="utf-8"), str(_REPO_MANIFEST)
+    except OSError as exc:
+        raise WeightsError(f"{_REPO_MANIFEST}: weights manifest not readable ({exc.strerror})") from None
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, WeightsEntry]:
+    text, where = manifest_text()
+    try:
+        raw = json.loads(text)["weights"]
+        entries = {name: _entry_from_json(name, item) for name, item in raw.items()}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{where}: malformed weights manifest ({type(exc).__name__}: {exc})") from None
+    return entries
+
+
+def _entry_from_json(name: str, item: Mapping[str, Any]) -> WeightsEntry:
+    entry = WeightsEntry(
+        name=name,
+        filename=str(item["filename"]),
+        url=str(item["url"]),
+        size=None if item.get("size") is None else int(item["size"]),
+        sha256=_lower(item.get("sha256")),
+        sha256_prefix=_lower(item.get("sha256_prefix")),
+        git_blob_sha1=_lower(item.get("git_blob_sha1")),
+        source=str(item["source"]),
+        license=str(item["license"]),
+        metadata=dict(item.get("metadata") or {}),
+    )
+    if not (entry.sha256 or entry.sha256_prefix or entry.git_blob_sha1):
+        raise ValueError(f"entry {name!r} has no integrity data")
+    return entry
+
+
+def _lower(value: Any) -> str | None:
+    return None if value is None else str(value).lower()
+
+
+def available_weights() -> list[WeightsEntry]:
+    """Every file the registry knows, in manifest order."""
+    return list(_registry().values())
+
+
+def weight_names() -> list[str]:
+    return list(_registry())
+
+
+def get_entry(name: str) -> WeightsEntry:
+    registry = _registry()
+    if name not in registry:
+        raise WeightsError(f"unknown weights {name!r} (known: {', '.join(registry)})")
+    return registry[name]
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/violence-detect``, else ``~/.cache/violence-detect``."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".cache") / CACHE_SUBDIR
+
+
+# --- hashing and verification ---------------------------------------------------------------
+
+_digest_memo: dict[tuple[str, int, int, int], FileDigest] = {}
+
+
+def file_digest(path: str | os.PathLike[str]) -> FileDigest:
+    """Size, sha256 and git blob SHA-1 in one read (remembered while the file is unchanged)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key in _digest_memo:
+        return _digest_memo[key]
+    sha256 = hashlib.sha256()
+    blob = hashlib.sha1(b"blob %d\0" % st.st_size)  # git's object header, then the content
+    size = 0
+    with open(p, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            sha256.update(chunk)
+            blob.update(chunk)
+            size += len(chunk)
+    if size != st.st_size:  # changed while being read: hash what a later reader will see
+        return file_digest(p)
+    digest = FileDigest(size=size, sha256=sha256.hexdigest(), git_blob_sha1=blob.hexdigest())
+    _digest_memo[key] = digest
+    return digest
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    return file_digest(path).sha256
+
+
+def integrity_problem(path: str | os.PathLike[str], entry: WeightsEntry) -> str | None:
+    """What about ``path`` does not match the manifest's integrity data; None when all match."""
+    d = file_digest(path)
+    if entry.size is not None and d.size != entry.size:
+        return f"size {d.size} bytes, expected {entry.size}"
+    if entry.sha256 and d.sha256 != entry.sha256:
+        return f"sha256 {d.sha256}, expected {entry.sha256}"
+    if entry.sha256_prefix and not d.sha256.startswith(entry.sha256_prefix):
+        return f"sha256 {d.sha256}, expected one starting with {entry.sha256_prefix}"
+    if entry.git_blob_sha1 and d.git_blob_sha1 != entry.git_blob_sha1:
+        return f"git blob SHA-1 {d.git_blob_sha1}, expected {entry.git_blob_sha1}"
+    return None
+
+
+def describe_weights(path: str | os.PathLike[str], name: str) -> dict[str, Any]:
+    """name, path, sha256, verified (matches the manifest) and problem (None when verified)."""
+    problem = integrity_problem(path, get_entry(name))
+    return {
+        "name": name,
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "verified": problem is None,
+        "problem": problem,
+    }
+
+
+# --- finding, downloading, resolving --------------------------------------------------------
+
+
+def _search_folders(weights_dir: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
+    folders: list[tuple[str, Path]] = []
+    if weights_dir is not None:
+        folders.append(("weights_dir", _existing_folder(Path(weights_dir).expanduser(), "weights folder")))
+    env = os.environ.get(WEIGHTS_ENV, "").strip()
+    if env:
+        folders.append(("env", _existing_folder(Path(env).expanduser(), f"${WEIGHTS_ENV}")))
+    folders.append(("cache", cache_dir()))
+    return folders
+
+
+def _existing_folder(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise WeightsError(f"{path}: {what} is not a folder")
+    return path
+
+
+def locate_weights(name: str, *, weights_dir: str | os.PathLike[str] | None = None) -> LocatedWeights:
+    """The first folder (weights_dir, $VIOLENCE_DETECT_WEIGHTS, cache) holding the file."""
+    entry = get_entry(name)
+    for origin, folder in _search_folders(weights_dir):
+        candidate = folder / entry.filename
+        if candidate.is_file():
+            return LocatedWeights(entry, candidate, origin)
+    return LocatedWeights(entry, None, None)
+
+
+def resolve_weights(
+    name: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    weights_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """The file to load for registry entry ``name`` (see the module docstring for the order).
+
+    ``progress(bytes_done, total_or_None)`` is called while downloading.
+    """
+    entry = get_entry(name)
+    if path is not None:
+        explicit = Path(path).expanduser()
+        if not explicit.is_file():
+            raise WeightsError(f"{explicit}: {name} weights file not found")
+        return explicit
+    for origin, folder in _search_folders(weights_dir):
+        candidate = folder / entry.filename
+        if not candidate.is_file():
+            continue
+        if origin != "cache":
+            return candidate  # a folder the user named: their files, used as they are
+        problem = integrity_problem(candidate, entry)
+        if problem is None:
+            return candidate
+        if not download:
+            raise WeightsError(
+                f"{candidate}: cached {name} weights fail verification ({problem})",
+                hint=f"run `violence-detect weights download {name}` to fetch them again",
+            )
+        return download_weights(name, force=True, progress=progress).path
+    if not download:
+        raise _missing_error(entry)
+    return download_weights(name, progress=progress).path
+
+
+def _missing_error(entry: WeightsEntry) -> WeightsError:
+    return WeightsError(
+        f"{entry.name} weights not found: {entry.filename} is not in {cache_dir()} and downloading "
+        f"is off; fetch it with `violence-detect weights download {entry.name}` (from "
+        f"{entry.download_url()}) or put it in a folder named by ${WEIGHTS_ENV}",
+        hint=f"offline: download on another machine with `violence-detect weights download --weights-dir DIR`, "
+        f"copy DIR here and set {WEIGHTS_ENV}=DIR",
+    )
+
+
+def download_weights(
+    name: str,
+    dest_dir: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> DownloadResult:
+    """Fetch ``name`` into ``dest_dir`` (default: the cache), verified, written atomically.
+
+    A verified copy already there (or, with the default folder, in ``$VIOLENCE_DETECT_WEIGHTS``)
+    is kept unless ``force``. The file streams to a temporary
+    name in the same folder and is renamed only after it matches the manifest; on any
+    failure the temporary file is removed.
+    """
+    entry = get_entry(name)
+    folder = Path(dest_dir).expanduser() if dest_dir is not None else cache_dir()
+    target = folder / entry.filename
+    if not force:
+        env = os.environ.get(WEIGHTS_ENV, "").strip()
+        shared = Path(env).expanduser() / entry.filename if env and dest_dir is None else None
+        for present in (target, shared):
+            if present is not None and present.is_file() and integrity_problem(present, entry) is None:
+                return DownloadResult(name, present, downloaded=False)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WeightsError(f"{folder}: cannot create the weights folder ({exc.strerror})") from None
+    url = entry.download_url()
+    tmp = folder / f".{entry.filename}.{secrets.token_hex(4)}.part"
+    try:
+        try:
+            out = open(tmp, "xb")  # noqa: SIM115  (closed below; mode follows the umask)
+        except OSError as exc:
+            raise WeightsError(f"{folder}: cannot write the weights folder ({exc.strerror})") from None
+        with out:
+            _fetch(url, out, entry.size, progress)
+        problem = integrity_problem(tmp, entry)
+        if problem is not None:
+            raise WeightsError(
+                f"{url}: downloaded {entry.filename} fails verification ({problem}); it was deleted",
+                hint="try again; if it keeps failing, the file at that address has changed",
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return DownloadResult(name, target, downloaded=True)
+
+
+def _fetch(url: str, out: Any, expected_size: int | None, progress: ProgressCallback | None) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": f"violence-detect/{__version__}"})
+    hint = (
+        f"download it elsewhere with `violence-detect weights download --weights-dir DIR` and set "
+        f"{WEIGHTS_ENV}=DIR, or set {WEIGHTS_URL_ENV} to a folder URL that mirrors the files"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else expected_size
+            done = 0
+            if progress is not None:
+                progress(0, total)
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    except urllib.error.HTTPError as exc:
+        raise WeightsError(f"{url}: download failed (HTTP {exc.code} {exc.reason})", hint=hint) from None
+    except urllib.error.URLError as exc:
+        raise WeightsError(f"{url}: download failed ({exc.reason})", hint=hint) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise WeightsError(f"{url}: download failed ({type(exc).__name__}: {exc})", hint=hint) from None
+
+
+def verify_weights(
+    names: list[str] | None = None, *, weights_dir: str | os.PathLike[str] | None = None
+) -> list[WeightsCheck]:
+    """Check every registry file present in weights_dir, $VIOLENCE_DETECT_WEIGHTS and the cache."""
+    checks: list[WeightsCheck] = []
+    folders = _search_folders(weights_dir)
+    for name in names or weight_names():
+        entry = get_entry(name)
+        for origin, folder in folders:
+            candidate = folder / entry.filename
+            if candidate.is_file():
+                problem = integrity_problem(candidate, entry)
+                sha = file_sha256(candidate)
+                checks.append(WeightsCheck(name, candidate, origin, sha, problem is None, problem))
+    return checks
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def load_state_dict(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors by name, loaded with ``weights_only=True`` (no code can run).
+
+    Accepts a plain state dict, one wrapped under ``state_dict`` or ``model``, DataParallel's
+    ``module.`` prefix (stripped) and numpy arrays (converted, as torchvggish's PCA file holds).
+    Anything else is a :class:`WeightsError` naming the file.
+    """
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: weights file not found")
+    try:
+        with torch.serialization.safe_globals(_numpy_array_globals()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols; we report failures ourselves
+            obj = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(
+            f"{p}: refused to load: it holds more than tensors ({_unpickler_reason(exc)})",
+            hint="only plain state dicts load (torch.load with weights_only=True); "
+            "re-save it with torch.save(model.state_dict(), PATH)",
+        ) from None
+    except Exception as exc:  # noqa: BLE001  (torch.load raises many types on a damaged or foreign file)
+        raise WeightsError(f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)})") from None
+    return _as_state_dict(obj, p)
+
+
+def _numpy_array_globals() -> list[Any]:
+    """The globals a pickled numeric numpy array needs, under numpy 1.x and 2.x names."""
+    import numpy as np
+
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    numeric_dtypes = {type(np.dtype(code)) for code in "?bhilqBHILQefd"}  # numpy 2: one class each
+    return [
+        np.ndarray,
+        np.dtype,
+        *sorted(numeric_dtypes - {np.dtype}, key=lambda t: t.__name__),
+        (multiarray._reconstruct, "numpy._core.multiarray._reconstruct"),
+        (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+        (multiarray.scalar, "numpy._core.multiarray.scalar"),
+        (multiarray.scalar, "numpy.core.multiarray.scalar"),
+    ]
+
+
+_TORCH_BOILERPLATE = ("Weights only load failed", "Check the documentation", "Please file an issue", "(1)", "(2)")
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """The one informative line of torch's long weights_only refusal (it varies by case)."""
+    for line in str(exc).splitlines():
+        line = line.strip().removeprefix("WeightsUnpickler error:").strip()
+        if line and not line.startswith(_TORCH_BOILERPLATE):
+            return line.split(". Please use")[0][:200]
+    return _first_line(exc)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no detail"
+
+
+def _as_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    import numpy as np
+    import torch
+
+    if isinstance(obj, Mapping) and not _all_tensors(obj):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path}: not a state dict (the file holds a {type(obj).__name__})")
+    if not obj:
+        raise WeightsError(f"{path}: empty state dict")
+    state: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            value = torch.from_numpy(np.array(value))
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise WeightsError(
+                f"{path}: not a state dict (entry {key!r} is a {type(value).__name__}, expected a tensor)"
+            )
+        state[key] = value
+    if all(key.startswith("module.") for key in state):
+        state = {key[len("module.") :]: value for key, value in state.items()}
+    return state
+
+
+def _all_tensors(obj: Mapping[Any, Any]) -> bool:
+    import torch
+
+    return all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def check_state_dict(
+    sd: Mapping[str, torch.Tensor],
+    expected: Mapping[str, tuple[int, ...]],
+    path: str | os.PathLike[str],
+) -> None:
+    """Raise a WeightsError naming ``path`` unless ``sd`` has exactly the expected keys and shapes."""
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [
+        f"{k} {tuple(sd[k].shape)} instead of {tuple(expected[k])}"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != tuple(expected[k])
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s): {_few(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s): {_few(unexpected)}")
+    if wrong:
+        problems.append(f"{len(wrong)} wrong shape(s): {_few(wrong)}")
+    if problems:
+        raise WeightsError(
+            f"{path}: not the expected weights: {'; '.join(problems)}",
+            hint="pass weights made for this network (see `violence-detect weights list`)",
+        )
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    shown = ", ".join(items[:n])
+    return shown + (f", ... ({len(items) - n} more)" if len(items) > n else "")
+
+
+__all__ = [
+    "CACHE_SUBDIR",
+    "WEIGHTS_ENV",
+    "WEIGHTS_URL_ENV",
+    "DownloadResult",
+    "FileDigest",
+    "LocatedWeights",
+    "WeightsCheck",
+    "WeightsEntry",
+    "available_weights",
+    "cache_dir",
+    "check_state_dict",
+    "describe_weights",
+    "download_weights",
+    "file_digest",
+    "file_sha256",
+    "get_entry",
+    "integrity_problem",
+    "load_state_dict",
+    "locate_weights",
+    "resolve_weights",
+    "verify_weights",
+    "weight_names",
+]
