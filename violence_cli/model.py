@@ -19,6 +19,7 @@ attention block: they are kept so checkpoints move both ways between the two cod
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -260,6 +261,32 @@ def score_snippets(
     return SnippetScores(av=av, audio=aud, visual=vis)
 
 
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a device.
+
+    Raises :class:`~violence_cli.errors.UsageError` for anything else, or for a CUDA
+    device this machine does not have.
+    """
+    from .errors import UsageError
+
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    text = spec.strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text == "cpu":
+        return torch.device("cpu")
+    match = re.fullmatch(r"cuda(?::(\d+))?", text)
+    if match is None:
+        raise UsageError(f"unknown device {spec!r}", hint="use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise UsageError(f"device {spec!r} requested but CUDA is not available here", hint="use --device cpu")
+    index = int(match.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise UsageError(f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return torch.device("cuda", index)
+
+
 def expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     """Key -> shape of a model's state dict (what a checkpoint must match)."""
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -300,5 +327,6 @@ __all__ = [
     "expected_shapes",
     "load_model",
     "mil_bag_logits",
+    "resolve_device",
     "score_snippets",
 ]
