@@ -428,13 +428,16 @@ def load_state_dict(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
             warnings.simplefilter("ignore")  # torch warns about pickle protocols; we report failures ourselves
             obj = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not re.search(r"GLOBAL|allowlisted|Can only build", str(exc)):  # damaged, not dangerous
+            raise WeightsError(f"{p}: not a readable PyTorch checkpoint ({_unpickler_reason(exc)})") from None
         raise WeightsError(
             f"{p}: refused to load: it holds more than tensors ({_unpickler_reason(exc)})",
             hint="only plain state dicts load (torch.load with weights_only=True); "
             "re-save it with torch.save(model.state_dict(), PATH)",
         ) from None
     except Exception as exc:  # noqa: BLE001  (torch.load raises many types on a damaged or foreign file)
-        raise WeightsError(f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)})") from None
+        reason = f"{type(exc).__name__}: {_first_line(exc)}"
+        raise WeightsError(f"{p}: not a readable PyTorch checkpoint ({reason})") from None
     return _as_state_dict(obj, p)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -42,6 +43,10 @@ DirOpt = Annotated[
     Optional[Path],
     typer.Option("--weights-dir", help="A folder holding weight files under their registry file names."),
 ]
+NamesArg = Annotated[
+    Optional[list[WeightsName]],
+    typer.Argument(help="Which files (default: all).", metavar="NAME", show_default=False),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 _ORIGIN_LABEL = {"weights_dir": "in --weights-dir", "env": "in $VIOLENCE_DETECT_WEIGHTS", "cache": "cached"}
 
@@ -65,16 +70,14 @@ def list_command(json_mode: JsonOpt = False, weights_dir: DirOpt = None) -> None
         rows.append((loc.entry.name, status, _human_size(size), loc.entry.license, loc.entry.source))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
     console.info(f"cache: {registry.cache_dir()}")
 
 
 @weights_app.command("download")
 @cli_errors
 def download_command(
-    names: Annotated[
-        Optional[list[WeightsName]], typer.Argument(help="Which files (default: all).", metavar="NAME", show_default=False)
-    ] = None,
+    names: NamesArg = None,
     weights_dir: Annotated[
         Optional[Path],
         typer.Option("--weights-dir", help="Download into this folder instead of the cache."),
@@ -112,9 +115,7 @@ def download_command(
 @weights_app.command("verify")
 @cli_errors
 def verify_command(
-    names: Annotated[
-        Optional[list[WeightsName]], typer.Argument(help="Which files (default: all).", metavar="NAME", show_default=False)
-    ] = None,
+    names: NamesArg = None,
     weights_dir: DirOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
@@ -126,8 +127,14 @@ def verify_command(
     checks = registry.verify_weights([n.value for n in names] if names else None, weights_dir=weights_dir)
     if json_mode:
         items = [
-            {"name": c.name, "path": str(c.path), "origin": c.origin, "sha256": c.sha256,
-             "verified": c.verified, "problem": c.problem}
+            {
+                "name": c.name,
+                "path": str(c.path),
+                "origin": c.origin,
+                "sha256": c.sha256,
+                "verified": c.verified,
+                "problem": c.problem,
+            }
             for c in checks
         ]
         typer.echo(json.dumps({"weights": items}, indent=2))
