@@ -409,3 +409,27 @@ def test_cli_download_list_verify_path(registry, server) -> None:
 def test_cli_rejects_unknown_names(registry) -> None:
     result = runner.invoke(app, ["weights", "path", "resnet"])
     assert result.exit_code == 2
+
+
+def test_cli_progress_bar_and_offline_folder(registry, server, tmp_path, monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from violence_cli import console
+
+    drawn = io.StringIO()
+    monkeypatch.setattr(console, "stderr", Console(file=drawn, force_terminal=True, width=100))
+    folder = tmp_path / "offline"
+    result = runner.invoke(app, ["weights", "download", "macil_sd", "--weights-dir", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert (folder / "macil_sd.pkl").read_bytes() == server["good"]
+    assert "macil_sd" in drawn.getvalue() and "MB" in drawn.getvalue()  # the byte bar was drawn
+    assert not weights.cache_dir().exists()  # --weights-dir, not the cache
+
+    monkeypatch.setenv(weights.WEIGHTS_ENV, str(folder))
+    result = runner.invoke(app, ["weights", "path", "macil_sd"])
+    assert result.stdout.strip() == str(folder / "macil_sd.pkl")
+    result = runner.invoke(app, ["weights", "verify", "macil_sd", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["weights"][0]["origin"] == "env"
