@@ -287,7 +287,8 @@ def resolve_weights(
         if not explicit.is_file():
             raise WeightsError(f"{explicit}: {name} weights file not found")
         return explicit
-    for origin, folder in _search_folders(weights_dir):
+    folders = _search_folders(weights_dir)
+    for origin, folder in folders:
         candidate = folder / entry.filename
         if not candidate.is_file():
             continue
@@ -303,13 +304,14 @@ def resolve_weights(
             )
         return download_weights(name, force=True, progress=progress).path
     if not download:
-        raise _missing_error(entry)
+        raise _missing_error(entry, [folder for _, folder in folders])
     return download_weights(name, progress=progress).path
 
 
-def _missing_error(entry: WeightsEntry) -> WeightsError:
+def _missing_error(entry: WeightsEntry, searched: list[Path]) -> WeightsError:
+    where = ", ".join(str(folder) for folder in searched)
     return WeightsError(
-        f"{entry.name} weights not found: {entry.filename} is not in {cache_dir()} and downloading "
+        f"{entry.name} weights not found: {entry.filename} is not in {where} and downloading "
         f"is off; fetch it with `violence-detect weights download {entry.name}` (from "
         f"{entry.download_url()}) or put it in a folder named by ${WEIGHTS_ENV}",
         hint=f"offline: download on another machine with `violence-detect weights download --weights-dir DIR`, "
