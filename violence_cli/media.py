@@ -274,12 +274,12 @@ def _report(on_warning: Warn | None, path: Path, kind: str, damage: _Damage, dec
     if on_warning is None or not (damage.bad_packets or damage.stopped or short):
         return
     where = f"{decoded:.2f} s" + (f" of {expected:.2f} s" if expected is not None else "")
-    problem = "truncated or corrupt"
+    problem = "file truncated or corrupt"
     if damage.error:
         problem += f": {damage.error}"
     if damage.bad_packets:
         problem += f"; {damage.bad_packets} unreadable packet(s) skipped"
-    on_warning(f"{path}: {kind} decoded up to {where} ({problem})")
+    on_warning(f"{path}: {kind} stops at {where} ({problem}); using what was decoded")
 
 
 def _round_near(x: Fraction) -> int:
@@ -293,9 +293,9 @@ def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
     kwargs = {}
     if frame.color_range:  # 1 = limited (MPEG), 2 = full (JPEG); 0 = unspecified
         kwargs["src_color_range"] = frame.color_range
-    rgb = frame.to_ndarray(format="rgb24", **kwargs)  # (H, W, 3)
+    rgb = frame.to_ndarray(format="rgb24", **kwargs)  # (H, W, 3), rows may be padded
     turns = _quarter_turns(frame)
-    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+    return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
 
 
 def _duration_estimate(frame, previous_pts: int | None, fallback: int) -> int:
@@ -344,17 +344,11 @@ def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: W
     time_base = stream.time_base
     fallback = int(1 / (average * time_base)) if average and time_base else 1
     next_tick = 0  # output tick to fill next
-    held = None  # [frame, tick, rgb or None]: the frame that fills ticks until a later one arrives
+    held = None  # the decoded frame that fills output ticks until a later one is due
     last_pts, last_duration = None, fallback
 
     def tick_of(pts: int) -> int:
         return _round_near((pts - origin_pts) * time_base * rate)
-
-    def emit(entry):
-        if entry[2] is None:
-            entry[2] = _to_rgb(entry[0])
-            return entry[2]
-        return entry[2].copy()  # a repeated frame: still an independent array
 
     with container:
         for frame in _decode(container, stream, damage):
@@ -367,14 +361,14 @@ def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: W
             last_pts = frame.pts
             tick = tick_of(frame.pts)
             if held is not None:
-                while tick > next_tick:  # the held frame is the latest one for this tick
-                    yield emit(held)
+                while tick > next_tick:  # the held frame is the latest one due at next_tick
+                    yield _to_rgb(held)  # converted per use: repeats are independent arrays
                     next_tick += 1
-            held = [frame, tick, None]  # replaces (drops) the previous one
+            held = frame  # a frame that was never due is dropped here
         if held is not None:
             end_tick = tick_of(last_pts + last_duration)
             while end_tick > next_tick:
-                yield emit(held)
+                yield _to_rgb(held)
                 next_tick += 1
             decoded = float((last_pts + last_duration - origin_pts) * time_base)
         else:
@@ -428,7 +422,7 @@ def _audio_chunks(container, stream, path: Path, origin: float, rate: int, chunk
     # layout=None keeps the source channels: we average them ourselves after resampling.
     resampler = av.AudioResampler(format="fltp", layout=None, rate=rate)
     pending: list[np.ndarray] = []
-    held = 0  # samples in pending
+    buffered = 0  # samples in pending
     skip = None  # samples to drop (> 0) or zeros to insert (< 0) at the start
     produced = 0  # samples yielded or pending, from t = 0
 
@@ -441,7 +435,7 @@ def _audio_chunks(container, stream, path: Path, origin: float, rate: int, chunk
                 skip = int(round(-start * rate))
                 if skip < 0:
                     pending.append(np.zeros(-skip, np.float32))
-                    held += -skip
+                    buffered += -skip
                     skip = 0
             if skip is None:
                 continue
@@ -455,15 +449,15 @@ def _audio_chunks(container, stream, path: Path, origin: float, rate: int, chunk
                 cut = min(skip, samples.size)
                 samples, skip = samples[cut:], skip - cut
             pending.append(samples)
-            held += samples.size
-            while held >= chunk:
+            buffered += samples.size
+            while buffered >= chunk:
                 block = np.concatenate(pending)
                 yield np.clip(block[:chunk], -1.0, 1.0)
-                pending, held = [block[chunk:]], block.size - chunk
+                pending, buffered = [block[chunk:]], block.size - chunk
                 produced += chunk
-        if held:
+        if buffered:
             yield np.clip(np.concatenate(pending), -1.0, 1.0)
-            produced += held
+            produced += buffered
         expected = _stream_end(container, stream, origin)
     _report(on_warning, path, "audio", damage, produced / rate, expected)
 

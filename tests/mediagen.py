@@ -1,0 +1,209 @@
+"""Synthetic media for tests, written with PyAV (no ffmpeg binary, no network).
+
+``make_clip`` writes a small video (and/or audio) file whose content is known exactly:
+
+- pictures from a named ``pattern`` or your own ``pattern(frame_index) -> (H, W, 3) uint8``:
+  ``"gradient"`` (a ramp that moves with the frame index), ``"quadrants"`` (red, green,
+  blue, white quadrants: top-left, top-right, bottom-left, bottom-right; for crop order and
+  rotation) or ``"index"`` (the frame index written as black/white bars; read it back with
+  :func:`read_index`);
+- frame presentation times from :func:`frame_times` (constant ``fps`` or, with ``vfr``, an
+  irregular cycle of durations), so a test can compute which source frame belongs where;
+- audio: a sine of ``tone_hz`` per channel (one frequency, or one per channel), amplitude
+  ``AMPLITUDE``, optionally starting late (``audio_start``);
+- optional display rotation (a display matrix, as phones write it) and ``faststart``
+  (index at the front, so a file cut in the middle still opens, like a partial download).
+
+Example::
+
+    path = make_clip(tmp_path / "a.mp4", seconds=2, fps=30, pattern="index")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+AMPLITUDE = 0.5  # peak of the generated sine tones (full scale = 1)
+VFR_CYCLE = (Fraction(1, 2), Fraction(1), Fraction(3, 2), Fraction(1))  # frame durations in units of 1/fps
+INDEX_BITS = 8  # bars in the "index" pattern: frames 0..255 are distinguishable
+
+_QUADRANT_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255))  # TL, TR, BL, BR
+_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
+
+Pattern = str | Callable[[int], np.ndarray]
+
+
+def frame_times(seconds: float, fps: float = 24, vfr: bool = False) -> list[Fraction]:
+    """Presentation times in seconds (exact, millisecond grid) of the frames ``make_clip`` writes.
+
+    Constant rate: ``i / fps``. With ``vfr``: durations cycle through ``VFR_CYCLE`` times
+    ``1 / fps`` (so the mean rate is still ``fps``). Frames start before ``seconds``.
+    """
+    step = Fraction(1, 1) / Fraction(fps).limit_denominator(1000)
+    times: list[Fraction] = []
+    t = Fraction(0)
+    i = 0
+    while t < seconds:
+        times.append(Fraction(round(t * 1000), 1000))
+        t += step * (VFR_CYCLE[i % len(VFR_CYCLE)] if vfr else 1)
+        i += 1
+    return times
+
+
+def quadrants(height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8: red, green, blue, white quadrants (TL, TR, BL, BR)."""
+    img = np.empty((height, width, 3), np.uint8)
+    h, w = height // 2, width // 2
+    for (rows, cols), colour in zip(
+        ((slice(0, h), slice(0, w)), (slice(0, h), slice(w, None)), (slice(h, None), slice(0, w)), (slice(h, None), slice(w, None))),
+        _QUADRANT_COLOURS,
+    ):
+        img[rows, cols] = colour
+    return img
+
+
+def index_frame(index: int, height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8 with ``index`` in binary: INDEX_BITS vertical bars, bit 0 leftmost."""
+    if not 0 <= index < 2**INDEX_BITS:
+        raise ValueError(f"index {index} does not fit in {INDEX_BITS} bars")
+    bars = np.array([(index >> b) & 1 for b in range(INDEX_BITS)], np.uint8) * 255
+    columns = bars[np.arange(width) * INDEX_BITS // width]  # (W,)
+    return np.repeat(np.repeat(columns[None, :, None], height, 0), 3, 2)
+
+
+def read_index(rgb: np.ndarray) -> int:
+    """The frame index an ``"index"`` pattern frame carries (from the bar centres)."""
+    height, width = rgb.shape[:2]
+    centres = ((np.arange(INDEX_BITS) + 0.5) * width / INDEX_BITS).astype(int)
+    levels = rgb[:, centres].reshape(height, INDEX_BITS, -1).mean(axis=(0, 2))
+    return int(sum(1 << b for b in range(INDEX_BITS) if levels[b] > 127))
+
+
+def _picture(pattern: Pattern, index: int, height: int, width: int) -> np.ndarray:
+    if callable(pattern):
+        img = np.asarray(pattern(index), np.uint8)
+        if img.shape != (height, width, 3):
+            raise ValueError(f"pattern gave {img.shape}, expected {(height, width, 3)}")
+        return img
+    if pattern == "gradient":
+        ramp = (np.arange(width)[None, :] * 4 + np.arange(height)[:, None] * 2 + index * 8) % 256
+        return np.stack([ramp, 255 - ramp, np.full_like(ramp, (index * 16) % 256)], axis=-1).astype(np.uint8)
+    if pattern == "quadrants":
+        return quadrants(height, width)
+    if pattern == "index":
+        return index_frame(index, height, width)
+    raise ValueError(f"unknown pattern {pattern!r}")
+
+
+def tone(n: int, rate: int, tone_hz: float | Sequence[float], channels: int, start: int = 0) -> np.ndarray:
+    """(channels, n) float32 sines: ``AMPLITUDE * sin(2 pi f_c t)``, samples start..start+n."""
+    freqs = list(tone_hz) if isinstance(tone_hz, Sequence) else [tone_hz] * channels
+    if len(freqs) != channels:
+        raise ValueError(f"{len(freqs)} tone frequencies for {channels} channels")
+    t = (start + np.arange(n)) / rate
+    return (AMPLITUDE * np.sin(2 * np.pi * np.asarray(freqs)[:, None] * t[None, :])).astype(np.float32)
+
+
+def make_clip(
+    path: str | Path,
+    seconds: float,
+    fps: float = 24,
+    size: tuple[int, int] = (64, 48),
+    audio: bool = True,
+    audio_rate: int = 16000,
+    channels: int = 1,
+    codec: str = "libx264",
+    pattern: Pattern = "gradient",
+    tone_hz: float | Sequence[float] = 440.0,
+    rotation: int | None = None,
+    vfr: bool = False,
+    audio_only: bool = False,
+    *,
+    audio_codec: str | None = None,
+    audio_start: float = 0.0,
+    faststart: bool = False,
+    crf: int = 18,
+) -> Path:
+    """Write a synthetic clip to ``path`` (container from the suffix) and return the path.
+
+    ``size`` is (width, height) as stored (rotation is metadata only); ``rotation`` is the
+    counter-clockwise display rotation in degrees (what ``VideoFrame.rotation`` reads
+    back). ``codec``: any PyAV encoder (``libx264``, ``mpeg4``, ``libx265``,
+    ``libvpx-vp9``, ``libsvtav1``...). ``audio_codec``: default ``aac``, ``pcm_s16le`` for
+    ``.wav``; ``flac`` keeps samples exact in MP4/MKV. ``audio_start`` delays the audio
+    (seconds). ``audio_only`` writes no video stream; ``audio=False`` no audio stream.
+    """
+    path = Path(path)
+    width, height = size
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), mode="w", options=options) as container:
+        video = None
+        if not audio_only:
+            video = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+            if codec in ("libx264", "libx265"):
+                video.options = {"crf": str(crf), "preset": "ultrafast" if codec == "libx264" else "fast"}
+            elif codec == "libvpx-vp9":
+                video.options = {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"}
+            elif codec == "mpeg4":
+                video.options = {"qscale": "2"}
+            if vfr:
+                video.codec_context.time_base = Fraction(1, 1000)
+            if rotation:
+                video.set_display_rotation(rotation)
+        sound = None
+        if audio or audio_only:
+            name = audio_codec or ("pcm_s16le" if path.suffix.lower() == ".wav" else "aac")
+            sound = container.add_stream(name, rate=audio_rate)
+            sound.layout = _LAYOUTS.get(channels, f"{channels}c")
+        if video is not None:
+            _write_video(container, video, seconds, fps, pattern, vfr)
+        if sound is not None:
+            _write_audio(container, sound, seconds, audio_rate, channels, tone_hz, audio_start)
+    return path
+
+
+def _write_video(container, stream, seconds: float, fps: float, pattern: Pattern, vfr: bool) -> None:
+    for i, t in enumerate(frame_times(seconds, fps, vfr)):
+        frame = av.VideoFrame.from_ndarray(_picture(pattern, i, stream.height, stream.width), format="rgb24")
+        frame.pts = int(t * 1000) if vfr else i
+        for packet in stream.encode(frame.reformat(format="yuv420p")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+
+
+def _write_audio(container, stream, seconds, rate, channels, tone_hz, start) -> None:
+    total = int(round(seconds * rate))
+    offset = int(round(start * rate))
+    block = stream.codec_context.frame_size or 1024
+    fmt = stream.codec_context.format.name if stream.codec_context.format else "fltp"
+    for begin in range(offset, total, block):
+        n = min(block, total - begin)
+        samples = tone(n, rate, tone_hz, channels, start=begin)  # (C, n)
+        frame = _audio_frame(samples, fmt, stream.layout.name)
+        frame.sample_rate, frame.pts = rate, begin
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+
+
+def _audio_frame(samples: np.ndarray, fmt: str, layout: str) -> av.AudioFrame:
+    """An AudioFrame in the encoder's sample format from (C, n) float32 samples."""
+    planar = fmt.endswith("p")
+    base = fmt.rstrip("p")
+    if base == "s16":
+        data = np.clip(np.round(samples * 32767), -32768, 32767).astype(np.int16)
+    elif base == "s32":
+        data = np.clip(np.round(samples * 2147483647.0), -2147483648, 2147483647).astype(np.int32)
+    else:
+        data = samples.astype(np.float32)
+    if not planar:
+        data = data.T.reshape(1, -1)  # interleaved: (1, n * C)
+    return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout=layout)
