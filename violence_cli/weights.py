@@ -195,7 +195,7 @@ def file_digest(path: str | os.PathLike[str]) -> FileDigest:
     if key in _digest_memo:
         return _digest_memo[key]
     sha256 = hashlib.sha256()
-    # git's object header, then the content; an integrity check, not a security use (FIPS builds)
+    # git's object header, then the content (SHA-1 is what git publishes; the flag lets FIPS builds run it)
     blob = hashlib.sha1(b"blob %d\0" % st.st_size, usedforsecurity=False)
     size = 0
     with open(p, "rb") as f:
