@@ -27,6 +27,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import ColorRange
 
 AMPLITUDE = 0.5  # peak of the generated sine tones (full scale = 1)
 VFR_CYCLE = (Fraction(1, 2), Fraction(1), Fraction(3, 2), Fraction(1))  # frame durations in units of 1/fps
@@ -127,6 +128,7 @@ def make_clip(
     audio_codec: str | None = None,
     audio_start: float = 0.0,
     faststart: bool = False,
+    full_range: bool = False,
     crf: int = 18,
 ) -> Path:
     """Write a synthetic clip to ``path`` (container from the suffix) and return the path.
@@ -137,6 +139,8 @@ def make_clip(
     ``libvpx-vp9``, ``libsvtav1``...). ``audio_codec``: default ``aac``, ``pcm_s16le`` for
     ``.wav``; ``flac`` keeps samples exact in MP4/MKV. ``audio_start`` delays the audio
     (seconds). ``audio_only`` writes no video stream; ``audio=False`` no audio stream.
+    ``full_range`` stores full-range (0-255, "pc") YUV and flags it; ``crf`` sets x264/x265
+    quality.
     """
     path = Path(path)
     width, height = size
@@ -146,14 +150,18 @@ def make_clip(
         if not audio_only:
             video = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-            if codec in ("libx264", "libx265"):
-                video.options = {"crf": str(crf), "preset": "ultrafast" if codec == "libx264" else "fast"}
+            if codec == "libx264":
+                video.options = {"crf": str(crf), "preset": "ultrafast"}
+            elif codec == "libx265":
+                video.options = {"crf": str(crf), "preset": "fast", "x265-params": "log-level=error"}
             elif codec == "libvpx-vp9":
                 video.options = {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"}
             elif codec == "mpeg4":
                 video.options = {"qscale": "2"}
             if vfr:
                 video.codec_context.time_base = Fraction(1, 1000)
+            if full_range:
+                video.codec_context.color_range = ColorRange.JPEG
             if rotation:
                 video.set_display_rotation(rotation)
         sound = None
@@ -162,17 +170,19 @@ def make_clip(
             sound = container.add_stream(name, rate=audio_rate)
             sound.layout = _LAYOUTS.get(channels, f"{channels}c")
         if video is not None:
-            _write_video(container, video, seconds, fps, pattern, vfr)
+            _write_video(container, video, seconds, fps, pattern, vfr, full_range)
         if sound is not None:
             _write_audio(container, sound, seconds, audio_rate, channels, tone_hz, audio_start)
     return path
 
 
-def _write_video(container, stream, seconds: float, fps: float, pattern: Pattern, vfr: bool) -> None:
+def _write_video(container, stream, seconds: float, fps: float, pattern: Pattern, vfr: bool, full_range: bool) -> None:
+    colour_range = ColorRange.JPEG if full_range else ColorRange.MPEG
     for i, t in enumerate(frame_times(seconds, fps, vfr)):
         frame = av.VideoFrame.from_ndarray(_picture(pattern, i, stream.height, stream.width), format="rgb24")
+        frame = frame.reformat(format="yuv420p", dst_color_range=colour_range)
         frame.pts = int(t * 1000) if vfr else i
-        for packet in stream.encode(frame.reformat(format="yuv420p")):
+        for packet in stream.encode(frame):
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)

@@ -223,6 +223,16 @@ def test_sizes_and_codecs(tmp_path: Path, size: tuple[int, int], codec: str, suf
     assert centres.max() < 40
 
 
+@pytest.mark.parametrize("codec", ["libvpx-vp9", "libx264"])
+def test_full_range_synthetic(tmp_path: Path, codec: str) -> None:
+    """Full-range YUV (VP9 decodes it as yuv420p flagged "pc", H.264 as yuvj420p): levels
+    are kept; read as limited range, the ramp would be stretched by 16% (mean error ~10)."""
+    ramp = np.tile(np.linspace(0, 255, 64).astype(np.uint8)[None, :, None], (48, 1, 3))
+    path = make_clip(tmp_path / "full.mkv", 0.5, pattern=lambda i: ramp, codec=codec, full_range=True, audio=False)
+    frame = next(media.iter_frames(path))
+    assert np.abs(frame.astype(int) - ramp).mean() < 3
+
+
 @pytest.mark.parametrize("rotation", [90, 180, -90])
 def test_rotation_is_applied(tmp_path: Path, rotation: int) -> None:
     """A display matrix (as phones write it) turns the frames upright. No file in

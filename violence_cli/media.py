@@ -290,10 +290,8 @@ def _round_near(x: Fraction) -> int:
 
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """(H, W, 3) uint8 RGB of ``frame`` in its display orientation."""
-    kwargs = {}
-    if frame.color_range:  # 1 = limited (MPEG), 2 = full (JPEG); 0 = unspecified
-        kwargs["src_color_range"] = frame.color_range
-    rgb = frame.to_ndarray(format="rgb24", **kwargs)  # (H, W, 3), rows may be padded
+    # swscale converts with the frame's own matrix and range (full-range bt709 etc.)
+    rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3), rows may be padded
     turns = _quarter_turns(frame)
     return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
 
