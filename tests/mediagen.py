@@ -127,6 +127,7 @@ def make_clip(
     *,
     audio_codec: str | None = None,
     audio_start: float = 0.0,
+    audio_seconds: float | None = None,
     faststart: bool = False,
     full_range: bool = False,
     crf: int = 18,
@@ -138,7 +139,7 @@ def make_clip(
     back). ``codec``: any PyAV encoder (``libx264``, ``mpeg4``, ``libx265``,
     ``libvpx-vp9``, ``libsvtav1``...). ``audio_codec``: default ``aac``, ``pcm_s16le`` for
     ``.wav``; ``flac`` keeps samples exact in MP4/MKV. ``audio_start`` delays the audio
-    (seconds). ``audio_only`` writes no video stream; ``audio=False`` no audio stream.
+    (seconds); ``audio_seconds`` ends it elsewhere than the video (default: ``seconds``). ``audio_only`` writes no video stream; ``audio=False`` no audio stream.
     ``full_range`` stores full-range (0-255, "pc") YUV and flags it; ``crf`` sets x264/x265
     quality.
     """
@@ -172,7 +173,8 @@ def make_clip(
         if video is not None:
             _write_video(container, video, seconds, fps, pattern, vfr, full_range)
         if sound is not None:
-            _write_audio(container, sound, seconds, audio_rate, channels, tone_hz, audio_start)
+            end = seconds if audio_seconds is None else audio_seconds
+            _write_audio(container, sound, end, audio_rate, channels, tone_hz, audio_start)
     return path
 
 

@@ -330,6 +330,16 @@ def test_truncated_file_warns_once_and_keeps_what_decodes(tmp_path: Path, suffix
     assert str(cut) in video_warnings[0] and "truncated" in video_warnings[0]
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_streams_of_different_lengths_are_not_truncation(tmp_path: Path, suffix: str) -> None:
+    """The container's duration is the longer stream's: no false "truncated" warning."""
+    path = make_clip(tmp_path / f"clip{suffix}", 1.0, audio_seconds=3.0)
+    warnings: list[str] = []
+    assert len(list(media.iter_frames(path, on_warning=warnings.append))) == 24
+    audio = np.concatenate(list(media.iter_audio(path, on_warning=warnings.append)))
+    assert abs(audio.size - 48000) < 1100 and warnings == []
+
+
 def test_truncated_mp4_without_index_is_an_input_error(tmp_path: Path) -> None:
     full = make_clip(tmp_path / "full.mp4", 2.0)  # index (moov) written last: lost when cut
     cut = tmp_path / "cut.mp4"

@@ -136,13 +136,27 @@ def _origin(container, video, audio) -> float:
     return container.start_time / 1e6 if container.start_time is not None else 0.0
 
 
-def _stream_end(container, stream, origin: float) -> float | None:
-    """End of ``stream`` in seconds from t = 0 according to the headers, if they say."""
-    start = _seconds(stream.start_time, stream.time_base)
+def _stream_length(stream) -> float | None:
+    """Length of ``stream`` in seconds per its own header (MP4 duration, Matroska tag)."""
     length = _seconds(stream.duration, stream.time_base)
-    if length is not None and length > 0:
+    if length is None:
+        tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+        try:
+            hours, minutes, secs = (float(part) for part in tag.split(":"))
+            length = hours * 3600 + minutes * 60 + secs
+        except (AttributeError, ValueError):
+            return None
+    return length if length > 0 else None
+
+
+def _stream_end(container, stream, origin: float, *, own_only: bool = False) -> float | None:
+    """End of ``stream`` in seconds from t = 0 per the headers; ``own_only``: only if the
+    stream itself says (the container's duration may be another, longer stream's)."""
+    start = _seconds(stream.start_time, stream.time_base)
+    length = _stream_length(stream)
+    if length is not None:
         return (start if start is not None else origin) + length - origin
-    if container.duration is not None and container.duration > 0:
+    if not own_only and container.duration is not None and container.duration > 0:
         container_start = container.start_time / 1e6 if container.start_time is not None else 0.0
         return container_start + container.duration / 1e6 - origin
     return None
@@ -372,7 +386,7 @@ def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: W
         else:
             decoded = 0.0
             damage.stopped = damage.stopped or damage.bad_packets > 0
-        expected = _stream_end(container, stream, _origin(container, stream, None))
+        expected = _stream_end(container, stream, _origin(container, stream, None), own_only=True)
     _report(on_warning, path, "video", damage, decoded, expected)
 
 
@@ -456,7 +470,7 @@ def _audio_chunks(container, stream, path: Path, origin: float, rate: int, chunk
         if buffered:
             yield np.clip(np.concatenate(pending), -1.0, 1.0)
             produced += buffered
-        expected = _stream_end(container, stream, origin)
+        expected = _stream_end(container, stream, origin, own_only=True)
     _report(on_warning, path, "audio", damage, produced / rate, expected)
 
 
