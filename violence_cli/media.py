@@ -385,7 +385,7 @@ def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: W
             decoded = float((last_pts + last_duration - origin_pts) * time_base)
         else:
             decoded = 0.0
-            damage.stopped = damage.stopped or damage.bad_packets > 0
+            damage.stopped = True  # not one frame could be decoded
         expected = _stream_end(container, stream, _origin(container, stream, None), own_only=True)
     _report(on_warning, path, "video", damage, decoded, expected)
 
