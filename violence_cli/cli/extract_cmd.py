@@ -1,1 +1,152 @@
-"""`violence-detect extract`: registered on the shared app."""
+"""``violence-detect extract VIDEO_OR_DIR... --out DIR``: XD-Violence feature files.
+
+A thin layer over :func:`violence_cli.features.extract.extract_to_folder`: every video
+becomes ``NAME__0.npy`` .. ``NAME__4.npy`` (I3D, (T, 1024) float32 per crop) and
+``NAME__vggish.npy`` (VGGish, (T, 128) float32), the layout ``eval`` and ``train`` read.
+Videos already done are skipped unless ``--overwrite``; a video that fails is reported
+and the others go on; the exit code is 1 at the end if any failed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .. import console
+from ..errors import UsageError
+from ._app import app, cli_errors, exit_code
+
+
+class Crops(str, Enum):
+    five = "5"
+    one = "1"
+
+
+HELP = """Extract I3D RGB + VGGish audio features in the XD-Violence layout.
+
+For each video NAME (files, or every video directly inside a folder) writes into --out:
+NAME__0.npy .. NAME__4.npy, the I3D features of the centre, top-left, top-right,
+bottom-left and bottom-right crops, (T, 1024) float32 each, and NAME__vggish.npy, the
+audio features, (T, 128) float32; T = floor((frames at 24 fps - 1) / 16). `eval` and
+`train` read these folders like the published XD-Violence features.
+
+Examples:
+
+  violence-detect extract clip.mp4 --out features/
+
+  violence-detect extract videos/ --out features/ --crops 1 --device cuda
+
+  violence-detect extract a.mp4 b.mkv --out feats/ --overwrite --json
+"""
+
+GROUP_OUT = "Output"
+GROUP_MODEL = "Model and weights"
+
+
+@app.command("extract", help=HELP, no_args_is_help=True)
+@cli_errors
+def extract_command(
+    inputs: Annotated[list[Path], typer.Argument(metavar="VIDEO_OR_DIR...", help="Video files or folders of videos.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the feature files (created if missing).", show_default=False, rich_help_panel=GROUP_OUT)],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Extract again videos whose files already exist.", rich_help_panel=GROUP_OUT)] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.", rich_help_panel=GROUP_OUT)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or per-video lines on stderr (errors still show).", rich_help_panel=GROUP_OUT)] = False,
+    crops: Annotated[Crops, typer.Option(help="5: centre + 4 corners (the published protocol); 1: centre only, ~5x faster.", rich_help_panel=GROUP_MODEL)] = Crops.five,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=GROUP_MODEL)] = "auto",
+    batch_size: Annotated[Optional[int], typer.Option(help="I3D clips per forward pass (default 5 on CPU, 40 on CUDA).", rich_help_panel=GROUP_MODEL)] = None,
+    i3d_weights: Annotated[Optional[Path], typer.Option(help="I3D RGB weights file (default: rgb_imagenet.pt from the registry).", rich_help_panel=GROUP_MODEL)] = None,
+    vggish_weights: Annotated[Optional[Path], typer.Option(help="VGGish weights file (default: vggish-10086976.pth from the registry).", rich_help_panel=GROUP_MODEL)] = None,
+    weights_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the weights files (else $VIOLENCE_DETECT_WEIGHTS, then the cache).", rich_help_panel=GROUP_MODEL)] = None,
+    download: Annotated[bool, typer.Option("--download/--no-download", help="Download missing weights (verified by checksum).", rich_help_panel=GROUP_MODEL)] = True,
+    video_stream: Annotated[Optional[int], typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=GROUP_MODEL)] = None,
+    audio_stream: Annotated[Optional[int], typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=GROUP_MODEL)] = None,
+) -> None:
+    from ..features.extract import FeatureExtractor, extract_to_folder, resolve_device
+    from ..pipeline import find_videos
+
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size}: expected a positive number")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    n_crops = int(crops.value)
+    resolved = resolve_device(device)
+    videos, not_found = find_videos(inputs)
+    failures: list[dict[str, Any]] = []
+    for path, exc in not_found:
+        console.error(exc.message, exc.hint)
+        failures.append({"video": path, "status": "failed", "error": exc.message})
+    outcomes: list[dict[str, Any]] = []
+
+    def make_extractor() -> FeatureExtractor:
+        return FeatureExtractor(
+            i3d_weights=i3d_weights, vggish_weights=vggish_weights, device=resolved, crops=n_crops,
+            batch_size=batch_size, weights_dir=weights_dir, download=download,
+        )
+
+    if videos:
+        out.mkdir(parents=True, exist_ok=True)
+        with console.progress_bar(console.progress_enabled(quiet, json_out)) as bar:
+            tasks: dict[int, Any] = {}
+
+            def progress(i: int, video: Path, done: int, total: int | None) -> None:
+                if bar is None:
+                    return
+                if i not in tasks:
+                    tasks[i] = bar.add_task(video.name, total=total)
+                bar.update(tasks[i], completed=done, total=total)
+
+            for i, outcome in enumerate(
+                extract_to_folder(
+                    videos, out, make_extractor, crops=n_crops, overwrite=overwrite,
+                    video_stream=video_stream, audio_stream=audio_stream, progress=progress,
+                )
+            ):
+                if bar is not None and i in tasks:
+                    bar.remove_task(tasks.pop(i))
+                record = asdict(outcome)
+                outcomes.append(record)
+                _report(record, json_out, quiet)
+                if outcome.status == "failed":
+                    failures.append(record)
+
+    if json_out:
+        counts = {s: sum(o["status"] == s for o in outcomes) for s in ("written", "skipped")}
+        document = {
+            "out_dir": str(out), "crops": n_crops, "device": str(resolved),
+            "videos": outcomes + [f for f in failures if f not in outcomes],
+            **counts, "failed": len(failures),
+        }
+        typer.echo(json.dumps(document, indent=2))
+    elif outcomes or failures:
+        written = sum(o["status"] == "written" for o in outcomes)
+        skipped = sum(o["status"] == "skipped" for o in outcomes)
+        console.info(f"{written} written, {skipped} skipped, {len(failures)} failed -> {out}", quiet=quiet)
+    for failure in failures:
+        console.stderr.print(f"failed: {failure['video']}: {failure['error']}", highlight=False, markup=False)
+    exit_code(len(failures))
+
+
+def _report(record: dict[str, Any], json_out: bool, quiet: bool) -> None:
+    """One line per video: results on stdout, problems on stderr."""
+    if record["status"] == "failed":
+        console.error(record["error"], record.get("hint"))
+        return
+    for warning in record["warnings"]:
+        console.warn(warning)
+    if json_out:
+        return
+    name, files = record["name"], record["files"]
+    folder = Path(files[0]).parent if files else Path(".")
+    if record["status"] == "skipped":
+        typer.echo(f"skipped {record['video']}: {len(files)} files already in {folder} (--overwrite to redo)")
+        return
+    audio = "audio" if record["has_audio"] else "no audio: silence"
+    typer.echo(
+        f"wrote {folder / (name + '__*.npy')} ({len(files)} files): {record['n_snippets']} snippets, "
+        f"{audio}, {record['seconds']:.1f} s"
+    )

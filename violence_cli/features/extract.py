@@ -1,0 +1,558 @@
+"""Video file -> XD-Violence features: I3D RGB (T, C, 1024) and VGGish audio (T, 128).
+
+The protocol (REFERENCE.md, "XD-Violence feature protocol"):
+
+- frames at 24 fps (:func:`violence_cli.media.iter_frames`);
+- shorter side resized to 256 pixels, bilinear, *without* anti-aliasing, on uint8 frames.
+  The published extraction is believed to have used OpenCV (``cv2.resize``, INTER_LINEAR);
+  ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False,
+  antialias=False)`` samples the same points (half-pixel centres) and differs from it by
+  at most one grey level (OpenCV's fixed-point weights; mean difference ~0.2 level on
+  natural images), whereas an anti-aliased resize (torchvision's default for tensors
+  since 0.17) blurs down-scaled video noticeably (up to 21 levels off at 720p). The longer
+  side becomes ``int(256 * long / short)`` (torchvision's ``Resize(256)`` rule);
+- five 224x224 crops: ``__0`` centre, ``__1`` top-left, ``__2`` top-right, ``__3``
+  bottom-left, ``__4`` bottom-right (``crops=1``: the centre only);
+- pixels scaled to [-1, 1];
+- non-overlapping 16-frame snippets: a video of N frames gives T = floor((N - 1) / 16),
+  snippet k being frames 16k .. 16k + 15; one I3D feature per crop and snippet;
+- one VGGish example per snippet, the 0.975 s of audio ending where the snippet ends
+  (:func:`violence_cli.features.frontend.aligned_examples`); silence outside the audio.
+
+Speed: frames are decoded, grouped and resized in one thread and the audio decoded and
+turned into log-mel examples in another, each feeding a small bounded queue, while the
+calling thread runs the networks; so decoding overlaps compute and memory stays bounded
+(the outputs aside, 20 kB per snippet at 5 crops). On CUDA the networks run under bf16
+autocast with channels-last tensors, raw frames travel through pinned memory and are
+resized on the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import media
+from ..errors import InputError, UsageError
+from ..media import MediaInfo
+from . import frontend
+
+RESIZE_SHORT = 256  # pixels: the shorter side after resizing
+CROP_SIZE = 224  # pixels: I3D input height and width
+CLIP_FRAMES = 16  # frames per snippet (2/3 s at 24 fps)
+MIN_FRAMES = CLIP_FRAMES + 1  # T = floor((N - 1) / 16) >= 1 needs 17 frames
+CROP_NAMES = ("centre", "top-left", "top-right", "bottom-left", "bottom-right")  # __0 .. __4
+RGB_DIM, AUDIO_DIM = 1024, 128
+VGGISH_BATCH = 32  # log-mel examples per VGGish forward
+DEFAULT_BATCH = {"cpu": 5, "cuda": 40}  # I3D clips per forward
+
+Progress = Callable[[int, "int | None"], None]  # (snippets done, total estimate or None)
+
+
+@dataclass
+class VideoFeatures:
+    """The features of one video, in the XD-Violence layout.
+
+    ``rgb`` (T, C, 1024) float32: I3D features per snippet and crop (crop order as
+    :data:`CROP_NAMES`); ``audio`` (T, 128) float32: VGGish embeddings (>= 0) aligned with
+    the snippets; ``n_frames``: frames decoded at 24 fps; ``has_audio`` False means the
+    audio features are those of silence (a warning says so).
+    """
+
+    rgb: np.ndarray
+    audio: np.ndarray
+    info: MediaInfo
+    n_frames: int
+    has_audio: bool
+    crops: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_snippets(self) -> int:
+        return int(self.rgb.shape[0])
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def count_snippets(n_frames: int) -> int:
+    """T = floor((N - 1) / 16): the XD-Violence count of 16-frame snippets."""
+    return max(0, (n_frames - 1) // CLIP_FRAMES)
+
+
+def resized_size(height: int, width: int, short: int = RESIZE_SHORT) -> tuple[int, int]:
+    """(height, width) after scaling the shorter side to ``short`` (longer: truncated)."""
+    if height <= width:
+        return short, int(short * width / height)
+    return int(short * height / width), short
+
+
+def crop_boxes(height: int, width: int, crops: int = 5, size: int = CROP_SIZE) -> list[tuple[int, int]]:
+    """(top, left) of each crop, in XD order: centre, top-left, top-right, bottom-left, bottom-right."""
+    if crops not in (1, 5):
+        raise UsageError(f"--crops {crops}: expected 5 or 1")
+    if height < size or width < size:
+        raise ValueError(f"frames of {height}x{width} are smaller than the {size}x{size} crop")
+    bottom, right = height - size, width - size
+    centre = (int(round(bottom / 2)), int(round(right / 2)))
+    return [centre, (0, 0), (0, right), (bottom, 0), (bottom, right)][:crops]
+
+
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, h, w, 3) uint8, bilinear without anti-aliasing.
+
+    uint8 in and out, like ``cv2.resize`` on decoded frames (the uint8 kernel of
+    ``interpolate``; on CUDA, which has none, float then rounding).
+    """
+    if tuple(frames.shape[1:3]) == tuple(size):
+        return frames
+    x = frames.permute(0, 3, 1, 2)  # (N, 3, H, W), channels-last in memory
+    if x.device.type == "cpu":
+        y = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
+    else:
+        y = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=False)
+        y = y.round_().clamp_(0, 255).to(torch.uint8)
+    return y.permute(0, 2, 3, 1).contiguous()  # (N, h, w, 3)
+
+
+def make_clips(snippets: torch.Tensor, crops: int = 5) -> torch.Tensor:
+    """(S, 16, h, w, 3) uint8 resized snippets -> (S * C, 3, 16, 224, 224) float32 in [-1, 1].
+
+    Clips are snippet-major (snippet s, crop c at index s * C + c) and channels-last-3d
+    in memory, the layout the networks run fastest on.
+    """
+    s, t, h, w, _ = snippets.shape
+    boxes = crop_boxes(h, w, crops)
+    out = torch.empty((s, len(boxes), t, CROP_SIZE, CROP_SIZE, 3), dtype=torch.float32, device=snippets.device)
+    for c, (top, left) in enumerate(boxes):
+        out[:, c] = snippets[:, :, top : top + CROP_SIZE, left : left + CROP_SIZE, :]
+    out.mul_(2.0 / 255.0).sub_(1.0)
+    return out.view(s * len(boxes), t, CROP_SIZE, CROP_SIZE, 3).permute(0, 4, 1, 2, 3)  # (S*C, 3, 16, 224, 224)
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    text = str(device or "auto").strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"--device {device}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: CUDA is not available here", hint="use --device cpu (or auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type != "cpu":
+        raise UsageError(f"--device {device}: expected auto, cpu, cuda or cuda:N")
+    return dev
+
+
+# --------------------------------------------------------------------------- producers
+
+
+class _End:
+    """End of a producer's stream."""
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put unless asked to stop; False when stopped."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _produce(q: queue.Queue, stop: threading.Event, items: Iterator[Any]) -> None:
+    """Thread body: move ``items`` into ``q``, then an _End or _Failed marker."""
+    try:
+        for item in items:
+            if not _put(q, item, stop):
+                return
+        _put(q, _End(), stop)
+    except BaseException as exc:  # noqa: BLE001 - handed over to the consuming thread
+        _put(q, _Failed(exc), stop)
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+
+
+def _snippets(frames: Iterator[np.ndarray], resize_here: bool, count: dict[str, int]) -> Iterator[torch.Tensor]:
+    """Group 24-fps frames into 16-frame snippets, keeping only those T counts.
+
+    A snippet is released when the frame after it arrives (T = floor((N - 1) / 16)).
+    Yields (16, H, W, 3) uint8 tensors (resized to the shorter side 256 when
+    ``resize_here``); at the end ``count["frames"]`` holds N.
+    """
+    pending: list[np.ndarray] = []
+    full: list[np.ndarray] | None = None
+    target: tuple[int, int] | None = None
+    shape: tuple[int, ...] | None = None
+    n = 0
+    try:
+        for frame in frames:
+            n += 1
+            if shape is None:
+                shape = frame.shape
+                target = resized_size(frame.shape[0], frame.shape[1])
+            if full is not None:
+                yield _prepare(full, shape, target, resize_here)
+                full = None
+            pending.append(frame)
+            if len(pending) == CLIP_FRAMES:
+                full, pending = pending, []
+        count["frames"] = n
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+
+
+def _prepare(frames: list[np.ndarray], shape, target, resize_here: bool) -> torch.Tensor:
+    # A stream whose size changes mid-way: each odd frame is scaled to the first frame's target.
+    same = [f if f.shape == shape else _resize_one(f, target) for f in frames]
+    if any(f.shape != shape for f in same):  # only when resized above: bring all to target
+        same = [f if f.shape[:2] == target else _resize_one(f, target) for f in same]
+    x = torch.from_numpy(np.stack(same))  # (16, H, W, 3) uint8
+    return resize_frames(x, target) if resize_here else x
+
+
+def _resize_one(frame: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+    return resize_frames(torch.from_numpy(frame)[None], target)[0].numpy()
+
+
+def _audio_blocks(path: Path, audio_stream: int | None, warn: Callable[[str], None]) -> Iterator[np.ndarray]:
+    chunks = media.iter_audio(path, media.AUDIO_RATE, audio_stream=audio_stream, chunk_seconds=10.0, on_warning=warn)
+    return frontend.aligned_examples(chunks, max_batch=VGGISH_BATCH)
+
+
+# --------------------------------------------------------------------------- extractor
+
+
+class FeatureExtractor:
+    """Load I3D and VGGish once, then :meth:`extract` the features of any number of videos.
+
+    ``i3d_weights`` / ``vggish_weights``: explicit files; when absent the weights registry
+    finds them (``weights_dir``, ``$VIOLENCE_DETECT_WEIGHTS``, the cache, then a verified
+    download unless ``download=False``). ``device``: ``auto``, ``cpu``, ``cuda`` or
+    ``cuda:N``. ``crops``: 5 (the published protocol) or 1 (centre only, 5x cheaper).
+    ``batch_size``: I3D clips per forward (default 5 on CPU, 40 on CUDA); the crops of a
+    snippet always travel together.
+    """
+
+    def __init__(
+        self,
+        i3d_weights: str | os.PathLike[str] | None = None,
+        vggish_weights: str | os.PathLike[str] | None = None,
+        device: str | torch.device = "cpu",
+        crops: int = 5,
+        batch_size: int | None = None,
+        weights_dir: str | os.PathLike[str] | None = None,
+        download: bool = True,
+    ) -> None:
+        from ..weights import resolve_weights
+        from . import load_i3d, load_vggish
+
+        if crops not in (1, 5):
+            raise UsageError(f"--crops {crops}: expected 5 or 1")
+        if batch_size is not None and batch_size < 1:
+            raise UsageError(f"--batch-size {batch_size}: expected a positive number")
+        self.device = resolve_device(device)
+        self.crops = crops
+        self.batch_size = int(batch_size or DEFAULT_BATCH[self.device.type])
+        self.snippets_per_step = max(1, self.batch_size // crops)
+        self.cuda = self.device.type == "cuda"
+        self.i3d_path = resolve_weights("i3d_rgb_imagenet", i3d_weights, weights_dir=weights_dir, download=download)
+        self.vggish_path = resolve_weights("vggish", vggish_weights, weights_dir=weights_dir, download=download)
+        # eval mode, batch norm folded, channels-last (the loaders' defaults)
+        self.i3d = load_i3d(self.i3d_path, device=self.device)
+        self.vggish = load_vggish(self.vggish_path, device=self.device)
+        self._silence: np.ndarray | None = None
+
+    # ----------------------------------------------------------------- networks
+
+    def _autocast(self):
+        if self.cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cpu", enabled=False)
+
+    @torch.inference_mode()
+    def rgb_features(self, snippets: torch.Tensor) -> np.ndarray:
+        """(S, 16, H, W, 3) uint8 snippets -> (S, C, 1024) float32 (resized here unless done)."""
+        s, t, h, w, _ = snippets.shape
+        if self.cuda:
+            snippets = snippets.pin_memory()
+        x = snippets.to(self.device, non_blocking=True)
+        target = resized_size(h, w)
+        if (h, w) != target:
+            x = resize_frames(x.view(s * t, h, w, 3), target).view(s, t, *target, 3)
+        clips = make_clips(x, self.crops)  # (S*C, 3, 16, 224, 224)
+        outs = []
+        with self._autocast():
+            for i in range(0, clips.shape[0], self.batch_size):
+                outs.append(self.i3d(clips[i : i + self.batch_size]).float())  # (B, 1024)
+        return torch.cat(outs).view(snippets.shape[0], self.crops, RGB_DIM).cpu().numpy()
+
+    @torch.inference_mode()
+    def audio_features(self, examples: np.ndarray) -> np.ndarray:
+        """(K, 96, 64) log-mel examples -> (K, 128) float32 VGGish embeddings."""
+        out = np.empty((len(examples), AUDIO_DIM), np.float32)
+        for i in range(0, len(examples), VGGISH_BATCH):
+            x = torch.from_numpy(np.ascontiguousarray(examples[i : i + VGGISH_BATCH]))
+            if self.cuda:
+                x = x.pin_memory()
+            with self._autocast():
+                y = self.vggish(x.to(self.device, non_blocking=True))  # (B, 128)
+            out[i : i + len(x)] = y.float().cpu().numpy()
+        return out
+
+    def silence_features(self) -> np.ndarray:
+        """(128,) VGGish embedding of a silent example."""
+        if self._silence is None:
+            self._silence = self.audio_features(frontend.silence_example()[None])[0]
+        return self._silence
+
+    # ----------------------------------------------------------------- one video
+
+    def extract(
+        self,
+        path: str | os.PathLike[str],
+        video_stream: int | None = None,
+        audio_stream: int | None = None,
+        progress: Progress | None = None,
+    ) -> VideoFeatures:
+        """Features of one video. Raises :class:`InputError` for a file without video, one
+        too short for a snippet (< 17 frames at 24 fps), or one that cannot be read."""
+        path = Path(path)
+        info = media.probe(path, video_stream=video_stream, audio_stream=audio_stream)
+        if not info.has_video:
+            raise InputError(f"{path}: no video stream (features need pictures; audio-only files are not supported)")
+        warnings: list[str] = []
+        estimate = count_snippets(int(round(info.duration * media.VIDEO_FPS))) if info.duration > 0 else None
+        stop = threading.Event()
+        video_q: queue.Queue = queue.Queue(maxsize=2 * self.snippets_per_step + 1)
+        audio_q: queue.Queue = queue.Queue(maxsize=8)
+        count: dict[str, int] = {}
+        threads: list[threading.Thread] = []
+        if not info.has_audio:
+            warnings.append(f"{path.name}: no audio stream: silence used as audio (the scores rest on the picture alone)")
+        try:
+            frames = media.iter_frames(path, media.VIDEO_FPS, video_stream=info.video_stream, on_warning=warnings.append)
+            snippets = _snippets(frames, not self.cuda, count)
+            threads.append(threading.Thread(target=_produce, args=(video_q, stop, snippets), daemon=True))
+            if info.has_audio:
+                blocks = _audio_blocks(path, info.audio_stream, warnings.append)
+                threads.append(threading.Thread(target=_produce, args=(audio_q, stop, blocks), daemon=True))
+            for t in threads:
+                t.start()
+            rgb = self._run_video(video_q, progress, estimate)
+            n_frames = count.get("frames", 0)
+            if not rgb:
+                raise InputError(
+                    f"{path}: too short: {n_frames} frame(s) at 24 fps ({n_frames / media.VIDEO_FPS:.2f} s); "
+                    f"at least {MIN_FRAMES} frames ({MIN_FRAMES / media.VIDEO_FPS:.2f} s) are needed for one snippet"
+                )
+            rgb_all = np.concatenate(rgb)  # (T, C, 1024)
+            audio = self._run_audio(audio_q if info.has_audio else None, len(rgb_all))
+        finally:
+            stop.set()
+            for t in threads:
+                if t.ident is not None:
+                    t.join(timeout=10.0)
+        if progress is not None:
+            progress(len(rgb_all), len(rgb_all))
+        return VideoFeatures(
+            rgb=rgb_all, audio=audio, info=info, n_frames=n_frames, has_audio=info.has_audio,
+            crops=self.crops, warnings=warnings,
+        )
+
+    def _run_video(self, q: queue.Queue, progress: Progress | None, estimate: int | None) -> list[np.ndarray]:
+        rgb: list[np.ndarray] = []
+        batch: list[torch.Tensor] = []
+        done = 0
+        while True:
+            item = q.get()
+            if isinstance(item, _Failed):
+                raise item.exc
+            end = isinstance(item, _End)
+            if not end:
+                batch.append(item)
+            if batch and (end or len(batch) == self.snippets_per_step):
+                rgb.append(self.rgb_features(torch.stack(batch)))
+                done += len(batch)
+                batch = []
+                if progress is not None:
+                    progress(done, max(estimate, done) if estimate is not None else None)
+            if end:
+                return rgb
+
+    def _run_audio(self, q: queue.Queue | None, n: int) -> np.ndarray:
+        """(n, 128): VGGish of the first n aligned examples; silence where the audio ends."""
+        out = np.empty((n, AUDIO_DIM), np.float32)
+        done = 0
+        while q is not None and done < n:
+            item = q.get()
+            if isinstance(item, _Failed):
+                raise item.exc
+            if isinstance(item, _End):
+                break
+            block = item[: n - done]
+            out[done : done + len(block)] = self.audio_features(block)
+            done += len(block)
+        out[done:] = self.silence_features()
+        return out
+
+
+# --------------------------------------------------------------------------- XD layout files
+
+
+def xd_paths(out_dir: str | os.PathLike[str], name: str, crops: int) -> list[Path]:
+    """NAME__0.npy .. NAME__{C-1}.npy, then NAME__vggish.npy."""
+    out = Path(out_dir)
+    return [out / f"{name}__{c}.npy" for c in range(crops)] + [out / f"{name}__vggish.npy"]
+
+
+def write_xd_features(features: VideoFeatures, out_dir: str | os.PathLike[str], name: str) -> list[Path]:
+    """Write the XD-Violence layout: one (T, 1024) float32 file per crop, one (T, 128) audio file.
+
+    Each file is written to a temporary name in ``out_dir`` and renamed, so a reader never
+    sees half a file; the audio file is renamed last. Returns the paths written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = xd_paths(out, name, features.crops)
+    arrays = [features.rgb[:, c] for c in range(features.crops)] + [features.audio]
+    for path, array in zip(paths, arrays):
+        _save_atomic(path, np.ascontiguousarray(array, dtype=np.float32))
+    return paths
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- many videos
+
+
+@dataclass
+class ExtractOutcome:
+    """What happened to one input of :func:`extract_to_folder`.
+
+    ``status``: ``written``, ``skipped`` (all files already there) or ``failed``
+    (``error`` says why). ``seconds``: wall time spent on it.
+    """
+
+    video: str
+    name: str
+    status: str
+    files: list[str] = field(default_factory=list)
+    n_snippets: int | None = None
+    n_frames: int | None = None
+    has_audio: bool | None = None
+    duration: float | None = None
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    hint: str | None = None
+
+
+def extract_to_folder(
+    videos: list[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    make_extractor: Callable[[], FeatureExtractor],
+    *,
+    crops: int = 5,
+    overwrite: bool = False,
+    video_stream: int | None = None,
+    audio_stream: int | None = None,
+    progress: Callable[[int, Path, int, "int | None"], None] | None = None,
+) -> Iterator[ExtractOutcome]:
+    """Extract each video into ``out_dir`` in the XD layout; yield one outcome per video.
+
+    Videos whose files all exist are skipped unless ``overwrite``. A video that fails
+    (an :class:`InputError`, say) is reported and the others go on; errors that concern
+    every video (missing weights) propagate. ``make_extractor`` is called once, when the
+    first video needs it (so a run with nothing to do loads no weights). ``progress(i,
+    video, done, total)`` reports snippets within the i-th video.
+    """
+    extractor: FeatureExtractor | None = None
+    claimed: dict[str, str] = {}
+    for i, raw in enumerate(videos):
+        video = Path(raw)
+        name = video.stem
+        paths = xd_paths(out_dir, name, crops)
+        if name in claimed:
+            yield ExtractOutcome(
+                str(video), name, "failed",
+                error=f"{video}: same output name {name!r} as {claimed[name]}",
+                hint="extract one of them into another --out folder, or rename it",
+            )
+            continue
+        claimed[name] = str(video)
+        if not overwrite and all(p.is_file() for p in paths):
+            yield ExtractOutcome(str(video), name, "skipped", files=[str(p) for p in paths])
+            continue
+        start = time.perf_counter()
+        if extractor is None:
+            extractor = make_extractor()
+        callback = None if progress is None else (lambda done, total, i=i, video=video: progress(i, video, done, total))
+        try:
+            feats = extractor.extract(video, video_stream=video_stream, audio_stream=audio_stream, progress=callback)
+            written = write_xd_features(feats, out_dir, name)
+        except InputError as exc:
+            yield ExtractOutcome(str(video), name, "failed", seconds=time.perf_counter() - start, error=exc.message, hint=exc.hint)
+            continue
+        except OSError as exc:
+            yield ExtractOutcome(str(video), name, "failed", seconds=time.perf_counter() - start, error=f"{video}: {exc}")
+            continue
+        yield ExtractOutcome(
+            str(video), name, "written", files=[str(p) for p in written], n_snippets=feats.n_snippets,
+            n_frames=feats.n_frames, has_audio=feats.has_audio, duration=feats.info.duration,
+            seconds=time.perf_counter() - start, warnings=list(feats.warnings),
+        )
+
+
+__all__ = [
+    "CROP_NAMES",
+    "ExtractOutcome",
+    "FeatureExtractor",
+    "VideoFeatures",
+    "count_snippets",
+    "crop_boxes",
+    "extract_to_folder",
+    "make_clips",
+    "resize_frames",
+    "resized_size",
+    "resolve_device",
+    "write_xd_features",
+    "xd_paths",
+]
