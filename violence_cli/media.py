@@ -396,15 +396,18 @@ def iter_audio(
     audio_stream: int | None = None,
     chunk_seconds: float = 10.0,
     on_warning: Warn | None = None,
+    *,
+    video_stream: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the audio as float32 mono chunks at ``sample_rate``, contiguous from t = 0.
 
     Mono is the mean of the channels (not a surround down-mix matrix); resampling is
     libswresample's windowed-sinc per channel. Samples are clipped to [-1, 1]. Chunks hold
     ``chunk_seconds`` of audio except the last. Audio that starts after t = 0 (the video's
-    first frame) is preceded by zeros. A truncated or corrupt file yields what can be
-    decoded and calls ``on_warning(message)`` once. Raises :class:`InputError` (when
-    called) for an unusable file or one without an audio stream.
+    first frame; ``video_stream`` says which video, by default the one :func:`probe`
+    picks) is preceded by zeros. A truncated or corrupt file yields what can be decoded
+    and calls ``on_warning(message)`` once. Raises :class:`InputError` (when called) for
+    an unusable file or one without an audio stream.
     """
     chunk = int(round(chunk_seconds * sample_rate))
     if chunk <= 0 or sample_rate <= 0:
@@ -415,7 +418,7 @@ def iter_audio(
         stream = _select(container, "audio", audio_stream, path)
         if stream is None:
             raise InputError(f"{path}: no audio stream")
-        video = _select(container, "video", None, path)
+        video = _select(container, "video", video_stream, path)
     except BaseException:
         container.close()
         raise
