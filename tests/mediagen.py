@@ -60,11 +60,8 @@ def quadrants(height: int, width: int) -> np.ndarray:
     """(H, W, 3) uint8: red, green, blue, white quadrants (TL, TR, BL, BR)."""
     img = np.empty((height, width, 3), np.uint8)
     h, w = height // 2, width // 2
-    for (rows, cols), colour in zip(
-        ((slice(0, h), slice(0, w)), (slice(0, h), slice(w, None)), (slice(h, None), slice(0, w)), (slice(h, None), slice(w, None))),
-        _QUADRANT_COLOURS,
-    ):
-        img[rows, cols] = colour
+    tl, tr, bl, br = _QUADRANT_COLOURS
+    img[:h, :w], img[:h, w:], img[h:, :w], img[h:, w:] = tl, tr, bl, br
     return img
 
 
@@ -191,8 +188,8 @@ def _write_video(container, stream, seconds: float, fps: float, pattern: Pattern
 
 
 def _write_audio(container, stream, seconds, rate, channels, tone_hz, start) -> None:
-    total = int(round(seconds * rate))
-    offset = int(round(start * rate))
+    total = round(seconds * rate)
+    offset = round(start * rate)
     block = stream.codec_context.frame_size or 1024
     fmt = stream.codec_context.format.name if stream.codec_context.format else "fltp"
     for begin in range(offset, total, block):

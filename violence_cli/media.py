@@ -282,7 +282,9 @@ def _decode(container, stream, damage: _Damage) -> Iterator[av.frame.Frame]:
         pass
 
 
-def _report(on_warning: Warn | None, path: Path, kind: str, damage: _Damage, decoded: float, expected: float | None) -> None:
+def _report(
+    on_warning: Warn | None, path: Path, kind: str, damage: _Damage, decoded: float, expected: float | None
+) -> None:
     """One warning if the stream was damaged or ended well before its announced end."""
     short = expected is not None and expected - decoded > max(_TRUNCATION_SLACK, 0.02 * expected)
     if on_warning is None or not (damage.bad_packets or damage.stopped or short):
@@ -409,7 +411,7 @@ def iter_audio(
     and calls ``on_warning(message)`` once. Raises :class:`InputError` (when called) for
     an unusable file or one without an audio stream.
     """
-    chunk = int(round(chunk_seconds * sample_rate))
+    chunk = round(chunk_seconds * sample_rate)
     if chunk <= 0 or sample_rate <= 0:
         raise ValueError("sample_rate and chunk_seconds must be positive")
     path = _check_path(path)
@@ -447,7 +449,7 @@ def _audio_chunks(container, stream, path: Path, origin: float, rate: int, chunk
                 if frame.pts is None or frame.time_base is None:
                     continue
                 start = float(frame.pts * frame.time_base) - origin
-                skip = int(round(-start * rate))
+                skip = round(-start * rate)
                 if skip < 0:
                     pending.append(np.zeros(-skip, np.float32))
                     buffered += -skip
