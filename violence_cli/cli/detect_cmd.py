@@ -1,1 +1,326 @@
-"""`violence-detect detect`: registered on the shared app."""
+"""``violence-detect [detect] VIDEO...``: scores, violent segments and exports.
+
+A thin layer over :class:`violence_cli.pipeline.Detector`: check the options and every
+output location first, load the networks once, then score each video in turn. A video
+that fails is reported on stderr and the others go on; the exit code is 1 at the end if
+any failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .. import console
+from ..errors import UsageError, ViolenceDetectError
+from ..schema import DetectionResult
+from ._app import app, cli_errors, exit_code
+
+
+class Crops(str, Enum):
+    five = "5"
+    one = "1"
+
+
+class OutputFormat(str, Enum):
+    json = "json"
+    csv = "csv"
+    segments_csv = "segments-csv"
+    vtt = "vtt"
+    srt = "srt"
+    all = "all"
+
+
+HELP = """Find violent segments in videos (several files, or a folder of videos).
+
+Prints a summary per video: duration, whether audio was present, the violent segments
+and a one-line verdict. Each 16-frame snippet (2/3 s) gets three scores in [0, 1]
+(audio-visual, audio only, visual only); snippets scoring at or above --threshold form
+segments.
+
+Examples:
+
+  violence-detect samples/calm_then_chaos.mp4
+
+  violence-detect clip.mp4 --json > clip.json
+
+  violence-detect clip.mp4 -o clip.srt --plot clip.png
+
+  violence-detect videos/ --output-dir out/ --format csv --format vtt --crops 1
+"""
+
+OPT_GROUP_OUT = "Output"
+OPT_GROUP_SEG = "Segments"
+OPT_GROUP_MODEL = "Model and weights"
+
+
+@dataclass
+class Plan:
+    """Where each video's exports go, decided (and checked) before any work."""
+
+    output: Path | None = None
+    output_dir: Path | None = None
+    formats: list[str] = field(default_factory=list)
+    plot: Path | None = None
+    plot_dir: Path | None = None
+    stems: dict[Path, str] = field(default_factory=dict)
+
+    def targets(self, video: Path) -> tuple[list[tuple[str, Path]], Path | None]:
+        from ..writers import format_for_path, get_writer
+
+        exports: list[tuple[str, Path]] = []
+        if self.output is not None:
+            exports.append((format_for_path(self.output), self.output))
+        if self.output_dir is not None:
+            stem = self.stems[video]
+            exports += [(fmt, self.output_dir / get_writer(fmt).file_name(stem)) for fmt in self.formats]
+        plot = self.plot
+        if self.plot_dir is not None:
+            plot = self.plot_dir / f"{self.stems[video]}.timeline.png"
+        return exports, plot
+
+
+@app.command("detect", help=HELP, no_args_is_help=True)
+@cli_errors
+def detect_command(
+    inputs: Annotated[list[Path], typer.Argument(metavar="VIDEO", help="Video files or folders of videos.", show_default=False)],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (a list for several videos).", rich_help_panel=OPT_GROUP_OUT)] = False,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write one export; the format follows the extension (.json .csv .segments.csv .vtt .srt).", rich_help_panel=OPT_GROUP_OUT)] = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="Write exports for every video into this existing folder, named after the video.", rich_help_panel=OPT_GROUP_OUT)] = None,
+    formats: Annotated[Optional[list[OutputFormat]], typer.Option("--format", "-f", metavar="[json|csv|segments-csv|vtt|srt|all]", help="Formats for --output-dir (repeatable; default json).", rich_help_panel=OPT_GROUP_OUT)] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the score timeline into this PNG (or into this folder, one per video).", rich_help_panel=OPT_GROUP_OUT)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages (warnings and errors still show).", rich_help_panel=OPT_GROUP_OUT)] = False,
+    threshold: Annotated[float, typer.Option(help="A snippet is violent when its score is >= this.", rich_help_panel=OPT_GROUP_SEG)] = 0.5,
+    min_duration: Annotated[float, typer.Option(help="Drop segments shorter than this many seconds (applied after merging).", rich_help_panel=OPT_GROUP_SEG)] = 0.0,
+    merge_gap: Annotated[float, typer.Option(help="Join segments separated by at most this many seconds.", rich_help_panel=OPT_GROUP_SEG)] = 0.0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=OPT_GROUP_MODEL)] = "auto",
+    crops: Annotated[Crops, typer.Option(help="5: centre + corners, the published protocol; 1: centre only, ~5x faster.", rich_help_panel=OPT_GROUP_MODEL)] = Crops.five,
+    batch_size: Annotated[Optional[int], typer.Option(help="I3D clips per forward pass (memory vs speed).", rich_help_panel=OPT_GROUP_MODEL)] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="MACIL-SD weights file (default: the published checkpoint).", rich_help_panel=OPT_GROUP_MODEL)] = None,
+    i3d_weights: Annotated[Optional[Path], typer.Option(help="I3D RGB weights file (default: rgb_imagenet.pt).", rich_help_panel=OPT_GROUP_MODEL)] = None,
+    vggish_weights: Annotated[Optional[Path], typer.Option(help="VGGish weights file (default: vggish-10086976.pth).", rich_help_panel=OPT_GROUP_MODEL)] = None,
+    weights_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the weights files (else $VIOLENCE_DETECT_WEIGHTS, then the cache).", rich_help_panel=OPT_GROUP_MODEL)] = None,
+    download: Annotated[bool, typer.Option("--download/--no-download", help="Download missing weights (verified by checksum).", rich_help_panel=OPT_GROUP_MODEL)] = True,
+    video_stream: Annotated[Optional[int], typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=OPT_GROUP_MODEL)] = None,
+    audio_stream: Annotated[Optional[int], typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=OPT_GROUP_MODEL)] = None,
+) -> None:
+    from ..pipeline import Detector, find_videos, resolve_device
+    from ..segments import check_params
+
+    try:
+        check_params(threshold, min_duration, merge_gap)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    resolved_device = resolve_device(device)
+    videos, failures = find_videos(inputs)
+    batch = len(inputs) > 1 or any(p.is_dir() for p in inputs)
+    plan = plan_outputs(videos, batch, output, output_dir, formats, plot)
+    failed: list[tuple[str, str]] = []
+    for path, exc in failures:
+        console.error(exc.message, exc.hint)
+        failed.append((path, exc.message))
+
+    results: list[DetectionResult] = []
+    if videos:
+        show_progress = console.progress_enabled(quiet, json_out)
+        with console.progress_bar(show_progress) as bar:
+            detector = Detector(
+                device=resolved_device, crops=int(crops.value), batch_size=batch_size, checkpoint=checkpoint,
+                i3d_weights=i3d_weights, vggish_weights=vggish_weights, weights_dir=weights_dir,
+                download=download, download_progress=_download_progress(bar),
+            )
+            seen_warnings: set[str] = set()
+            for video in videos:
+                result = _run_one(detector, video, plan, bar, seen_warnings, failed, threshold=threshold,
+                                  min_duration=min_duration, merge_gap=merge_gap,
+                                  video_stream=video_stream, audio_stream=audio_stream)
+                if result is None:
+                    continue
+                results.append(result)
+                if not json_out:
+                    print_summary(result)
+
+    if json_out:
+        from ..writers import batch_document
+
+        if batch:
+            document: dict[str, Any] | None = batch_document(results, failed)
+        else:
+            document = results[0].to_dict() if results else None
+        if document is not None:
+            typer.echo(json.dumps(document, indent=2, allow_nan=False))
+    exit_code(len(failed))
+
+
+def _run_one(detector: Any, video: Path, plan: Plan, bar: Any, seen_warnings: set[str],
+             failed: list[tuple[str, str]], **options: Any) -> DetectionResult | None:
+    """Score and export one video; a failure is reported and recorded, never raised."""
+    from ..plot import plot_timeline
+    from ..writers import get_writer
+
+    task = bar.add_task(video.name, total=None) if bar is not None else None
+
+    def progress(done: int, total: int | None) -> None:
+        if bar is not None:
+            bar.update(task, completed=done, total=total)
+
+    try:
+        result = detector.detect(video, progress=progress, **options)
+        exports, plot_path = plan.targets(video)
+        for fmt, target in exports:
+            get_writer(fmt).write(result, target)
+        if plot_path is not None:
+            plot_timeline(result, plot_path)
+    except ViolenceDetectError as exc:
+        console.error(exc.message, exc.hint)
+        failed.append((str(video), exc.message))
+        return None
+    except OSError as exc:  # writing an export failed (disk full, permissions changed...)
+        message = f"{video}: could not write an export: {exc}"
+        console.error(message)
+        failed.append((str(video), message))
+        return None
+    finally:
+        if bar is not None:
+            bar.remove_task(task)
+    for warning in result.warnings:
+        if warning not in seen_warnings:
+            seen_warnings.add(warning)
+            console.warn(warning)
+    return result
+
+
+def _download_progress(bar: Any) -> Any:
+    if bar is None:
+        return None
+    state: dict[str, Any] = {}
+
+    def progress(done: int, total: int | None) -> None:
+        if "task" not in state:
+            state["task"] = bar.add_task("downloading weights", total=total)
+        bar.update(state["task"], completed=done, total=total)
+
+    return progress
+
+
+def plan_outputs(
+    videos: list[Path],
+    batch: bool,
+    output: Path | None,
+    output_dir: Path | None,
+    formats: list[OutputFormat] | None,
+    plot: Path | None,
+) -> Plan:
+    """Check every output location before any work: one-line errors, exit 1 (2 for misuse)."""
+    from ..writers import FORMATS, format_for_path
+
+    plan = Plan()
+    if output is not None:
+        if batch:
+            raise UsageError("-o/--output takes one video; for several use --output-dir DIR")
+        format_for_path(output)  # an unknown extension is a usage error, before any work
+        _check_writable_file(output)
+        plan.output = output
+    if formats and output_dir is None:
+        raise UsageError("--format needs --output-dir DIR (or use -o FILE with an extension)")
+    if output_dir is not None:
+        _check_writable_dir(output_dir, "--output-dir")
+        chosen = [f.value for f in (formats or [OutputFormat.json])]
+        plan.formats = list(FORMATS) if "all" in chosen else list(dict.fromkeys(chosen))
+        plan.output_dir = output_dir
+    if plot is not None:
+        if plot.is_dir():
+            _check_writable_dir(plot, "--plot")
+            plan.plot_dir = plot
+        elif batch:
+            raise UsageError("--plot FILE takes one video; for several give an existing folder: --plot DIR")
+        else:
+            _check_writable_file(plot)
+            plan.plot = plot
+    plan.stems = unique_stems(videos)
+    return plan
+
+
+def unique_stems(videos: list[Path]) -> dict[Path, str]:
+    """Export names per video: the file's stem, with -2, -3... when two videos share one."""
+    stems: dict[Path, str] = {}
+    used: set[str] = set()
+    for video in videos:
+        stem, n = video.stem, 1
+        while stem in used:
+            n += 1
+            stem = f"{video.stem}-{n}"
+        used.add(stem)
+        stems[video] = stem
+    return stems
+
+
+def _check_writable_dir(folder: Path, option: str) -> None:
+    if not folder.exists():
+        raise ViolenceDetectError(f"{option} {folder}: no such folder", hint="create it first")
+    if not folder.is_dir():
+        raise ViolenceDetectError(f"{option} {folder}: not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ViolenceDetectError(f"{option} {folder}: cannot write here ({exc.strerror or exc})") from None
+
+
+def _check_writable_file(path: Path) -> None:
+    if path.is_dir():
+        raise ViolenceDetectError(f"{path}: is a folder, expected a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise ViolenceDetectError(f"{path}: the folder {parent} does not exist", hint="create it first")
+    if not parent.is_dir():
+        raise ViolenceDetectError(f"{path}: {parent} is not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ViolenceDetectError(f"{path}: the file exists and cannot be overwritten")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise ViolenceDetectError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
+
+
+def print_summary(result: DetectionResult) -> None:
+    """The human-readable report of one video, on stdout."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = Console(highlight=False, soft_wrap=True)
+    v = result.video
+    audio = f"yes ({v.audio_codec})" if v.has_audio else "[yellow]no (scored with silence)[/]"
+    out.print(f"[bold]{escape(v.path)}[/]")
+    out.print(
+        f"  duration {_clock(v.duration)} ({v.duration:.1f} s) · {v.width}x{v.height} · {v.fps:g} fps · audio: {audio}"
+    )
+    out.print(
+        f"  scored {v.n_snippets} snippet{'s' if v.n_snippets != 1 else ''} ({v.scored_duration:.1f} s) · threshold {result.params.threshold:g} · "
+        f"{result.params.crops} crop{'s' if result.params.crops != 1 else ''} · {result.params.device}"
+    )
+    if result.segments:
+        table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+        for col in ("#", "start", "end", "length", "peak", "mean"):
+            table.add_column(col, justify="right")
+        for n, seg in enumerate(result.segments, 1):
+            table.add_row(str(n), _clock(seg.start), _clock(seg.end), f"{seg.duration:.1f} s", f"{seg.peak:.2f}", f"{seg.mean:.2f}")
+        out.print(table)
+    color = "red" if result.verdict == "violent" else "green"
+    out.print(f"  [bold {color}]{escape(result.summary())}[/]")
+    out.print()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(max(seconds, 0.0), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"

@@ -1,0 +1,214 @@
+"""Video -> features -> MACIL-SD -> scores -> segments: the library's main entry points.
+
+``Detector`` loads the three networks once (I3D, VGGish, MACIL-SD) and scores any number
+of videos; ``detect(path, **options)`` is the one-shot form. Both return a
+:class:`~violence_cli.schema.DetectionResult` and print nothing.
+
+Weights come from the registry by default (``weights.resolve_weights``: explicit path,
+``weights_dir``, ``$VIOLENCE_DETECT_WEIGHTS``, the cache, then a verified download); a
+missing file raises the registry's one-line :class:`~violence_cli.errors.WeightsError`.
+Every file used is recorded with its sha256 and whether it matches the registry, and a
+result computed with unverified weights says so in its warnings. There is no switch that
+substitutes random weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import InputError, UsageError, ViolenceDetectError
+from .media import VIDEO_FPS
+from .schema import DetectionParams, DetectionResult, VideoFacts, WeightsUsed
+from .segments import DEFAULT_THRESHOLD, SNIPPET_FRAMES, check_params, find_segments, make_snippets
+
+SNIPPET_SECONDS = SNIPPET_FRAMES / VIDEO_FPS  # s per snippet (~0.667)
+CROPS = (5, 1)  # 5: centre + 4 corners (the published protocol), 1: centre only (5x faster)
+
+# registry names of the three weights files, in the order they are reported
+I3D_WEIGHTS, VGGISH_WEIGHTS, MACIL_WEIGHTS = "i3d_rgb_imagenet", "vggish", "macil_sd"
+
+VIDEO_EXTENSIONS = frozenset(
+    ".mp4 .m4v .mkv .webm .avi .mov .mpg .mpeg .ts .mts .m2ts .wmv .flv .3gp .ogv".split()
+)
+
+Progress = Callable[[int, "int | None"], None]  # (snippets done, total or None)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda[:N]`` is checked to exist.
+
+    Returns the device as a string (what the result records); raises ``UsageError``.
+    """
+    from .model import resolve_device as to_torch_device
+
+    return str(to_torch_device(device or "auto"))
+
+
+def find_videos(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[tuple[str, ViolenceDetectError]]]:
+    """Expand files and folders (every video file directly inside, sorted) into a list of files.
+
+    Returns ``(videos, failures)``: a missing path or a folder without videos is a failure
+    (with its one-line error), so the caller can go on with the others.
+    """
+    videos: list[Path] = []
+    failures: list[tuple[str, ViolenceDetectError]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not found:
+                exts = " ".join(sorted(VIDEO_EXTENSIONS))
+                failures.append((str(path), InputError(f"{path}: no video files in this folder (looked for {exts})")))
+            videos.extend(found)
+        elif path.exists():
+            videos.append(path)
+        else:
+            failures.append((str(path), InputError(f"{path}: no such file or folder")))
+    return videos, failures
+
+
+class Detector:
+    """Load the networks once, then ``detect()`` as many videos as needed.
+
+    ``checkpoint`` / ``i3d_weights`` / ``vggish_weights`` are explicit files (else the
+    registry finds them, in ``weights_dir`` first); ``download=False`` never goes online.
+    ``crops`` is 5 (the published protocol) or 1 (centre crop only, about 5x faster).
+    """
+
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        crops: int = 5,
+        batch_size: int | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        i3d_weights: str | os.PathLike[str] | None = None,
+        vggish_weights: str | os.PathLike[str] | None = None,
+        weights_dir: str | os.PathLike[str] | None = None,
+        download: bool = True,
+        download_progress: Callable[[int, "int | None"], None] | None = None,
+    ) -> None:
+        from .weights import describe_weights, resolve_weights
+
+        if crops not in CROPS:
+            raise UsageError(f"--crops {crops}: expected 5 or 1")
+        if batch_size is not None and batch_size < 1:
+            raise UsageError(f"--batch-size {batch_size}: expected a positive number")
+        self.device = resolve_device(device)
+        self.crops = crops
+        explicit = {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, MACIL_WEIGHTS: checkpoint}
+        paths = {
+            name: resolve_weights(name, path, weights_dir=weights_dir, download=download, progress=download_progress)
+            for name, path in explicit.items()
+        }
+        described = [describe_weights(path, name) for name, path in paths.items()]
+        self.weights = [WeightsUsed(d["name"], str(d["path"]), d["sha256"], bool(d["verified"])) for d in described]
+        self.weights_problems = {d["name"]: d.get("problem") for d in described}  # why unverified
+
+        from .features.extract import FeatureExtractor
+        from .model import load_model
+
+        options: dict[str, Any] = {"device": self.device, "crops": crops, "weights_dir": weights_dir, "download": download}
+        if batch_size is not None:
+            options["batch_size"] = batch_size
+        self.extractor = FeatureExtractor(i3d_weights=paths[I3D_WEIGHTS], vggish_weights=paths[VGGISH_WEIGHTS], **options)
+        self.batch_size = int(getattr(self.extractor, "batch_size", batch_size or 0))
+        self.model = load_model(paths[MACIL_WEIGHTS], device=self.device)
+
+    def detect(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        min_duration: float = 0.0,
+        merge_gap: float = 0.0,
+        video_stream: int | None = None,
+        audio_stream: int | None = None,
+        progress: Progress | None = None,
+    ) -> DetectionResult:
+        """Score one video. Raises :class:`InputError` for a file that cannot be used."""
+        from .model import score_snippets
+
+        try:
+            check_params(threshold, min_duration, merge_gap)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        path = Path(path)
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder (pass the video files, or use find_videos)")
+        features = self.extractor.extract(path, video_stream=video_stream, audio_stream=audio_stream, progress=progress)
+        scores = score_snippets(self.model, features.rgb, features.audio, device=self.device)
+        params = DetectionParams(
+            threshold=threshold, min_duration=min_duration, merge_gap=merge_gap,
+            crops=self.crops, device=self.device, batch_size=self.batch_size,
+        )
+        snippets = make_snippets(scores.av, scores.audio, scores.visual, SNIPPET_SECONDS)
+        segments = find_segments(snippets, threshold, min_duration, merge_gap)
+        video = video_facts(path, features)
+        warnings = list(features.warnings)
+        warnings += result_warnings(video, self.weights, self.weights_problems, warnings)
+        return DetectionResult(video, snippets, segments, list(self.weights), params, warnings)
+
+
+def detect(path: str | os.PathLike[str], **options: Any) -> DetectionResult:
+    """One-shot detection: ``Detector(**model options).detect(path, **detect options)``.
+
+    Model options: device, crops, batch_size, checkpoint, i3d_weights, vggish_weights,
+    weights_dir, download. Detect options: threshold, min_duration, merge_gap,
+    video_stream, audio_stream, progress. Use a :class:`Detector` for several videos.
+    """
+    detect_keys = {"threshold", "min_duration", "merge_gap", "video_stream", "audio_stream", "progress"}
+    per_video = {k: v for k, v in options.items() if k in detect_keys}
+    model_options = {k: v for k, v in options.items() if k not in detect_keys}
+    return Detector(**model_options).detect(path, **per_video)
+
+
+def video_facts(path: Path, features: Any) -> VideoFacts:
+    """The video's facts from the extractor's output (``VideoFeatures``)."""
+    info = features.info
+    n_snippets = int(features.rgb.shape[0])
+    return VideoFacts(
+        path=str(path),
+        duration=float(info.duration),
+        fps=float(info.fps),
+        width=int(info.width),
+        height=int(info.height),
+        has_audio=bool(features.has_audio),
+        video_stream=info.video_stream,
+        audio_stream=info.audio_stream if features.has_audio else None,
+        container=info.container,
+        video_codec=info.video_codec,
+        audio_codec=info.audio_codec if features.has_audio else None,
+        n_frames=int(features.n_frames),
+        n_snippets=n_snippets,
+        scored_duration=n_snippets * SNIPPET_SECONDS,
+    )
+
+
+def result_warnings(
+    video: VideoFacts,
+    weights: list[WeightsUsed],
+    problems: dict[str, str | None] | None = None,
+    already: list[str] = (),  # type: ignore[assignment]
+) -> list[str]:
+    """Warnings to add to ``already`` (the extractor's): missing audio, a short decode, unverified weights."""
+    name = Path(video.path).name
+    out = []
+    if not video.has_audio and not any("no audio" in w for w in already):
+        out.append(f"{name}: no audio stream: silence was used as audio, so the scores rest on the picture alone")
+    decoded = video.n_frames / VIDEO_FPS
+    if video.duration > 0 and decoded < video.duration - 1.0:
+        out.append(
+            f"{name}: only {decoded:.1f} s of {video.duration:.1f} s could be decoded; "
+            f"{video.scored_duration:.1f} s were scored"
+        )
+    for w in weights:
+        if not w.verified:
+            why = (problems or {}).get(w.name) or f"sha256 {w.sha256[:12]}..."
+            out.append(
+                f"{w.name} weights {w.path} are not the published file ({why}): "
+                "the scores are not those of the published model"
+            )
+    return out
