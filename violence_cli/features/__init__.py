@@ -1,0 +1,149 @@
+"""Feature extractors of the XD-Violence protocol: I3D RGB (1024-d) and VGGish audio (128-d).
+
+Public API::
+
+    load_i3d(path, device="cpu")       # (B, 3, 16, 224, 224) in [-1, 1] -> (B, 1024)
+    load_vggish(path, device="cpu")    # (B, 96, 64) log-mel -> (B, 128), >= 0
+    load_vggish_pca(path, device="cpu")  # optional AudioSet PCA + quantisation, (B, 128) -> (B, 128)
+    log_mel_examples(waveform, sample_rate)  # (N, 96, 64), the reference front end
+    FeatureExtractor, VideoFeatures    # whole videos -> XD-layout features
+
+The loaders check the file against the published layout (every key, every shape) and raise
+:class:`~violence_cli.errors.WeightsError` naming the file when it does not fit.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from violence_cli.errors import UsageError, WeightsError
+from violence_cli.features.i3d import InceptionI3d
+from violence_cli.features.vggish import VGGish, VGGishPCA
+
+if TYPE_CHECKING:  # pragma: no cover
+    from violence_cli.features.extract import FeatureExtractor, VideoFeatures
+    from violence_cli.features.frontend import log_mel_examples
+
+__all__ = [
+    "InceptionI3d",
+    "VGGish",
+    "VGGishPCA",
+    "load_i3d",
+    "load_vggish",
+    "load_vggish_pca",
+    "resolve_device",
+    "log_mel_examples",
+    "FeatureExtractor",
+    "VideoFeatures",
+]
+
+# Names served lazily from sibling modules, so a missing or broken one does not break the rest.
+_LAZY = {
+    "log_mel_examples": "violence_cli.features.frontend",
+    "FeatureExtractor": "violence_cli.features.extract",
+    "VideoFeatures": "violence_cli.features.extract",
+    "write_xd_features": "violence_cli.features.extract",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """``"auto"`` -> the first CUDA GPU if there is one, else the CPU; anything else as given.
+
+    An unusable device (``cuda`` without a GPU, a bad name) is a :class:`UsageError`.
+    """
+    if isinstance(device, torch.device):
+        resolved = device
+    elif device == "auto":
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            resolved = torch.device(device)
+        except RuntimeError as exc:
+            raise UsageError(f"unknown device {device!r}", hint="use auto, cpu, cuda or cuda:N") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"device {device!r} asked for, but no CUDA GPU is available", hint="use --device cpu")
+    return resolved
+
+
+def _expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def _load_into(model_cls: type[nn.Module], path: str | Path, device: torch.device, drop: str = "") -> nn.Module:
+    """Build ``model_cls`` straight on ``device`` from a checked state dict (no random init)."""
+    from violence_cli.weights import check_state_dict, load_state_dict
+
+    state = load_state_dict(path, map_location="cpu")
+    if drop:  # tensors the published file lacks but later PyTorch versions add on save
+        state = {k: v for k, v in state.items() if not k.endswith(drop)}
+    with torch.device("meta"):
+        model = model_cls()
+    check_state_dict(state, _expected_shapes(model), Path(path))
+    model = model.to_empty(device=device)
+    model.load_state_dict(state, strict=True)
+    return model.eval().requires_grad_(False)
+
+
+def load_i3d(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    fuse_bn: bool = True,
+    channels_last: bool = True,
+) -> InceptionI3d:
+    """Load piergiaj's ``rgb_imagenet.pt`` (or a file in its layout) for inference.
+
+    Returns an eval-mode :class:`InceptionI3d` on ``device`` whose forward maps
+    (B, 3, 16, 224, 224) clips in [-1, 1] to (B, 1024) features. Batch norm is folded into
+    the convolutions and tensors are kept channels-last unless told otherwise (same results
+    to ~1e-5, faster). Run it under ``torch.inference_mode()``; on CUDA it also runs under
+    ``torch.autocast("cuda", torch.bfloat16)``.
+    """
+    model = _load_into(InceptionI3d, path, resolve_device(device), drop=".num_batches_tracked")
+    assert isinstance(model, InceptionI3d)
+    if channels_last:
+        model.use_channels_last()
+    return model.fuse_bn(fuse_bn)
+
+
+def load_vggish(path: str | Path, device: str | torch.device = "cpu", *, channels_last: bool = True) -> VGGish:
+    """Load torchvggish's ``vggish-10086976.pth`` (or a file in its layout) for inference.
+
+    Returns an eval-mode :class:`VGGish` on ``device``: (B, 96, 64) log-mel examples ->
+    (B, 128) raw embeddings after the final ReLU (the XD-Violence audio features).
+    """
+    model = _load_into(VGGish, path, resolve_device(device))
+    assert isinstance(model, VGGish)
+    return model.use_channels_last(channels_last)
+
+
+def load_vggish_pca(path: str | Path, device: str | torch.device = "cpu", *, quantize: bool = True) -> VGGishPCA:
+    """Load torchvggish's PCA file (``vggish_pca_params-970ea276.pth``) as a :class:`VGGishPCA`.
+
+    Apply it to :func:`load_vggish` outputs for AudioSet-style embeddings (PCA-whitened and,
+    with ``quantize``, clipped and quantised to 0..255).
+    """
+    from violence_cli.weights import load_state_dict
+
+    params = load_state_dict(path, map_location="cpu")
+    shapes = {"pca_eigen_vectors": [(128, 128)], "pca_means": [(128,), (128, 1)]}
+    for key, allowed in shapes.items():
+        if key not in params:
+            raise WeightsError(f"{path}: not a VGGish PCA file (no {key!r})")
+        if tuple(params[key].shape) not in allowed:
+            raise WeightsError(f"{path}: {key} has shape {tuple(params[key].shape)}, expected {allowed[0]}")
+    extra = sorted(set(params) - set(shapes))
+    if extra:
+        raise WeightsError(f"{path}: not a VGGish PCA file (unexpected {', '.join(extra[:3])})")
+    return VGGishPCA.from_params(params, quantize=quantize).to(resolve_device(device)).eval()

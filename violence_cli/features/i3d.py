@@ -57,15 +57,27 @@ def _pad_args(pads: list[tuple[int, int]]) -> tuple[tuple[int, int, int] | None,
     return None, explicit
 
 
+def _ceil_mode_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    """Output length of a ceil-mode max-pool (PyTorch's rule)."""
+    out = -(-(size + 2 * pad - kernel) // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + pad else out
+
+
 def max_pool_same(x: torch.Tensor, kernel: Triple, stride: Triple) -> torch.Tensor:
     """Max-pool with TF "SAME" padding, padding with zeros like the published port.
 
     Every pool in I3D follows a ReLU, so inputs are >= 0 and zero padding equals the
-    usual -inf padding; where the padding is symmetric the pool pads natively (no copy).
+    usual -inf padding. That lets the pool pad natively instead of copying the input:
+    the front padding as ``padding`` and the one extra element at the back as a
+    ceil-mode window, whenever that gives the SAME output size.
     """
-    native, explicit = _pad_args(_pads(x, kernel, stride))
-    if native is not None:
-        return F.max_pool3d(x, kernel, stride, padding=native)
+    pads = _pads(x, kernel, stride)
+    fronts = tuple(front for front, _ in pads)
+    same_sizes = [-(-n // s) for n, s in zip(x.shape[-3:], stride)]
+    ceil_sizes = [_ceil_mode_size(n, k, s, f) for n, k, s, f in zip(x.shape[-3:], kernel, stride, fronts)]
+    if ceil_sizes == same_sizes and all(2 * f <= k for f, k in zip(fronts, kernel)):
+        return F.max_pool3d(x, kernel, stride, padding=fronts, ceil_mode=True)
+    explicit = [amount for front_back in reversed(pads) for amount in front_back]
     return F.max_pool3d(F.pad(x, explicit), kernel, stride)
 
 
@@ -117,7 +129,8 @@ class Unit3D(nn.Module):
 
     def fuse(self) -> None:
         """Fold batch norm into the convolution (recomputed from the current state)."""
-        weight, bias = self.conv3d.weight.detach(), self.conv3d.bias
+        weight = self.conv3d.weight.detach()
+        bias = None if self.conv3d.bias is None else self.conv3d.bias.detach()
         if self.bn is None:
             self.fused_weight, self.fused_bias = weight, bias
             return
@@ -126,7 +139,7 @@ class Unit3D(nn.Module):
         if weight.is_contiguous(memory_format=torch.channels_last_3d):
             fused = fused.contiguous(memory_format=torch.channels_last_3d)
         self.fused_weight = fused
-        self.fused_bias = shift if bias is None else shift + bias.detach() * scale
+        self.fused_bias = shift if bias is None else shift + bias * scale
 
     def unfuse(self) -> None:
         self.fused_weight = self.fused_bias = None
