@@ -38,10 +38,13 @@ def _indices(path: Path, **kwargs) -> list[int]:
 
 
 def _ffmpeg_fps_filter(path: Path, fps: int = 24) -> list[int]:
-    """Frame indices that FFmpeg's own fps filter (libavfilter, via PyAV) outputs."""
+    """Frame indices that FFmpeg's own fps filter (libavfilter, via PyAV) outputs, fed
+    timestamps from the stream's start as the ffmpeg command line feeds them (it subtracts
+    the input's start time)."""
     out: list[int] = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        start = stream.start_time or 0
         graph = av.filter.Graph()
         source, rate, sink = graph.add_buffer(template=stream), graph.add("fps", str(fps)), graph.add("buffersink")
         source.link_to(rate)
@@ -56,6 +59,7 @@ def _ffmpeg_fps_filter(path: Path, fps: int = 24) -> list[int]:
                     return
 
         for frame in container.decode(stream):
+            frame.pts -= start
             source.push(frame)
             drain()
         source.push(None)
@@ -186,10 +190,15 @@ def test_resampling_matches_resampy(media_dir: Path, name: str) -> None:
 # ------------------------------------------------------------------ frame rate
 
 
-@pytest.mark.parametrize(("fps", "vfr"), [(25, False), (30, False), (60, False), (12, False), (30, True), (17, True)])
-def test_frame_rate_conversion(tmp_path: Path, fps: int, vfr: bool) -> None:
+@pytest.mark.parametrize(
+    ("fps", "vfr", "suffix"),
+    [(25, False, ".mp4"), (30, False, ".mp4"), (60, False, ".mp4"), (12, False, ".mp4"), (30, True, ".mp4"),
+     (17, True, ".mkv"), (30, False, ".ts")],
+)  # fmt: skip
+def test_frame_rate_conversion(tmp_path: Path, fps: int, vfr: bool, suffix: str) -> None:
+    """MPEG-TS starts its clock at 0.064 s: ticks count from the stream's start."""
     seconds = 2.0
-    path = make_clip(tmp_path / "clip.mp4", seconds, fps=fps, vfr=vfr, pattern="index", audio=False)
+    path = make_clip(tmp_path / f"clip{suffix}", seconds, fps=fps, vfr=vfr, pattern="index", audio=False)
     ours = _indices(path)
     # 1. identical to FFmpeg's fps filter (frame choice and count)
     assert ours == _ffmpeg_fps_filter(path)

@@ -12,8 +12,11 @@ Frame-rate conversion follows FFmpeg's ``fps`` filter (``ffmpeg -vf fps=24``, ro
 "near", EOF action "round"): every decoded frame gets the output tick
 ``round((pts - t0) * fps)``; output tick ``n`` shows the last decoded frame whose tick is
 ``<= n``; frames are dropped or repeated as needed, and the last frame is repeated up to the
-tick of the stream's end (last pts + that frame's duration). Variable frame rate therefore
-works the same as constant.
+tick of the stream's end (last pts + that frame's duration, estimated from the timestamps
+when the file gives none, as the ffmpeg command line does). Variable frame rate therefore
+works the same as constant. Ticks count from the video stream's start, so frame ``n`` is
+always at ``n / fps``; where a first frame comes after that start (an AVI with B-frames),
+it is repeated back to t = 0 where ffmpeg would start its output later.
 """
 
 from __future__ import annotations
