@@ -66,7 +66,7 @@ def extract_command(
     video_stream: Annotated[Optional[int], typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=GROUP_MODEL)] = None,
     audio_stream: Annotated[Optional[int], typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=GROUP_MODEL)] = None,
 ) -> None:
-    from ..features.extract import FeatureExtractor, extract_to_folder, resolve_device
+    from ..features.extract import ExtractOutcome, FeatureExtractor, extract_to_folder, resolve_device
     from ..pipeline import find_videos
 
     if batch_size is not None and batch_size < 1:
@@ -76,11 +76,11 @@ def extract_command(
     n_crops = int(crops.value)
     resolved = resolve_device(device)
     videos, not_found = find_videos(inputs)
-    failures: list[dict[str, Any]] = []
-    for path, exc in not_found:
-        console.error(exc.message, exc.hint)
-        failures.append({"video": path, "status": "failed", "error": exc.message})
     outcomes: list[dict[str, Any]] = []
+    for path, exc in not_found:
+        record = asdict(ExtractOutcome(path, Path(path).stem, "failed", error=exc.message, hint=exc.hint))
+        outcomes.append(record)
+        _report(record, json_out, quiet)
 
     def make_extractor() -> FeatureExtractor:
         return FeatureExtractor(
@@ -111,23 +111,16 @@ def extract_command(
                 record = asdict(outcome)
                 outcomes.append(record)
                 _report(record, json_out, quiet)
-                if outcome.status == "failed":
-                    failures.append(record)
 
+    counts = {status: sum(o["status"] == status for o in outcomes) for status in ("written", "skipped", "failed")}
     if json_out:
-        counts = {s: sum(o["status"] == s for o in outcomes) for s in ("written", "skipped")}
-        document = {
-            "out_dir": str(out), "crops": n_crops, "device": str(resolved),
-            "videos": outcomes + [f for f in failures if f not in outcomes],
-            **counts, "failed": len(failures),
-        }
+        document = {"out_dir": str(out), "crops": n_crops, "device": str(resolved), **counts, "videos": outcomes}
         typer.echo(json.dumps(document, indent=2))
-    elif outcomes or failures:
-        written = sum(o["status"] == "written" for o in outcomes)
-        skipped = sum(o["status"] == "skipped" for o in outcomes)
-        console.info(f"{written} written, {skipped} skipped, {len(failures)} failed -> {out}", quiet=quiet)
+    else:
+        console.info(f"{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed -> {out}", quiet=quiet)
+    failures = [o for o in outcomes if o["status"] == "failed"]
     for failure in failures:
-        console.stderr.print(f"failed: {failure['video']}: {failure['error']}", highlight=False, markup=False)
+        console.stderr.print(f"failed: {failure['error']}", highlight=False, markup=False)
     exit_code(len(failures))
 
 
@@ -147,6 +140,6 @@ def _report(record: dict[str, Any], json_out: bool, quiet: bool) -> None:
         return
     audio = "audio" if record["has_audio"] else "no audio: silence"
     typer.echo(
-        f"wrote {folder / (name + '__*.npy')} ({len(files)} files): {record['n_snippets']} snippets, "
+        f"wrote {folder / (name + '__*.npy')} ({len(files)} files): {record['n_snippets']} snippet(s), "
         f"{audio}, {record['seconds']:.1f} s"
     )
