@@ -28,9 +28,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from violence_cli.evaluate import evaluate, gt_from_annotations, paper_metrics, read_annotations  # noqa: E402
-from violence_cli.model import MacilSD, load_model, score_snippets  # noqa: E402
-from violence_cli.xdfeatures import discover_folder, load_entry  # noqa: E402
+from violence_cli.evaluate import (
+    evaluate,
+    gt_from_annotations,
+    paper_metrics,
+    read_annotations,
+)
+from violence_cli.model import MacilSD, load_model, score_snippets
+from violence_cli.xdfeatures import discover_folder, load_entry
 
 N_VIOLENT, N_NORMAL, CROPS = 500, 300, 5
 

@@ -14,7 +14,12 @@ from typer.testing import CliRunner
 
 from violence_cli.cli import app
 from violence_cli.errors import InputError
-from violence_cli.evaluate import evaluate, gt_from_annotations, load_gt, read_annotations
+from violence_cli.evaluate import (
+    evaluate,
+    gt_from_annotations,
+    load_gt,
+    read_annotations,
+)
 from violence_cli.model import MacilSD
 from violence_cli.xdfeatures import discover_folder
 

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from violence_cli.errors import InputError
-from violence_cli.xdfeatures import VideoEntry, discover_folder, is_normal, load_entry, read_lists
+from violence_cli.xdfeatures import (
+    VideoEntry,
+    discover_folder,
+    is_normal,
+    load_entry,
+    read_lists,
+)
 
 VIOLENT = "v=S-7rRLrxnVQ__#1_label_B4-0-0"  # real XD names contain "__" themselves
 NORMAL = "A.Beautiful.Mind.2001__#00-01-45_00-02-50_label_A"

@@ -20,9 +20,10 @@ attention block: they are kept so checkpoints move both ways between the two cod
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -199,7 +200,7 @@ def mil_bag_logits(logits: Tensor, lengths: Tensor) -> Tensor:
     ``length`` entries (padding beyond ``length`` is ignored). No sigmoid is applied.
     Lengths are clamped to [1, T].
     """
-    b, t = logits.shape
+    _, t = logits.shape
     lengths = lengths.to(device=logits.device, dtype=torch.long).clamp(1, t)  # (B,)
     positions = torch.arange(t, device=logits.device)  # (T,)
     valid = positions[None, :] < lengths[:, None]  # (B, T)
@@ -228,12 +229,13 @@ def score_snippets(
     model: MacilSD,
     rgb: np.ndarray | Tensor,
     audio: np.ndarray | Tensor,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = None,
 ) -> SnippetScores:
     """Score one video: rgb (T, C, Dv) or (T, Dv), audio (T, Da) -> :class:`SnippetScores`.
 
     Every crop is paired with the same audio; each score is the mean over crops of the
-    sigmoid of the logit (the paper's test protocol). ``device=None`` uses the model's.
+    sigmoid of the logit (the paper's test protocol). ``device=None`` (default) is the
+    model's device.
     Inputs are moved to ``device``; the model must already be there.
     """
     rgb_t = torch.as_tensor(rgb, dtype=torch.float32)
@@ -322,8 +324,8 @@ __all__ = [
     "MacilDims",
     "MacilOutput",
     "MacilSD",
-    "VisualOnlyNet",
     "SnippetScores",
+    "VisualOnlyNet",
     "expected_shapes",
     "load_model",
     "mil_bag_logits",

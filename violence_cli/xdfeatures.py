@@ -10,9 +10,9 @@ video, in the same order. Names ending in ``_label_A`` are the normal (non-viole
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -212,4 +212,4 @@ def load_entry(
     return np.stack(crops), np.ascontiguousarray(audio)
 
 
-__all__ = ["VideoEntry", "discover_folder", "is_normal", "load_entry", "read_lists", "MAX_CROPS"]
+__all__ = ["MAX_CROPS", "VideoEntry", "discover_folder", "is_normal", "load_entry", "read_lists"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ EXAMPLES = (
     "  violence-detect eval --features feats/ --gt gt.npy --checkpoint my.pkl --save-scores scores.npz"
 )
 
-FileOpt = Optional[Path]
+FileOpt = Path | None
 
 
 HELP = (
