@@ -258,7 +258,27 @@ def test_xd_layout_reads_back(probed: FeatureExtractor, tmp_path: Path) -> None:
 runner = CliRunner()
 
 
-def test_cli_extract_skip_overwrite_and_failures(weights, tmp_path: Path) -> None:
+@pytest.fixture
+def cli_extractor(probed: FeatureExtractor, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Make the CLI reuse the loaded (probe) extractor: weights are still resolved, so a
+    missing file fails as it would, but nothing is loaded again. Records each call."""
+    import violence_cli.features.extract as extract_module
+    from violence_cli.weights import resolve_weights
+
+    calls: list[dict] = []
+
+    def factory(i3d_weights=None, vggish_weights=None, crops=5, **kwargs):
+        resolve_weights("i3d_rgb_imagenet", i3d_weights, weights_dir=kwargs.get("weights_dir"), download=False)
+        resolve_weights("vggish", vggish_weights, weights_dir=kwargs.get("weights_dir"), download=False)
+        calls.append({"crops": crops, **kwargs})
+        monkeypatch.setattr(probed, "crops", crops)
+        return probed
+
+    monkeypatch.setattr(extract_module, "FeatureExtractor", factory)
+    return calls
+
+
+def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[dict], tmp_path: Path) -> None:
     good = make_clip(tmp_path / "good.mp4", seconds=0.8, fps=24, size=(32, 24))
     short = make_clip(tmp_path / "short.mp4", seconds=0.4, fps=24, size=(32, 24))
     out = tmp_path / "feats"
@@ -267,6 +287,10 @@ def test_cli_extract_skip_overwrite_and_failures(weights, tmp_path: Path) -> Non
 
     res = runner.invoke(app, [*base, *w, str(short), str(good), str(tmp_path / "nope.mp4")])
     assert res.exit_code == 1, res.output
+    assert cli_extractor == [{"crops": 1, "device": torch.device("cpu"), "batch_size": None, "weights_dir": None, "download": True}]
+    import inspect
+
+    inspect.signature(FeatureExtractor).bind(weights["i3d_rgb_imagenet"], weights["vggish"], **cli_extractor[0])
     assert sorted(p.name for p in out.iterdir()) == ["good__0.npy", "good__vggish.npy"]
     assert "good" in res.stdout and "wrote" in res.stdout
     assert "failed: " in res.stderr and "short.mp4" in res.stderr and "nope.mp4" in res.stderr
@@ -275,6 +299,7 @@ def test_cli_extract_skip_overwrite_and_failures(weights, tmp_path: Path) -> Non
     # done files are skipped without loading any weights (a bogus path would fail)
     res = runner.invoke(app, [*base, "--i3d-weights", str(tmp_path / "absent.pt"), str(good), "--json"])
     assert res.exit_code == 0, res.output
+    assert len(cli_extractor) == 1
     import json
 
     doc = json.loads(res.stdout)
