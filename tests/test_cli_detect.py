@@ -123,13 +123,16 @@ def test_exports_and_plot(media, weight_args, tmp_path) -> None:
 
 
 def test_several_videos_one_bad_does_not_stop_the_others(media, weight_args, tmp_path) -> None:
+    plots = tmp_path / "plots"
+    plots.mkdir()
     r = run(media["good"], media["text"], media["mute"], *weight_args, "--json", "--output-dir", tmp_path,
-            "--format", "csv")
+            "--format", "csv", "--plot", plots)
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     assert [Path(x["video"]["path"]).name for x in doc["results"]] == ["good.mp4", "mute.mp4"]
     assert [Path(e["path"]).name for e in doc["errors"]] == ["notes.mp4"]
-    assert sorted(os.listdir(tmp_path)) == ["good.csv", "mute.csv"]
+    assert sorted(os.listdir(tmp_path)) == ["good.csv", "mute.csv", "plots"]
+    assert sorted(os.listdir(plots)) == ["good.timeline.png", "mute.timeline.png"]
     assert "notes.mp4" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -221,6 +224,16 @@ def test_usage_errors_exit_2(media, args) -> None:
 def test_one_output_file_for_several_videos_is_a_usage_error(media, tmp_path) -> None:
     r = run(media["good"], media["mute"], "-o", tmp_path / "x.json")
     assert r.exit_code == 2 and "--output-dir" in r.stderr
+
+
+def test_version_after_a_video_name(media) -> None:
+    r = run(media["good"], "--version")
+    assert r.exit_code == 0 and r.stdout.startswith("violence-detect ")
+
+
+def test_plot_file_for_several_videos_is_a_usage_error(media, tmp_path) -> None:
+    r = run(media["good"], media["mute"], "--plot", tmp_path / "t.png")
+    assert r.exit_code == 2 and "--plot DIR" in r.stderr
 
 
 def test_missing_weights_one_line(media, tmp_path, monkeypatch) -> None:

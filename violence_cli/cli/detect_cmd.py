@@ -21,7 +21,7 @@ import typer
 from .. import console
 from ..errors import UsageError, ViolenceDetectError
 from ..schema import DetectionResult
-from ._app import app, cli_errors, exit_code
+from ._app import _version_callback, app, cli_errors, exit_code
 
 
 class Crops(str, Enum):
@@ -110,6 +110,7 @@ def detect_command(
     download: Annotated[bool, typer.Option("--download/--no-download", help="Download missing weights (verified by checksum).", rich_help_panel=OPT_GROUP_MODEL)] = True,
     video_stream: Annotated[Optional[int], typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=OPT_GROUP_MODEL)] = None,
     audio_stream: Annotated[Optional[int], typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=OPT_GROUP_MODEL)] = None,
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")] = None,
 ) -> None:
     from ..pipeline import Detector, find_videos, resolve_device
     from ..segments import check_params
@@ -131,11 +132,14 @@ def detect_command(
     if videos:
         show_progress = console.progress_enabled(quiet, json_out)
         with console.progress_bar(show_progress) as bar:
+            loading = bar.add_task("loading the networks", total=None) if bar is not None else None
             detector = Detector(
                 device=resolved_device, crops=int(crops.value), batch_size=batch_size, checkpoint=checkpoint,
                 i3d_weights=i3d_weights, vggish_weights=vggish_weights, weights_dir=weights_dir,
                 download=download, download_progress=_download_progress(bar),
             )
+            if bar is not None:
+                bar.remove_task(loading)
             seen_warnings: set[str] = set()
             for video in videos:
                 result = _run_one(detector, video, plan, bar, seen_warnings, failed, threshold=threshold,
