@@ -62,7 +62,7 @@ def make_video(path: Path, seconds: float, audio: bool) -> Path:
     if path.exists():
         return path
     tmp = path.with_suffix(".partial" + path.suffix)
-    n_frames = int(round(seconds * FPS))
+    n_frames = round(seconds * FPS)
     pool = []  # 48 distinct pictures, reused: encoding dominates, not drawing
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
     for i in range(48):
@@ -136,11 +136,18 @@ def part_decode(workdir: Path, minutes: float) -> dict:
         minute = frames_done / (media.VIDEO_FPS * 60)
         for m in marks:
             if m not in at and minute >= m:
-                at[m] = {"peak_rss_mb": round(peak_rss_mb(), 1), "rss_mb": round(current_rss_mb(), 1),
-                         "elapsed_s": round(time.perf_counter() - t0, 1)}
+                at[m] = {
+                    "peak_rss_mb": round(peak_rss_mb(), 1),
+                    "rss_mb": round(current_rss_mb(), 1),
+                    "elapsed_s": round(time.perf_counter() - t0, 1),
+                }
     report.update(
-        frames=frames_done, snippets=snippets_done, rss_before_mb=round(start_rss, 1), at_minute=at,
-        decode_s=round(time.perf_counter() - t0, 1), checksum=checksum,
+        frames=frames_done,
+        snippets=snippets_done,
+        rss_before_mb=round(start_rss, 1),
+        at_minute=at,
+        decode_s=round(time.perf_counter() - t0, 1),
+        checksum=checksum,
     )
     return report
 
@@ -164,9 +171,13 @@ def part_model(snippets: int, crops: int) -> dict:
     scores = score_snippets(model, rgb, audio, device="cpu")
     seconds = time.perf_counter() - t0
     return {
-        "snippets": snippets, "crops": crops, "inputs_mb": round((rgb.nbytes + audio.nbytes) / 2**20, 1),
-        "peak_rss_before_mb": round(inputs_rss, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
-        "score_s": round(seconds, 1), "finite": bool(np.isfinite(scores.av).all()),
+        "snippets": snippets,
+        "crops": crops,
+        "inputs_mb": round((rgb.nbytes + audio.nbytes) / 2**20, 1),
+        "peak_rss_before_mb": round(inputs_rss, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "score_s": round(seconds, 1),
+        "finite": bool(np.isfinite(scores.av).all()),
         "txt_attention_gb_avoided": round(snippets**2 * 4 * crops * 4 / 2**30, 1),
     }
 
@@ -178,18 +189,34 @@ def part_detect(workdir: Path, seconds: float, crops: int) -> dict:
     video = make_video(workdir / f"synthetic_{seconds:g}s_{WIDTH}x{HEIGHT}_audio.mp4", seconds, audio=True)
     weights = save_fake_weights(workdir / "random-weights")
     cmd = [
-        sys.executable, "-m", "violence_cli", str(video), "--json", "--quiet", "--device", "cpu",
-        "--crops", str(crops), "--checkpoint", str(weights["macil_sd"]),
-        "--i3d-weights", str(weights["i3d_rgb_imagenet"]), "--vggish-weights", str(weights["vggish"]),
+        sys.executable,
+        "-m",
+        "violence_cli",
+        str(video),
+        "--json",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--crops",
+        str(crops),
+        "--checkpoint",
+        str(weights["macil_sd"]),
+        "--i3d-weights",
+        str(weights["i3d_rgb_imagenet"]),
+        "--vggish-weights",
+        str(weights["vggish"]),
     ]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {"error": proc.stderr.strip()[-2000:]}
     doc = json.loads(proc.stdout)
     return {
-        "video_s": seconds, "crops": crops, "snippets": doc["video"]["n_snippets"], "wall_s": round(wall, 1),
+        "video_s": seconds,
+        "crops": crops,
+        "snippets": doc["video"]["n_snippets"],
+        "wall_s": round(wall, 1),
         "peak_rss_mb": round(peak_rss_mb(resource.RUSAGE_CHILDREN), 1),
         "weights_verified": doc["weights_verified"],
     }
@@ -200,16 +227,29 @@ def part_detect(workdir: Path, seconds: float, crops: int) -> dict:
 
 def run_part(name: str, args: argparse.Namespace) -> dict:
     """Run one part in a fresh interpreter so its peak RSS is its own."""
-    cmd = [sys.executable, __file__, "--_child", name, "--workdir", str(args.workdir), "--minutes", str(args.minutes),
-           "--snippets", str(args.snippets), "--detect-seconds", str(args.detect_seconds),
-           "--detect-crops", str(args.detect_crops)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_child",
+        name,
+        "--workdir",
+        str(args.workdir),
+        "--minutes",
+        str(args.minutes),
+        "--snippets",
+        str(args.snippets),
+        "--detect-seconds",
+        str(args.detect_seconds),
+        "--detect-crops",
+        str(args.detect_crops),
+    ]
     made = None
     if name == "decode":  # make the video here so the child's peak RSS is decoding alone
         t0 = time.perf_counter()
         make_video(decode_video_path(args.workdir, args.minutes), args.minutes * 60, audio=False)
         made = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip()[-2000:]}
     report = {"make_s": made} | json.loads(proc.stdout.strip().splitlines()[-1])
@@ -247,22 +287,34 @@ def main() -> None:
             print(f"\n[{name}] FAILED:\n{r['error']}")
             continue
         if name == "decode":
-            print(f"\n[1 decode] decode -> resize 256 -> 5 crops 224 -> float batches of 25 clips, "
-                  f"{args.minutes:g} min {WIDTH}x{HEIGHT} H.264 ({r['video_mb']} MB, made in {r['make_s']} s)")
-            print(f"  {r['frames']} frames at 24 fps, {r['snippets']} snippets in {r['decode_s']} s "
-                  f"({r['frames'] / max(r['decode_s'], 1e-9):.0f} frames/s); RSS after imports {r['rss_before_mb']} MB")
+            print(
+                f"\n[1 decode] decode -> resize 256 -> 5 crops 224 -> float batches of 25 clips, "
+                f"{args.minutes:g} min {WIDTH}x{HEIGHT} H.264 ({r['video_mb']} MB, made in {r['make_s']} s)"
+            )
+            print(
+                f"  {r['frames']} frames at 24 fps, {r['snippets']} snippets in {r['decode_s']} s "
+                f"({r['frames'] / max(r['decode_s'], 1e-9):.0f} frames/s); RSS after imports {r['rss_before_mb']} MB"
+            )
             for m, v in r["at_minute"].items():
-                print(f"  after {float(m):>4g} min of video: peak RSS {v['peak_rss_mb']:>7.1f} MB, "
-                      f"current {v['rss_mb']:>7.1f} MB ({v['elapsed_s']} s)")
+                print(
+                    f"  after {float(m):>4g} min of video: peak RSS {v['peak_rss_mb']:>7.1f} MB, "
+                    f"current {v['rss_mb']:>7.1f} MB ({v['elapsed_s']} s)"
+                )
         elif name == "model":
-            print(f"\n[2 model] MACIL-SD score_snippets over T={r['snippets']} random snippets x {r['crops']} crops "
-                  f"(inputs {r['inputs_mb']} MB; a T x T attention would need {r['txt_attention_gb_avoided']} GB)")
-            print(f"  peak RSS {r['peak_rss_mb']} MB (with the inputs alone: {r['peak_rss_before_mb']} MB), "
-                  f"{r['score_s']} s, scores finite: {r['finite']}; target < 2048 MB: "
-                  f"{'OK' if r['peak_rss_mb'] < 2048 else 'OVER'}")
+            print(
+                f"\n[2 model] MACIL-SD score_snippets over T={r['snippets']} random snippets x {r['crops']} crops "
+                f"(inputs {r['inputs_mb']} MB; a T x T attention would need {r['txt_attention_gb_avoided']} GB)"
+            )
+            print(
+                f"  peak RSS {r['peak_rss_mb']} MB (with the inputs alone: {r['peak_rss_before_mb']} MB), "
+                f"{r['score_s']} s, scores finite: {r['finite']}; target < 2048 MB: "
+                f"{'OK' if r['peak_rss_mb'] < 2048 else 'OVER'}"
+            )
         else:
-            print(f"\n[3 detect] violence-detect VIDEO --json, {r['video_s']:g} s 640x360 video with audio, "
-                  f"{r['crops']} crop(s), RANDOM weights (scores meaningless, verified={r['weights_verified']})")
+            print(
+                f"\n[3 detect] violence-detect VIDEO --json, {r['video_s']:g} s 640x360 video with audio, "
+                f"{r['crops']} crop(s), RANDOM weights (scores meaningless, verified={r['weights_verified']})"
+            )
             print(f"  {r['snippets']} snippets in {r['wall_s']} s; end-to-end peak RSS {r['peak_rss_mb']} MB")
 
 

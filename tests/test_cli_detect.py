@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from fakeweights import save_fake_weights
 from mediagen import make_clip
+from typer.testing import CliRunner
+
 from violence_cli.cli import app
 from violence_cli.schema import SCHEMA_VERSION
 
@@ -51,8 +51,17 @@ def _load_networks_once(monkeypatch) -> None:
 @pytest.fixture(scope="module")
 def weight_args(weights) -> list[str]:
     return [
-        "--checkpoint", str(weights["macil_sd"]), "--i3d-weights", str(weights["i3d_rgb_imagenet"]),
-        "--vggish-weights", str(weights["vggish"]), "--crops", "1", "--device", "cpu", "--no-download",
+        "--checkpoint",
+        str(weights["macil_sd"]),
+        "--i3d-weights",
+        str(weights["i3d_rgb_imagenet"]),
+        "--vggish-weights",
+        str(weights["vggish"]),
+        "--crops",
+        "1",
+        "--device",
+        "cpu",
+        "--no-download",
     ]
 
 
@@ -73,7 +82,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
     return {"good": good, "mute": mute, "text": text, "empty": empty, "short": short, "sound": sound, "cut": cut}
 
 
-def run(*args: object) -> "CliRunner.invoke":
+def run(*args: object) -> CliRunner.invoke:
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
@@ -110,8 +119,21 @@ def test_json_is_one_document(media, weight_args) -> None:
 def test_exports_and_plot(media, weight_args, tmp_path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    r = run(media["good"], *weight_args, "-o", tmp_path / "good.srt", "--output-dir", out, "--format", "all",
-            "--plot", tmp_path / "t.png", "--threshold", "0", "--quiet")
+    r = run(
+        media["good"],
+        *weight_args,
+        "-o",
+        tmp_path / "good.srt",
+        "--output-dir",
+        out,
+        "--format",
+        "all",
+        "--plot",
+        tmp_path / "t.png",
+        "--threshold",
+        "0",
+        "--quiet",
+    )
     assert r.exit_code == 0, r.stderr
     assert sorted(os.listdir(out)) == ["good.csv", "good.json", "good.segments.csv", "good.srt", "good.vtt"]
     doc = json.loads((out / "good.json").read_text())
@@ -125,8 +147,19 @@ def test_exports_and_plot(media, weight_args, tmp_path) -> None:
 def test_several_videos_one_bad_does_not_stop_the_others(media, weight_args, tmp_path) -> None:
     plots = tmp_path / "plots"
     plots.mkdir()
-    r = run(media["good"], media["text"], media["mute"], *weight_args, "--json", "--output-dir", tmp_path,
-            "--format", "csv", "--plot", plots)
+    r = run(
+        media["good"],
+        media["text"],
+        media["mute"],
+        *weight_args,
+        "--json",
+        "--output-dir",
+        tmp_path,
+        "--format",
+        "csv",
+        "--plot",
+        plots,
+    )
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     assert [Path(x["video"]["path"]).name for x in doc["results"]] == ["good.mp4", "mute.mp4"]
@@ -245,7 +278,11 @@ def test_missing_weights_one_line(media, tmp_path, monkeypatch) -> None:
 def test_real_subprocess_json_and_stderr(media, weight_args, tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "violence_cli", str(media["good"]), *weight_args, "--json"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "100"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "100"},
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)

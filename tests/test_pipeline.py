@@ -10,9 +10,9 @@ import math
 from pathlib import Path
 
 import pytest
-
 from fakeweights import save_fake_weights
 from mediagen import make_clip
+
 from violence_cli.errors import InputError, UsageError, WeightsError
 from violence_cli.pipeline import SNIPPET_SECONDS, Detector, detect, find_videos, resolve_device
 from violence_cli.schema import SCHEMA_VERSION
@@ -28,8 +28,13 @@ def fake_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def detector(fake_weights) -> Detector:
     return Detector(
-        device="cpu", crops=1, batch_size=2, checkpoint=fake_weights["macil_sd"],
-        i3d_weights=fake_weights["i3d_rgb_imagenet"], vggish_weights=fake_weights["vggish"], download=False,
+        device="cpu",
+        crops=1,
+        batch_size=2,
+        checkpoint=fake_weights["macil_sd"],
+        i3d_weights=fake_weights["i3d_rgb_imagenet"],
+        vggish_weights=fake_weights["vggish"],
+        download=False,
     )
 
 
@@ -128,8 +133,13 @@ def test_bad_segment_options_are_usage_errors(detector, clips) -> None:
 
 def test_one_shot_detect_splits_options(fake_weights, clips) -> None:
     r = detect(
-        clips["mute"], device="cpu", crops=1, weights_dir=fake_weights["macil_sd"].parent, download=False,
-        threshold=0.0, min_duration=0.5,
+        clips["mute"],
+        device="cpu",
+        crops=1,
+        weights_dir=fake_weights["macil_sd"].parent,
+        download=False,
+        threshold=0.0,
+        min_duration=0.5,
     )
     assert r.params.threshold == 0.0 and r.params.min_duration == 0.5 and r.params.crops == 1
     assert len(r.segments) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -143,7 +144,7 @@ def test_random_scores_segments_are_disjoint_sorted_and_above_threshold() -> Non
         gap = float(rng.choice([0.0, 0.7, 1.4]))
         mind = float(rng.choice([0.0, 0.7, 2.0]))
         result = segs(scores, threshold=0.6, merge_gap=gap, min_duration=mind)
-        for a, b in zip(result, result[1:]):
+        for a, b in itertools.pairwise(result):
             assert b.start - a.end > gap  # otherwise they would have been merged
         for s in result:
             assert s.duration + 1e-9 >= mind

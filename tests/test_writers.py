@@ -32,9 +32,17 @@ def make_result(scores, threshold=0.5, **kw) -> DetectionResult:
     params = DetectionParams(threshold=threshold, crops=1, device="cpu", **kw)
     segments = find_segments(snippets, threshold, params.min_duration, params.merge_gap)
     video = VideoFacts(
-        path="/videos/clip one.mp4", duration=len(scores) * 16 / 24 + 0.3, fps=25.0, width=320, height=180,
-        has_audio=True, video_stream=0, audio_stream=1, n_frames=len(scores) * 16 + 7,
-        n_snippets=len(scores), scored_duration=len(scores) * 16 / 24,
+        path="/videos/clip one.mp4",
+        duration=len(scores) * 16 / 24 + 0.3,
+        fps=25.0,
+        width=320,
+        height=180,
+        has_audio=True,
+        video_stream=0,
+        audio_stream=1,
+        n_frames=len(scores) * 16 + 7,
+        n_snippets=len(scores),
+        scored_duration=len(scores) * 16 / 24,
     )
     weights = [WeightsUsed("macil_sd", "/w/macil_sd.pkl", "ab" * 32, False)]
     return DetectionResult(video, snippets, segments, weights, params, ["something odd"])
@@ -162,10 +170,9 @@ def test_unknown_format_name() -> None:
 def test_atomic_write_leaves_old_file_on_failure(tmp_path) -> None:
     target = tmp_path / "out.json"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_open(target) as handle:
-            handle.write("half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_open(target) as handle:
+        handle.write("half")
+        raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.json"]  # no temporary file left behind
 

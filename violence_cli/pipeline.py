@@ -15,8 +15,9 @@ substitutes random weights.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .errors import InputError, UsageError, ViolenceDetectError
 from .media import VIDEO_FPS
@@ -30,7 +31,23 @@ CROPS = (5, 1)  # 5: centre + 4 corners (the published protocol), 1: centre only
 I3D_WEIGHTS, VGGISH_WEIGHTS, MACIL_WEIGHTS = "i3d_rgb_imagenet", "vggish", "macil_sd"
 
 VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mkv .webm .avi .mov .mpg .mpeg .ts .mts .m2ts .wmv .flv .3gp .ogv".split()
+    [
+        ".mp4",
+        ".m4v",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mov",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".wmv",
+        ".flv",
+        ".3gp",
+        ".ogv",
+    ]
 )
 
 Progress = Callable[[int, "int | None"], None]  # (snippets done, total or None)
@@ -88,7 +105,7 @@ class Detector:
         vggish_weights: str | os.PathLike[str] | None = None,
         weights_dir: str | os.PathLike[str] | None = None,
         download: bool = True,
-        download_progress: Callable[[int, "int | None"], None] | None = None,
+        download_progress: Callable[[int, int | None], None] | None = None,
     ) -> None:
         from .weights import describe_weights, resolve_weights
 
@@ -110,10 +127,17 @@ class Detector:
         from .features.extract import FeatureExtractor
         from .model import load_model
 
-        options: dict[str, Any] = {"device": self.device, "crops": crops, "weights_dir": weights_dir, "download": download}
+        options: dict[str, Any] = {
+            "device": self.device,
+            "crops": crops,
+            "weights_dir": weights_dir,
+            "download": download,
+        }
         if batch_size is not None:
             options["batch_size"] = batch_size
-        self.extractor = FeatureExtractor(i3d_weights=paths[I3D_WEIGHTS], vggish_weights=paths[VGGISH_WEIGHTS], **options)
+        self.extractor = FeatureExtractor(
+            i3d_weights=paths[I3D_WEIGHTS], vggish_weights=paths[VGGISH_WEIGHTS], **options
+        )
         self.batch_size = int(getattr(self.extractor, "batch_size", batch_size or 0))
         self.model = load_model(paths[MACIL_WEIGHTS], device=self.device)
 
@@ -141,8 +165,12 @@ class Detector:
         features = self.extractor.extract(path, video_stream=video_stream, audio_stream=audio_stream, progress=progress)
         scores = score_snippets(self.model, features.rgb, features.audio, device=self.device)
         params = DetectionParams(
-            threshold=threshold, min_duration=min_duration, merge_gap=merge_gap,
-            crops=self.crops, device=self.device, batch_size=self.batch_size,
+            threshold=threshold,
+            min_duration=min_duration,
+            merge_gap=merge_gap,
+            crops=self.crops,
+            device=self.device,
+            batch_size=self.batch_size,
         )
         snippets = make_snippets(scores.av, scores.audio, scores.visual, SNIPPET_SECONDS)
         segments = find_segments(snippets, threshold, min_duration, merge_gap)

@@ -36,9 +36,32 @@ def plot_timeline(result: DetectionResult, path: str | os.PathLike[str], title: 
     for seg in result.segments:
         ax.axvspan(seg.start, seg.end, color=COLORS["segment"], alpha=0.6, lw=0, zorder=0)
     if xs:
-        ax.step(xs, curve([s.audio_score for s in result.snippets]), where="post", color=COLORS["audio"], lw=1.2, alpha=0.9, label="audio only" if result.video.has_audio else "audio only (no audio: silence)")
-        ax.step(xs, curve([s.visual_score for s in result.snippets]), where="post", color=COLORS["visual"], lw=1.2, alpha=0.9, label="visual only")
-        ax.step(xs, curve([s.score for s in result.snippets]), where="post", color=COLORS["av"], lw=2.4, label="audio-visual (used)")
+        ax.step(
+            xs,
+            curve([s.audio_score for s in result.snippets]),
+            where="post",
+            color=COLORS["audio"],
+            lw=1.2,
+            alpha=0.9,
+            label="audio only" if result.video.has_audio else "audio only (no audio: silence)",
+        )
+        ax.step(
+            xs,
+            curve([s.visual_score for s in result.snippets]),
+            where="post",
+            color=COLORS["visual"],
+            lw=1.2,
+            alpha=0.9,
+            label="visual only",
+        )
+        ax.step(
+            xs,
+            curve([s.score for s in result.snippets]),
+            where="post",
+            color=COLORS["av"],
+            lw=2.4,
+            label="audio-visual (used)",
+        )
     threshold = result.params.threshold
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:g}")
 

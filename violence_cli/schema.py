@@ -142,7 +142,7 @@ class DetectionResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DetectionResult":
+    def from_dict(cls, data: dict[str, Any]) -> DetectionResult:
         """Rebuild a result from ``to_dict()`` output (e.g. a JSON export read back)."""
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:

@@ -19,8 +19,9 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from .errors import UsageError
 from .schema import SCHEMA_VERSION, DetectionResult, Segment
@@ -99,7 +100,15 @@ class SnippetCsvWriter(ResultWriter):
         for s in result.snippets:
             inside = any(seg.start <= s.start < seg.end for seg in result.segments)
             out.writerow(
-                [s.index, _sec(s.start), _sec(s.end), _score(s.score), _score(s.audio_score), _score(s.visual_score), int(inside)]
+                [
+                    s.index,
+                    _sec(s.start),
+                    _sec(s.end),
+                    _score(s.score),
+                    _score(s.audio_score),
+                    _score(s.visual_score),
+                    int(inside),
+                ]
             )
 
 

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -90,27 +90,130 @@ class Plan:
 @app.command("detect", help=HELP, no_args_is_help=True)
 @cli_errors
 def detect_command(
-    inputs: Annotated[list[Path], typer.Argument(metavar="VIDEO", help="Video files or folders of videos.", show_default=False)],
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (a list for several videos).", rich_help_panel=OPT_GROUP_OUT)] = False,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write one export; the format follows the extension (.json .csv .segments.csv .vtt .srt).", rich_help_panel=OPT_GROUP_OUT)] = None,
-    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", help="Write exports for every video into this existing folder, named after the video.", rich_help_panel=OPT_GROUP_OUT)] = None,
-    formats: Annotated[Optional[list[OutputFormat]], typer.Option("--format", "-f", metavar="[json|csv|segments-csv|vtt|srt|all]", help="Formats for --output-dir (repeatable; default json).", rich_help_panel=OPT_GROUP_OUT)] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw the score timeline into this PNG (or into this folder, one per video).", rich_help_panel=OPT_GROUP_OUT)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages (warnings and errors still show).", rich_help_panel=OPT_GROUP_OUT)] = False,
-    threshold: Annotated[float, typer.Option(help="A snippet is violent when its score is >= this.", rich_help_panel=OPT_GROUP_SEG)] = 0.5,
-    min_duration: Annotated[float, typer.Option(help="Drop segments shorter than this many seconds (applied after merging).", rich_help_panel=OPT_GROUP_SEG)] = 0.0,
-    merge_gap: Annotated[float, typer.Option(help="Join segments separated by at most this many seconds.", rich_help_panel=OPT_GROUP_SEG)] = 0.0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=OPT_GROUP_MODEL)] = "auto",
-    crops: Annotated[Crops, typer.Option(help="5: centre + corners, the published protocol; 1: centre only, ~5x faster.", rich_help_panel=OPT_GROUP_MODEL)] = Crops.five,
-    batch_size: Annotated[Optional[int], typer.Option(help="I3D clips per forward pass (memory vs speed).", rich_help_panel=OPT_GROUP_MODEL)] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="MACIL-SD weights file (default: the published checkpoint).", rich_help_panel=OPT_GROUP_MODEL)] = None,
-    i3d_weights: Annotated[Optional[Path], typer.Option(help="I3D RGB weights file (default: rgb_imagenet.pt).", rich_help_panel=OPT_GROUP_MODEL)] = None,
-    vggish_weights: Annotated[Optional[Path], typer.Option(help="VGGish weights file (default: vggish-10086976.pth).", rich_help_panel=OPT_GROUP_MODEL)] = None,
-    weights_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the weights files (else $VIOLENCE_DETECT_WEIGHTS, then the cache).", rich_help_panel=OPT_GROUP_MODEL)] = None,
-    download: Annotated[bool, typer.Option("--download/--no-download", help="Download missing weights (verified by checksum).", rich_help_panel=OPT_GROUP_MODEL)] = True,
-    video_stream: Annotated[Optional[int], typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=OPT_GROUP_MODEL)] = None,
-    audio_stream: Annotated[Optional[int], typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=OPT_GROUP_MODEL)] = None,
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")] = None,
+    inputs: Annotated[
+        list[Path], typer.Argument(metavar="VIDEO", help="Video files or folders of videos.", show_default=False)
+    ],
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON document on stdout (a list for several videos).",
+            rich_help_panel=OPT_GROUP_OUT,
+        ),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write one export; the format follows the extension (.json .csv .segments.csv .vtt .srt).",
+            rich_help_panel=OPT_GROUP_OUT,
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            help="Write exports for every video into this existing folder, named after the video.",
+            rich_help_panel=OPT_GROUP_OUT,
+        ),
+    ] = None,
+    formats: Annotated[
+        list[OutputFormat] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="[json|csv|segments-csv|vtt|srt|all]",
+            help="Formats for --output-dir (repeatable; default json).",
+            rich_help_panel=OPT_GROUP_OUT,
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Draw the score timeline into this PNG (or into this folder, one per video).",
+            rich_help_panel=OPT_GROUP_OUT,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No progress bars or messages (warnings and errors still show).",
+            rich_help_panel=OPT_GROUP_OUT,
+        ),
+    ] = False,
+    threshold: Annotated[
+        float, typer.Option(help="A snippet is violent when its score is >= this.", rich_help_panel=OPT_GROUP_SEG)
+    ] = 0.5,
+    min_duration: Annotated[
+        float,
+        typer.Option(
+            help="Drop segments shorter than this many seconds (applied after merging).", rich_help_panel=OPT_GROUP_SEG
+        ),
+    ] = 0.0,
+    merge_gap: Annotated[
+        float, typer.Option(help="Join segments separated by at most this many seconds.", rich_help_panel=OPT_GROUP_SEG)
+    ] = 0.0,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=OPT_GROUP_MODEL
+        ),
+    ] = "auto",
+    crops: Annotated[
+        Crops,
+        typer.Option(
+            help="5: centre + corners, the published protocol; 1: centre only, ~5x faster.",
+            rich_help_panel=OPT_GROUP_MODEL,
+        ),
+    ] = Crops.five,
+    batch_size: Annotated[
+        int | None, typer.Option(help="I3D clips per forward pass (memory vs speed).", rich_help_panel=OPT_GROUP_MODEL)
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="MACIL-SD weights file (default: the published checkpoint).", rich_help_panel=OPT_GROUP_MODEL
+        ),
+    ] = None,
+    i3d_weights: Annotated[
+        Path | None,
+        typer.Option(help="I3D RGB weights file (default: rgb_imagenet.pt).", rich_help_panel=OPT_GROUP_MODEL),
+    ] = None,
+    vggish_weights: Annotated[
+        Path | None,
+        typer.Option(help="VGGish weights file (default: vggish-10086976.pth).", rich_help_panel=OPT_GROUP_MODEL),
+    ] = None,
+    weights_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder holding the weights files (else $VIOLENCE_DETECT_WEIGHTS, then the cache).",
+            rich_help_panel=OPT_GROUP_MODEL,
+        ),
+    ] = None,
+    download: Annotated[
+        bool,
+        typer.Option(
+            "--download/--no-download",
+            help="Download missing weights (verified by checksum).",
+            rich_help_panel=OPT_GROUP_MODEL,
+        ),
+    ] = True,
+    video_stream: Annotated[
+        int | None,
+        typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=OPT_GROUP_MODEL),
+    ] = None,
+    audio_stream: Annotated[
+        int | None,
+        typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=OPT_GROUP_MODEL),
+    ] = None,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = None,
 ) -> None:
     from ..pipeline import Detector, find_videos, resolve_device
     from ..segments import check_params
@@ -134,17 +237,33 @@ def detect_command(
         with console.progress_bar(show_progress) as bar:
             loading = bar.add_task("loading the networks", total=None) if bar is not None else None
             detector = Detector(
-                device=resolved_device, crops=int(crops.value), batch_size=batch_size, checkpoint=checkpoint,
-                i3d_weights=i3d_weights, vggish_weights=vggish_weights, weights_dir=weights_dir,
-                download=download, download_progress=_download_progress(bar),
+                device=resolved_device,
+                crops=int(crops.value),
+                batch_size=batch_size,
+                checkpoint=checkpoint,
+                i3d_weights=i3d_weights,
+                vggish_weights=vggish_weights,
+                weights_dir=weights_dir,
+                download=download,
+                download_progress=_download_progress(bar),
             )
             if bar is not None:
                 bar.remove_task(loading)
             seen_warnings: set[str] = set()
             for video in videos:
-                result = _run_one(detector, video, plan, bar, seen_warnings, failed, threshold=threshold,
-                                  min_duration=min_duration, merge_gap=merge_gap,
-                                  video_stream=video_stream, audio_stream=audio_stream)
+                result = _run_one(
+                    detector,
+                    video,
+                    plan,
+                    bar,
+                    seen_warnings,
+                    failed,
+                    threshold=threshold,
+                    min_duration=min_duration,
+                    merge_gap=merge_gap,
+                    video_stream=video_stream,
+                    audio_stream=audio_stream,
+                )
                 if result is None:
                     continue
                 results.append(result)
@@ -163,8 +282,15 @@ def detect_command(
     exit_code(len(failed))
 
 
-def _run_one(detector: Any, video: Path, plan: Plan, bar: Any, seen_warnings: set[str],
-             failed: list[tuple[str, str]], **options: Any) -> DetectionResult | None:
+def _run_one(
+    detector: Any,
+    video: Path,
+    plan: Plan,
+    bar: Any,
+    seen_warnings: set[str],
+    failed: list[tuple[str, str]],
+    **options: Any,
+) -> DetectionResult | None:
     """Score and export one video; a failure is reported and recorded, never raised."""
     from ..plot import plot_timeline
     from ..writers import get_writer
@@ -317,7 +443,14 @@ def print_summary(result: DetectionResult) -> None:
         for col in ("#", "start", "end", "length", "peak", "mean"):
             table.add_column(col, justify="right")
         for n, seg in enumerate(result.segments, 1):
-            table.add_row(str(n), _clock(seg.start), _clock(seg.end), f"{seg.duration:.1f} s", f"{seg.peak:.2f}", f"{seg.mean:.2f}")
+            table.add_row(
+                str(n),
+                _clock(seg.start),
+                _clock(seg.end),
+                f"{seg.duration:.1f} s",
+                f"{seg.peak:.2f}",
+                f"{seg.mean:.2f}",
+            )
         out.print(table)
     color = "red" if result.verdict == "violent" else "green"
     out.print(f"  [bold {color}]{escape(result.summary())}[/]")
