@@ -208,6 +208,16 @@ def test_progress_reports_snippets(probed: FeatureExtractor, tmp_path: Path) -> 
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
+def test_stream_choice(probed: FeatureExtractor, media_dir: Path) -> None:
+    # nasa_13013.mp4: video #0 320x180 and #3 480x270, audio #1 (8 kHz) and #4 (16 kHz)
+    path = media_dir / "nasa_13013.mp4"
+    feats = probed.extract(path, video_stream=0, audio_stream=1)
+    assert (feats.info.video_stream, feats.info.audio_stream, feats.info.width) == (0, 1, 320)
+    assert feats.has_audio and feats.rgb.shape[0] == feats.audio.shape[0] == count_snippets(feats.n_frames) > 15
+    with pytest.raises(InputError, match="subtitle"):
+        probed.extract(path, video_stream=2)
+
+
 # --------------------------------------------------------------------------- real networks
 
 
