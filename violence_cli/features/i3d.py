@@ -63,6 +63,18 @@ def _ceil_mode_size(size: int, kernel: int, stride: int, pad: int) -> int:
     return out - 1 if (out - 1) * stride >= size + pad else out
 
 
+def _max_pool_333(x: torch.Tensor) -> torch.Tensor:
+    """3x3x3 stride-1 SAME max-pool of x >= 0, as a 1x3x3 pool then a max over time.
+
+    Twice as fast as one 3-D pool on CPUs (9 + 2 comparisons per element instead of 27).
+    """
+    spatial = F.max_pool3d(x, (1, 3, 3), 1, padding=(0, 1, 1))
+    out = spatial.clone()
+    torch.maximum(out[:, :, 1:], spatial[:, :, :-1], out=out[:, :, 1:])
+    torch.maximum(out[:, :, :-1], spatial[:, :, 1:], out=out[:, :, :-1])
+    return out
+
+
 def max_pool_same(x: torch.Tensor, kernel: Triple, stride: Triple) -> torch.Tensor:
     """Max-pool with TF "SAME" padding, padding with zeros like the published port.
 
@@ -71,6 +83,8 @@ def max_pool_same(x: torch.Tensor, kernel: Triple, stride: Triple) -> torch.Tens
     the front padding as ``padding`` and the one extra element at the back as a
     ceil-mode window, whenever that gives the SAME output size.
     """
+    if kernel == (3, 3, 3) and stride == (1, 1, 1) and x.shape[2] > 1:
+        return _max_pool_333(x)
     pads = _pads(x, kernel, stride)
     fronts = tuple(front for front, _ in pads)
     same_sizes = [-(-n // s) for n, s in zip(x.shape[-3:], stride)]
@@ -159,7 +173,11 @@ class Unit3D(nn.Module):
 
 
 class InceptionBlock(nn.Module):
-    """Four parallel branches concatenated on channels: 1x1 | 1x1-3x3 | 1x1-3x3 | pool-1x1."""
+    """Four parallel branches concatenated on channels: 1x1 | 1x1-3x3 | 1x1-3x3 | pool-1x1.
+
+    Once fused, the three 1x1 convolutions that read the block input run as one wider
+    convolution (one pass over the input, one larger matrix product).
+    """
 
     def __init__(self, in_channels: int, widths: Sequence[int]) -> None:
         super().__init__()
@@ -171,10 +189,29 @@ class InceptionBlock(nn.Module):
         self.b2b = Unit3D(c2a, c2b, (3, 3, 3))
         self.b3b = Unit3D(in_channels, c3)
         self.out_channels = c0 + c1b + c2b + c3
+        self.split = (c0, c1a, c2a)
+        self.register_buffer("merged_weight", None, persistent=False)
+        self.register_buffer("merged_bias", None, persistent=False)
+
+    def merge(self, enabled: bool = True) -> None:
+        """Stack the fused 1x1 weights of b0, b1a and b2a (call after their ``fuse``)."""
+        units = (self.b0, self.b1a, self.b2a)
+        if not enabled or any(u.fused_weight is None for u in units):
+            self.merged_weight = self.merged_bias = None
+            return
+        weight = torch.cat([u.fused_weight for u in units])
+        if units[0].fused_weight.is_contiguous(memory_format=torch.channels_last_3d):
+            weight = weight.contiguous(memory_format=torch.channels_last_3d)
+        self.merged_weight = weight
+        self.merged_bias = torch.cat([u.fused_bias for u in units])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = max_pool_same(x, (3, 3, 3), (1, 1, 1))
-        branches = [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(pooled)]
+        if self.merged_weight is None:
+            b0, b1, b2 = self.b0(x), self.b1a(x), self.b2a(x)
+        else:
+            b0, b1, b2 = F.relu_(F.conv3d(x, self.merged_weight, self.merged_bias)).split(self.split, dim=1)
+        branches = [b0, self.b1b(b1), self.b2b(b2), self.b3b(pooled)]
         return torch.cat(branches, dim=1)
 
 
@@ -256,6 +293,9 @@ class InceptionI3d(nn.Module):
         for module in self.modules():
             if isinstance(module, Unit3D):
                 module.fuse() if enabled else module.unfuse()
+        for module in self.modules():
+            if isinstance(module, InceptionBlock):
+                module.merge(enabled)
         return self
 
     def use_channels_last(self, enabled: bool = True) -> InceptionI3d:
