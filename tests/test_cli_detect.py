@@ -201,6 +201,11 @@ def test_bad_files(media, weight_args, key, needle) -> None:
     one_line_error(run(media[key], *weight_args), needle)
 
 
+def test_json_mode_failure_prints_no_document_for_one_file(media, weight_args) -> None:
+    r = run(media["text"], *weight_args, "--json")
+    assert r.exit_code == 1 and r.stdout == "" and "notes.mp4" in r.stderr
+
+
 def test_missing_path(weight_args, tmp_path) -> None:
     one_line_error(run(tmp_path / "nope.mp4", *weight_args), "no such file")
 
