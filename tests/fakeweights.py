@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -54,22 +55,28 @@ def _random_like(shapes: dict[str, tuple[int, ...]], seed: int) -> OrderedDict[s
     return OrderedDict((name, _fill(name, shape, gen)) for name, shape in shapes.items())
 
 
-def random_i3d_state_dict(seed: int = 0) -> OrderedDict[str, torch.Tensor]:
-    """A random state dict that loads strictly into piergiaj's InceptionI3d(400)."""
+@lru_cache(maxsize=4)
+def _cached(network: str, seed: int) -> OrderedDict[str, torch.Tensor]:
+    """Drawing VGGish's 72 M values takes seconds: draw once per process and seed."""
     from violence_cli.features.i3d import InceptionI3d
-
-    with torch.device("meta"):
-        shapes = _shapes(InceptionI3d())
-    return _random_like(shapes, seed)
-
-
-def random_vggish_state_dict(seed: int = 0) -> OrderedDict[str, torch.Tensor]:
-    """A random state dict in torchvggish's VGGish layout."""
     from violence_cli.features.vggish import VGGish
 
     with torch.device("meta"):
-        shapes = _shapes(VGGish())
+        shapes = _shapes(InceptionI3d() if network == "i3d" else VGGish())
     return _random_like(shapes, seed)
+
+
+def random_i3d_state_dict(seed: int = 0) -> OrderedDict[str, torch.Tensor]:
+    """A random state dict that loads strictly into piergiaj's InceptionI3d(400).
+
+    A new dict each call; its tensors are shared between calls: replace them, never edit them in place.
+    """
+    return OrderedDict(_cached("i3d", seed))
+
+
+def random_vggish_state_dict(seed: int = 0) -> OrderedDict[str, torch.Tensor]:
+    """A random state dict in torchvggish's VGGish layout (tensors shared as above)."""
+    return OrderedDict(_cached("vggish", seed))
 
 
 def random_vggish_pca(seed: int = 0) -> dict[str, torch.Tensor]:
