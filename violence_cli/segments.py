@@ -28,7 +28,7 @@ SNIPPET_FRAMES = 16  # frames per snippet, at the models' 24 fps
 SNIPPET_SECONDS = SNIPPET_FRAMES / 24.0  # s (~0.667): one score per snippet
 DEFAULT_THRESHOLD = 0.5
 
-_EPS = 1e-9  # s: tolerance when comparing float durations
+_EPS = 2e-6  # s: tolerance when comparing durations (times are rounded to the microsecond)
 
 
 def make_snippets(
@@ -46,8 +46,8 @@ def make_snippets(
     return [
         Snippet(
             index=k,
-            start=k * snippet_seconds,
-            end=(k + 1) * snippet_seconds,
+            start=round(k * snippet_seconds, 6),  # µs: keeps exports free of float noise
+            end=round((k + 1) * snippet_seconds, 6),
             score=float(av[k]),
             audio_score=float(audio[k]),
             visual_score=float(visual[k]),
