@@ -18,7 +18,7 @@ from violence_cli.training.losses import (
 
 
 def _np_info_nce(query: np.ndarray, positive: np.ndarray, negatives: np.ndarray, t: float = 0.1) -> float:
-    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
     q, p, n = unit(query), unit(positive), unit(negatives)
     pos = np.sum(q * p, axis=1) / t  # (N,)
     neg = q @ n.T / t  # (N, M)
@@ -47,7 +47,7 @@ def test_mil_bce_by_hand() -> None:
     labels = torch.tensor([1.0, 0.0])
     bag = mil_bag_logits(logits, lengths)  # k = 1 for both
     assert bag.tolist() == pytest.approx([3.0, 0.4])
-    sig = lambda x: 1.0 / (1.0 + math.exp(-x))  # noqa: E731
+    sig = lambda x: 1.0 / (1.0 + math.exp(-x))
     expected = -(math.log(sig(3.0)) + math.log(1.0 - sig(0.4))) / 2
     assert float(bag_bce(bag, labels)) == pytest.approx(expected, rel=1e-6)
 
