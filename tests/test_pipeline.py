@@ -131,18 +131,28 @@ def test_bad_segment_options_are_usage_errors(detector, clips) -> None:
         detector.detect(clips["av"], merge_gap=-1)
 
 
-def test_one_shot_detect_splits_options(fake_weights, clips) -> None:
+def test_one_shot_detect_splits_options_and_verifies_the_published_checkpoint(
+    fake_weights, clips, macil_checkpoint
+) -> None:
+    # the real MACIL-SD file (verified) with random I3D/VGGish found through weights_dir
     r = detect(
         clips["mute"],
         device="cpu",
         crops=1,
-        weights_dir=fake_weights["macil_sd"].parent,
+        checkpoint=macil_checkpoint,
+        weights_dir=fake_weights["i3d_rgb_imagenet"].parent,
         download=False,
         threshold=0.0,
         min_duration=0.5,
     )
     assert r.params.threshold == 0.0 and r.params.min_duration == 0.5 and r.params.crops == 1
     assert len(r.segments) == 1
+    verified = {w.name: w.verified for w in r.weights}
+    assert verified == {"i3d_rgb_imagenet": False, "vggish": False, "macil_sd": True}
+    published = next(w for w in r.weights if w.name == "macil_sd")
+    assert published.sha256 == "155c802b42a5f17f205830c6a2028a37271b656ae31d4a060323c16e7e48cd30"
+    assert not any("macil_sd weights" in w for w in r.warnings)
+    assert r.weights_verified is False  # one unverified file is enough to flag the result
 
 
 def test_missing_weights_is_one_clear_error(tmp_path) -> None:
