@@ -3,8 +3,9 @@
 Prints: GFLOP/s of a large fp32 matrix product (the ceiling), I3D clips/s and achieved
 GFLOP/s (55.6 GFLOP per 16x224x224 clip) for each inference option and batch size, and
 VGGish examples/s (1.73 GFLOP each). Every figure is the best of ``--repeats`` timed runs,
-with the variants interleaved round by round, so load from other processes hurts them all
-alike; the load average is printed at the start and the end.
+with the variants AND the matrix product interleaved round by round, so load from other
+processes hurts them all alike, and each table's "of ceiling" compares with the matrix
+product timed in that same table; the load average is printed at the start and the end.
 
     python benchmarks/bench_nets.py                 # CPU, ~2-4 minutes on 2 cores
     python benchmarks/bench_nets.py --device cuda   # adds bf16/fp16 autocast variants
@@ -56,11 +57,26 @@ def best_times(runs: dict[str, Callable[[], object]], repeats: int, device: torc
     return best
 
 
-def matmul_ceiling(device: torch.device, repeats: int, n: int = 4096) -> float:
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    out = torch.empty(n, n, device=device)
-    t = best_times({"mm": lambda: torch.mm(a, b, out=out)}, repeats + 2, device)["mm"]
-    return 2 * n**3 / t / 1e9
+MATMUL_N = 4096
+CEILING = "fp32 matmul 4096x4096 (ceiling)"
+
+
+def matmul_run(device: torch.device) -> Callable[[], object]:
+    a, b = torch.randn(MATMUL_N, MATMUL_N, device=device), torch.randn(MATMUL_N, MATMUL_N, device=device)
+    out = torch.empty(MATMUL_N, MATMUL_N, device=device)
+    return lambda: torch.mm(a, b, out=out)
+
+
+def matmul_gflops(seconds: float) -> float:
+    return 2 * MATMUL_N**3 / seconds / 1e9
+
+
+def timed_with_ceiling(
+    runs: dict[str, Callable[[], object]], repeats: int, device: torch.device
+) -> tuple[dict[str, float], float]:
+    """Best times of ``runs`` and the ceiling (GFLOP/s) measured interleaved with them."""
+    times = best_times({CEILING: matmul_run(device), **runs}, repeats, device)
+    return times, matmul_gflops(times.pop(CEILING))
 
 
 class _Malloc:
@@ -109,11 +125,21 @@ def i3d_variants(device: torch.device, quick: bool) -> dict[str, InceptionI3d]:
     return variants
 
 
-def bench_i3d(args: argparse.Namespace, device: torch.device, ceiling: float, malloc: _Malloc) -> None:
+def report(title: str, unit: str, gflop_each: float, times: dict[str, float], batch: dict[str, int], ceiling: float) -> None:
+    print(f"\n{title}   [ceiling measured alongside: {ceiling:.1f} GFLOP/s]")
+    print(f"  {'variant':52s} {'batch':>5s} {unit:>9s} {'GFLOP/s':>8s} {'of ceiling':>10s}")
+    for name, t in times.items():
+        b = batch[name]
+        gflops = gflop_each * b / t
+        print(f"  {name:52s} {b:5d} {b / t:9.2f} {gflops:8.1f} {gflops / ceiling:9.0%}")
+
+
+def bench_i3d(args: argparse.Namespace, device: torch.device, malloc: _Malloc) -> None:
     variants = i3d_variants(device, args.quick)
     default = next(iter(variants))
     gen = torch.Generator().manual_seed(0)
-    clips = {b: (torch.rand(b, 3, 16, 224, 224, generator=gen) * 2 - 1).to(device) for b in args.batch_sizes}
+    sizes = sorted({*args.batch_sizes, args.variant_batch})
+    clips = {b: (torch.rand(b, 3, 16, 224, 224, generator=gen) * 2 - 1).to(device) for b in sizes}
 
     def run(model: InceptionI3d, x: torch.Tensor, autocast: torch.dtype | None = None) -> Callable[[], object]:
         def go() -> object:
@@ -123,50 +149,38 @@ def bench_i3d(args: argparse.Namespace, device: torch.device, ceiling: float, ma
 
         return go
 
-    def report(title: str, times: dict[str, float], batch: dict[str, int]) -> None:
-        print(f"\n{title}")
-        print(f"  {'variant':44s} {'batch':>5s} {'clips/s':>8s} {'GFLOP/s':>8s} {'of ceiling':>10s}")
-        for name, t in times.items():
-            b = batch[name]
-            gflops = GFLOP_PER_CLIP * b / t
-            print(f"  {name:44s} {b:5d} {b / t:8.2f} {gflops:8.1f} {gflops / ceiling:9.0%}")
-
-    # 1. Every option at one batch (5 = the crops of one snippet), interleaved.
+    # 1. Every option at one batch (5 = the crops of one snippet).
     b = args.variant_batch
-    clips.setdefault(b, (torch.rand(b, 3, 16, 224, 224, generator=gen) * 2 - 1).to(device))
     runs = {name: run(model, clips[b]) for name, model in variants.items()}
-    times = best_times(runs, args.repeats, device)
-    report(f"I3D options, batch {b} (fp32)", times, dict.fromkeys(runs, b))
+    times, ceiling = timed_with_ceiling(runs, args.repeats, device)
+    report(f"I3D options, batch {b}, fp32", "clips/s", GFLOP_PER_CLIP, times, dict.fromkeys(runs, b), ceiling)
 
-    # 2. Batch sizes for the default path; with and without keeping freed memory (CPU).
+    # 2. Batch sizes of the default path.
     model = variants[default]
-    runs, batch = {}, {}
-    for size in args.batch_sizes:
-        runs[f"default, batch {size}"] = run(model, clips[size])
-        batch[f"default, batch {size}"] = size
-    times = best_times(runs, args.repeats, device)
-    if device.type == "cpu" and malloc.keep(True):
-        kept = best_times(runs, args.repeats, device)
-        malloc.keep(False)
-        for name, t in kept.items():
-            times[name.replace("default", "default + freed memory kept")] = t
-            batch[name.replace("default", "default + freed memory kept")] = batch[name]
-    report("I3D batch sizes (fp32, fused+channels_last)", times, batch)
+    runs = {f"{default}, batch {size}": run(model, clips[size]) for size in args.batch_sizes}
+    batch = {f"{default}, batch {size}": size for size in args.batch_sizes}
+    times, ceiling = timed_with_ceiling(runs, args.repeats, device)
+    report("I3D batch sizes, fp32", "clips/s", GFLOP_PER_CLIP, times, batch, ceiling)
 
-    # 3. Reduced precision: the GPU path (bf16 also runs on CPUs with AMX/AVX512-BF16).
+    # 3. glibc's default of returning freed memory to the kernel (what keep_freed_memory undoes).
+    if device.type == "cpu" and not args.quick and malloc.keep(False):
+        times, ceiling = timed_with_ceiling({f"{default}, freed memory returned (glibc default)": run(model, clips[b])}, args.repeats, device)
+        malloc.keep(True)
+        report("I3D without keep_freed_memory()", "clips/s", GFLOP_PER_CLIP, times, dict.fromkeys(times, b), ceiling)
+
+    # 4. Reduced precision: the GPU path (bf16 also runs on CPUs with AMX/AVX512-BF16).
     dtypes = [torch.bfloat16, torch.float16] if device.type == "cuda" else ([] if args.quick else [torch.bfloat16])
     if dtypes:
         size = max(args.batch_sizes)
         runs = {f"autocast {str(d).split('.')[1]}, batch {size}": run(model, clips[size], d) for d in dtypes}
-        times = best_times(runs, args.repeats, device)
-        print(f"\nI3D reduced precision (GFLOP/s against the fp32 ceiling, for scale)")
-        report("", times, dict.fromkeys(runs, size))
+        times, ceiling = timed_with_ceiling(runs, args.repeats, device)
+        report("I3D reduced precision (against the fp32 ceiling, for scale)", "clips/s", GFLOP_PER_CLIP, times, dict.fromkeys(runs, size), ceiling)
 
 
-def bench_vggish(args: argparse.Namespace, device: torch.device, ceiling: float) -> None:
+def bench_vggish(args: argparse.Namespace, device: torch.device) -> None:
     state = random_vggish_state_dict(0)
     models = {}
-    for channels_last in ((True, False) if not args.quick else (True,)):
+    for channels_last in (True, False) if not args.quick else (True,):
         model = VGGish().eval().requires_grad_(False)
         model.load_state_dict(state)
         models[f"channels_last={channels_last}"] = model.to(device).use_channels_last(channels_last)
@@ -182,13 +196,8 @@ def bench_vggish(args: argparse.Namespace, device: torch.device, ceiling: float)
 
             runs[f"{name}, batch {size}"] = go
             batch[f"{name}, batch {size}"] = size
-    times = best_times(runs, args.repeats, device)
-    print("\nVGGish (fp32)")
-    print(f"  {'variant':44s} {'batch':>5s} {'ex/s':>8s} {'GFLOP/s':>8s} {'of ceiling':>10s}")
-    for name, t in times.items():
-        b = batch[name]
-        gflops = GFLOP_PER_EXAMPLE * b / t
-        print(f"  {name:44s} {b:5d} {b / t:8.1f} {gflops:8.1f} {gflops / ceiling:9.0%}")
+    times, ceiling = timed_with_ceiling(runs, args.repeats, device)
+    report("VGGish, fp32", "ex/s", GFLOP_PER_EXAMPLE, times, batch, ceiling)
 
 
 def main() -> None:
@@ -198,7 +207,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", type=lambda s: [int(v) for v in s.split(",")], default=None)
     parser.add_argument("--variant-batch", type=int, default=5)
-    parser.add_argument("--vggish-batches", type=lambda s: [int(v) for v in s.split(",")], default=[16, 64])
+    parser.add_argument("--vggish-batches", type=lambda s: [int(v) for v in s.split(",")], default=[32, 128])
     parser.add_argument("--quick", action="store_true", help="default variants only, 2 repeats")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -211,16 +220,16 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         args.variant_batch = max(args.variant_batch, 20)
+    malloc = _Malloc()
+    if device.type == "cpu":
+        malloc.keep(True)  # as load_i3d/load_vggish do on the CPU
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"torch {torch.__version__}, device {device} ({name}), {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    ceiling = matmul_ceiling(device, args.repeats)
-    print(f"fp32 matmul 4096x4096 (practical ceiling): {ceiling:.1f} GFLOP/s")
-    bench_i3d(args, device, ceiling, _Malloc())
-    bench_vggish(args, device, ceiling)
-    again = matmul_ceiling(device, args.repeats)
-    print(f"\nfp32 matmul again at the end: {again:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}")
+    bench_i3d(args, device, malloc)
+    bench_vggish(args, device)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
