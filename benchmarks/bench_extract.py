@@ -33,17 +33,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fakeweights import save_fake_weights  # noqa: E402
+from fakeweights import save_fake_weights
 
-from violence_cli import media  # noqa: E402
-from violence_cli.features import frontend  # noqa: E402
-from violence_cli.features.extract import (  # noqa: E402
+from violence_cli import media
+from violence_cli.features import frontend
+from violence_cli.features.extract import (
     FeatureExtractor,
     make_clips,
     resize_frames,
     resized_size,
 )
-from violence_cli.features.i3d import GFLOP_PER_CLIP  # noqa: E402
+from violence_cli.features.i3d import GFLOP_PER_CLIP
 
 
 def make_video(path: Path, seconds: float, width: int, height: int, fps: int = 30) -> Path:
@@ -70,7 +70,9 @@ def make_video(path: Path, seconds: float, width: int, height: int, fps: int = 3
         for start in range(0, n, block):
             t = (start + np.arange(min(block, n - start))) / 44100
             chirp = 0.3 * np.sin(2 * np.pi * (200 + 400 * t) * t)
-            frame = av.AudioFrame.from_ndarray(np.stack([chirp, -chirp]).astype(np.float32), format="fltp", layout="stereo")
+            frame = av.AudioFrame.from_ndarray(
+                np.stack([chirp, -chirp]).astype(np.float32), format="fltp", layout="stereo"
+            )
             frame.sample_rate, frame.pts, frame.time_base = 44100, start, Fraction(1, 44100)
             for packet in audio.encode(frame):
                 out.mux(packet)
@@ -111,7 +113,9 @@ def matmul_ceiling(device: torch.device, n: int = 4096) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the synthetic video")
-    parser.add_argument("--repeat", type=int, default=3, help="alternate I3D-stage and end-to-end runs this often (best kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="alternate I3D-stage and end-to-end runs this often (best kept)"
+    )
     parser.add_argument("--size", default="640x360", help="WIDTHxHEIGHT of the synthetic video")
     parser.add_argument("--crops", type=int, default=5, choices=(1, 5))
     parser.add_argument("--device", default="cpu")
@@ -123,14 +127,19 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
     weights = save_fake_weights(tmp / "weights")
     video = args.video or make_video(tmp / "bench.mp4", args.seconds, width, height)
-    fx = FeatureExtractor(weights["i3d_rgb_imagenet"], weights["vggish"], device=args.device, crops=args.crops,
-                          batch_size=args.batch_size)
+    fx = FeatureExtractor(
+        weights["i3d_rgb_imagenet"], weights["vggish"], device=args.device, crops=args.crops, batch_size=args.batch_size
+    )
     device = fx.device
     info = media.probe(video)
-    print(f"device {device} ({torch.get_num_threads()} torch threads), crops {fx.crops}, "
-          f"batch {fx.batch_size} clips; RANDOM weights (speed only)")
-    print(f"video: {info.width}x{info.height} {info.fps:.0f} fps {info.video_codec}, {info.duration:.1f} s, "
-          f"audio {info.audio_codec} {info.audio_sample_rate} Hz x{info.audio_channels}")
+    print(
+        f"device {device} ({torch.get_num_threads()} torch threads), crops {fx.crops}, "
+        f"batch {fx.batch_size} clips; RANDOM weights (speed only)"
+    )
+    print(
+        f"video: {info.width}x{info.height} {info.fps:.0f} fps {info.video_codec}, {info.duration:.1f} s, "
+        f"audio {info.audio_codec} {info.audio_sample_rate} Hz x{info.audio_channels}"
+    )
 
     ceiling = matmul_ceiling(device)
     print(f"{'matmul fp32 4096^3':34s} {ceiling:9.1f} GFLOP/s (ceiling)")
@@ -156,8 +165,10 @@ def main() -> None:
         reps = max(1, min(3, n_snip // step))
         t_net = timed(lambda: (fx.i3d(clips[: fx.batch_size]), sync(device)), reps)
     net_rate = min(fx.batch_size, clips.shape[0]) / t_net
-    print(f"{'I3D network':34s} {net_rate:9.2f} clips/s  {net_rate * GFLOP_PER_CLIP:7.1f} GFLOP/s "
-          f"({100 * net_rate * GFLOP_PER_CLIP / ceiling:.0f}% of ceiling)")
+    print(
+        f"{'I3D network':34s} {net_rate:9.2f} clips/s  {net_rate * GFLOP_PER_CLIP:7.1f} GFLOP/s "
+        f"({100 * net_rate * GFLOP_PER_CLIP / ceiling:.0f}% of ceiling)"
+    )
 
     def stage() -> None:
         for k in range(0, n_snip, step):
@@ -177,19 +188,22 @@ def main() -> None:
     print(f"{'VGGish':34s} {len(ex) / t_vgg:9.1f} examples/s ({len(ex)} examples)")
 
     # -- I3D stage and end to end, alternated so that load from elsewhere hits both alike
-    del frames, stack, clips
     feats = fx.extract(video)  # warm-up
     t_stage = t_e2e = float("inf")
     for _ in range(args.repeat):
         t_stage = min(t_stage, timed(stage))
         t_e2e = min(t_e2e, timed(lambda: fx.extract(video)))
     stage_rate = n_snip * fx.crops / t_stage
-    print(f"{'I3D stage (crops+scale+network)':34s} {stage_rate:9.2f} clips/s  {stage_rate * GFLOP_PER_CLIP:7.1f} GFLOP/s "
-          f"-> {n_snip * 16 / 24 / t_stage:.2f} s of video/s")
+    print(
+        f"{'I3D stage (crops+scale+network)':34s} {stage_rate:9.2f} clips/s  {stage_rate * GFLOP_PER_CLIP:7.1f} GFLOP/s "
+        f"-> {n_snip * 16 / 24 / t_stage:.2f} s of video/s"
+    )
     video_s = feats.n_frames / 24
     e2e_clips = feats.n_snippets * fx.crops / t_e2e
-    print(f"{'end to end (extract)':34s} {video_s / t_e2e:9.2f} s of video/s  ({feats.n_snippets} snippets, {t_e2e:.2f} s; "
-          f"{e2e_clips:.2f} clips/s)")
+    print(
+        f"{'end to end (extract)':34s} {video_s / t_e2e:9.2f} s of video/s  ({feats.n_snippets} snippets, {t_e2e:.2f} s; "
+        f"{e2e_clips:.2f} clips/s)"
+    )
     ratio = e2e_clips / stage_rate
     print(f"{'end to end / I3D stage':34s} {ratio:9.2f}   (target >= 0.90: {'met' if ratio >= 0.9 else 'NOT met'})")
 

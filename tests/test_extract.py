@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
-
 from fakeweights import save_fake_weights
 from mediagen import make_clip
+from typer.testing import CliRunner
+
 from violence_cli.cli import app
 from violence_cli.errors import InputError, UsageError
 from violence_cli.features import frontend
@@ -112,7 +112,7 @@ def test_make_clips_corner_order_and_scale() -> None:
     clips = make_clips(snippet, crops=5)  # (5, 3, 16, 224, 224)
     assert clips.shape == (5, 3, 16, 224, 224) and clips.dtype == torch.float32
     assert clips.min() == -1.0 and clips.max() == 1.0
-    corner = lambda c, r, col: tuple(clips[c, :, 0, r, col].tolist())  # noqa: E731
+    corner = lambda c, r, col: tuple(clips[c, :, 0, r, col].tolist())
     # __1 top-left, __2 top-right, __3 bottom-left, __4 bottom-right: each crop's own
     # outer corner shows its quadrant's colour
     assert corner(1, 0, 0) == RED and corner(2, 0, -1) == GREEN
@@ -152,7 +152,11 @@ def test_quadrant_video_crops_in_order(probed: FeatureExtractor, tmp_path: Path)
 def test_snippets_are_consecutive_frames(probed: FeatureExtractor, tmp_path: Path) -> None:
     # frame i is a flat grey of level 4 i: the probe reads each clip frame's level back
     clip = make_clip(
-        tmp_path / "ramp.mp4", seconds=2.0, fps=24, size=(64, 48), audio=False,
+        tmp_path / "ramp.mp4",
+        seconds=2.0,
+        fps=24,
+        size=(64, 48),
+        audio=False,
         pattern=lambda i: np.full((48, 64, 3), 4 * i + 8, np.uint8),
     )
     for batch_size in (1, 7):  # crops of one snippet split over forwards, and kept together
@@ -297,7 +301,9 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
 
     res = runner.invoke(app, [*base, *w, str(short), str(good), str(tmp_path / "nope.mp4")])
     assert res.exit_code == 1, res.output
-    assert cli_extractor == [{"crops": 1, "device": torch.device("cpu"), "batch_size": None, "weights_dir": None, "download": True}]
+    assert cli_extractor == [
+        {"crops": 1, "device": torch.device("cpu"), "batch_size": None, "weights_dir": None, "download": True}
+    ]
     import inspect
 
     inspect.signature(FeatureExtractor).bind(weights["i3d_rgb_imagenet"], weights["vggish"], **cli_extractor[0])

@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -51,20 +51,85 @@ GROUP_MODEL = "Model and weights"
 @app.command("extract", help=HELP, no_args_is_help=True)
 @cli_errors
 def extract_command(
-    inputs: Annotated[list[Path], typer.Argument(metavar="VIDEO_OR_DIR...", help="Video files or folders of videos.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the feature files (created if missing).", show_default=False, rich_help_panel=GROUP_OUT)],
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Extract again videos whose files already exist.", rich_help_panel=GROUP_OUT)] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.", rich_help_panel=GROUP_OUT)] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or per-video lines on stderr (errors still show).", rich_help_panel=GROUP_OUT)] = False,
-    crops: Annotated[Crops, typer.Option(help="5: centre + 4 corners (the published protocol); 1: centre only, ~5x faster.", rich_help_panel=GROUP_MODEL)] = Crops.five,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=GROUP_MODEL)] = "auto",
-    batch_size: Annotated[Optional[int], typer.Option(help="I3D clips per forward pass (default 5 on CPU, 40 on CUDA).", rich_help_panel=GROUP_MODEL)] = None,
-    i3d_weights: Annotated[Optional[Path], typer.Option(help="I3D RGB weights file (default: rgb_imagenet.pt from the registry).", rich_help_panel=GROUP_MODEL)] = None,
-    vggish_weights: Annotated[Optional[Path], typer.Option(help="VGGish weights file (default: vggish-10086976.pth from the registry).", rich_help_panel=GROUP_MODEL)] = None,
-    weights_dir: Annotated[Optional[Path], typer.Option(help="Folder holding the weights files (else $VIOLENCE_DETECT_WEIGHTS, then the cache).", rich_help_panel=GROUP_MODEL)] = None,
-    download: Annotated[bool, typer.Option("--download/--no-download", help="Download missing weights (verified by checksum).", rich_help_panel=GROUP_MODEL)] = True,
-    video_stream: Annotated[Optional[int], typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=GROUP_MODEL)] = None,
-    audio_stream: Annotated[Optional[int], typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=GROUP_MODEL)] = None,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(metavar="VIDEO_OR_DIR...", help="Video files or folders of videos.", show_default=False),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder for the feature files (created if missing).",
+            show_default=False,
+            rich_help_panel=GROUP_OUT,
+        ),
+    ],
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Extract again videos whose files already exist.", rich_help_panel=GROUP_OUT),
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document on stdout.", rich_help_panel=GROUP_OUT)
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No progress bars or per-video lines on stderr (errors still show).",
+            rich_help_panel=GROUP_OUT,
+        ),
+    ] = False,
+    crops: Annotated[
+        Crops,
+        typer.Option(
+            help="5: centre + 4 corners (the published protocol); 1: centre only, ~5x faster.",
+            rich_help_panel=GROUP_MODEL,
+        ),
+    ] = Crops.five,
+    device: Annotated[
+        str,
+        typer.Option(help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=GROUP_MODEL),
+    ] = "auto",
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="I3D clips per forward pass (default 5 on CPU, 40 on CUDA).", rich_help_panel=GROUP_MODEL),
+    ] = None,
+    i3d_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="I3D RGB weights file (default: rgb_imagenet.pt from the registry).", rich_help_panel=GROUP_MODEL
+        ),
+    ] = None,
+    vggish_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="VGGish weights file (default: vggish-10086976.pth from the registry).", rich_help_panel=GROUP_MODEL
+        ),
+    ] = None,
+    weights_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder holding the weights files (else $VIOLENCE_DETECT_WEIGHTS, then the cache).",
+            rich_help_panel=GROUP_MODEL,
+        ),
+    ] = None,
+    download: Annotated[
+        bool,
+        typer.Option(
+            "--download/--no-download",
+            help="Download missing weights (verified by checksum).",
+            rich_help_panel=GROUP_MODEL,
+        ),
+    ] = True,
+    video_stream: Annotated[
+        int | None,
+        typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=GROUP_MODEL),
+    ] = None,
+    audio_stream: Annotated[
+        int | None,
+        typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=GROUP_MODEL),
+    ] = None,
 ) -> None:
     from ..features.extract import ExtractOutcome, FeatureExtractor, extract_to_folder, resolve_device
     from ..pipeline import find_videos
@@ -84,8 +149,13 @@ def extract_command(
 
     def make_extractor() -> FeatureExtractor:
         return FeatureExtractor(
-            i3d_weights=i3d_weights, vggish_weights=vggish_weights, device=resolved, crops=n_crops,
-            batch_size=batch_size, weights_dir=weights_dir, download=download,
+            i3d_weights=i3d_weights,
+            vggish_weights=vggish_weights,
+            device=resolved,
+            crops=n_crops,
+            batch_size=batch_size,
+            weights_dir=weights_dir,
+            download=download,
         )
 
     if videos:
@@ -102,8 +172,14 @@ def extract_command(
 
             for i, outcome in enumerate(
                 extract_to_folder(
-                    videos, out, make_extractor, crops=n_crops, overwrite=overwrite,
-                    video_stream=video_stream, audio_stream=audio_stream, progress=progress,
+                    videos,
+                    out,
+                    make_extractor,
+                    crops=n_crops,
+                    overwrite=overwrite,
+                    video_stream=video_stream,
+                    audio_stream=audio_stream,
+                    progress=progress,
                 )
             ):
                 if bar is not None and i in tasks:
@@ -117,7 +193,9 @@ def extract_command(
         document = {"out_dir": str(out), "crops": n_crops, "device": str(resolved), **counts, "videos": outcomes}
         typer.echo(json.dumps(document, indent=2))
     else:
-        console.info(f"{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed -> {out}", quiet=quiet)
+        console.info(
+            f"{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed -> {out}", quiet=quiet
+        )
     failures = [o for o in outcomes if o["status"] == "failed"]
     for failure in failures:
         console.stderr.print(f"failed: {failure['error']}", highlight=False, markup=False)

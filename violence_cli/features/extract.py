@@ -33,9 +33,10 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -103,7 +104,7 @@ def crop_boxes(height: int, width: int, crops: int = 5, size: int = CROP_SIZE) -
     if height < size or width < size:
         raise ValueError(f"frames of {height}x{width} are smaller than the {size}x{size} crop")
     bottom, right = height - size, width - size
-    centre = (int(round(bottom / 2)), int(round(right / 2)))
+    centre = (round(bottom / 2), round(right / 2))  # Python rounds halves to even, like np.round
     return [centre, (0, 0), (0, right), (bottom, 0), (bottom, right)][:crops]
 
 
@@ -351,16 +352,20 @@ class FeatureExtractor:
         if not info.has_video:
             raise InputError(f"{path}: no video stream (features need pictures; audio-only files are not supported)")
         warnings: list[str] = []
-        estimate = count_snippets(int(round(info.duration * media.VIDEO_FPS))) if info.duration > 0 else None
+        estimate = count_snippets(round(info.duration * media.VIDEO_FPS)) if info.duration > 0 else None
         stop = threading.Event()
         video_q: queue.Queue = queue.Queue(maxsize=2 * self.snippets_per_step + 1)
         audio_q: queue.Queue = queue.Queue(maxsize=8)
         count: dict[str, int] = {}
         threads: list[threading.Thread] = []
         if not info.has_audio:
-            warnings.append(f"{path.name}: no audio stream: silence used as audio (the scores rest on the picture alone)")
+            warnings.append(
+                f"{path.name}: no audio stream: silence used as audio (the scores rest on the picture alone)"
+            )
         try:
-            frames = media.iter_frames(path, media.VIDEO_FPS, video_stream=info.video_stream, on_warning=warnings.append)
+            frames = media.iter_frames(
+                path, media.VIDEO_FPS, video_stream=info.video_stream, on_warning=warnings.append
+            )
             snippets = _snippets(frames, not self.cuda, count)
             threads.append(threading.Thread(target=_produce, args=(video_q, stop, snippets), daemon=True))
             if info.has_audio:
@@ -386,8 +391,13 @@ class FeatureExtractor:
         if progress is not None:
             progress(len(rgb_all), len(rgb_all))
         return VideoFeatures(
-            rgb=rgb_all, audio=audio, info=info, n_frames=n_frames, has_audio=info.has_audio,
-            crops=self.crops, warnings=warnings,
+            rgb=rgb_all,
+            audio=audio,
+            info=info,
+            n_frames=n_frames,
+            has_audio=info.has_audio,
+            crops=self.crops,
+            warnings=warnings,
         )
 
     def _run_video(
@@ -529,7 +539,7 @@ def extract_to_folder(
     overwrite: bool = False,
     video_stream: int | None = None,
     audio_stream: int | None = None,
-    progress: Callable[[int, Path, int, "int | None"], None] | None = None,
+    progress: Callable[[int, Path, int, int | None], None] | None = None,
 ) -> Iterator[ExtractOutcome]:
     """Extract each video into ``out_dir`` in the XD layout; yield one outcome per video.
 
@@ -547,7 +557,9 @@ def extract_to_folder(
         paths = xd_paths(out_dir, name, crops)
         if name in claimed:
             yield ExtractOutcome(
-                str(video), name, "failed",
+                str(video),
+                name,
+                "failed",
                 error=f"{video}: same output name {name!r} as {claimed[name]}",
                 hint="extract one of them into another --out folder, or rename it",
             )
@@ -564,15 +576,26 @@ def extract_to_folder(
             feats = extractor.extract(video, video_stream=video_stream, audio_stream=audio_stream, progress=callback)
             written = write_xd_features(feats, out_dir, name)
         except InputError as exc:
-            yield ExtractOutcome(str(video), name, "failed", seconds=time.perf_counter() - start, error=exc.message, hint=exc.hint)
+            yield ExtractOutcome(
+                str(video), name, "failed", seconds=time.perf_counter() - start, error=exc.message, hint=exc.hint
+            )
             continue
         except OSError as exc:
-            yield ExtractOutcome(str(video), name, "failed", seconds=time.perf_counter() - start, error=f"{video}: {exc}")
+            yield ExtractOutcome(
+                str(video), name, "failed", seconds=time.perf_counter() - start, error=f"{video}: {exc}"
+            )
             continue
         yield ExtractOutcome(
-            str(video), name, "written", files=[str(p) for p in written], n_snippets=feats.n_snippets,
-            n_frames=feats.n_frames, has_audio=feats.has_audio, duration=feats.info.duration,
-            seconds=time.perf_counter() - start, warnings=list(feats.warnings),
+            str(video),
+            name,
+            "written",
+            files=[str(p) for p in written],
+            n_snippets=feats.n_snippets,
+            n_frames=feats.n_frames,
+            has_audio=feats.has_audio,
+            duration=feats.info.duration,
+            seconds=time.perf_counter() - start,
+            warnings=list(feats.warnings),
         )
 
 
