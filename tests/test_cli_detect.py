@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from fakeweights import save_fake_weights
 from mediagen import make_clip
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from violence_cli.cli import app
 from violence_cli.schema import SCHEMA_VERSION
@@ -82,7 +82,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
     return {"good": good, "mute": mute, "text": text, "empty": empty, "short": short, "sound": sound, "cut": cut}
 
 
-def run(*args: object) -> CliRunner.invoke:
+def run(*args: object) -> Result:
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
