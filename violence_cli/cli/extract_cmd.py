@@ -53,7 +53,7 @@ GROUP_MODEL = "Model and weights"
 def extract_command(
     inputs: Annotated[
         list[Path],
-        typer.Argument(metavar="VIDEO_OR_DIR...", help="Video files or folders of videos.", show_default=False),
+        typer.Argument(metavar="VIDEO_OR_DIR", help="Video files or folders of videos.", show_default=False),
     ],
     out: Annotated[
         Path,
