@@ -150,11 +150,19 @@ def train_command(
     if val_set is None and not json_out:
         console.warn("no validation set (--val-features with --val-gt or --val-annotations): best.pt will be the last epoch")
 
-    with console.progress_bar(console.progress_enabled(quiet, json_out)) as bar:
-        result = train(
-            train_set, out, cfg, validate=val_set, device=dev, resume=resume is not None,
-            extra_state=state_extra, progress=_progress(bar, show),
-        )  # fmt: skip
+    try:
+        with console.progress_bar(console.progress_enabled(quiet, json_out)) as bar:
+            result = train(
+                train_set, out, cfg, validate=val_set, device=dev, resume=resume is not None,
+                extra_state=state_extra, progress=_progress(bar, show),
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        done = (out / "state.pt").is_file()
+        console.error(
+            "interrupted" + (f"; the last complete epoch is saved in {out}" if done else " before the first epoch ended"),
+            hint=f"continue with: violence-detect train --resume {out}" if done else None,
+        )
+        raise typer.Exit(130) from None
 
     summary = {
         "best_epoch": result.best_epoch,

@@ -234,7 +234,8 @@ def build_training_set(
         how = "labels.csv" if labels is not None else "the XD naming ('_label_A' = normal)"
         raise InputError(
             f"the training set has no {missing} video ({violent} violent, {normal} normal by {how}); "
-            "MIL training needs both"
+            "MIL training needs both",
+            hint=None if labels is not None else "give --labels labels.csv with 'video,label' rows (1 violent, 0 normal)",
         )
     return result
 
