@@ -184,7 +184,7 @@ def test_resolve_device(monkeypatch) -> None:
 def test_find_videos(tmp_path) -> None:
     folder = tmp_path / "videos"
     folder.mkdir()
-    for name in ("b.mp4", "a.MKV", "notes.txt"):
+    for name in ("b.mp4", "a.MKV", "notes.txt", "._b.mp4"):  # ._b.mp4: a macOS resource fork
         (folder / name).write_bytes(b"x")
     (folder / "sub").mkdir()
     empty = tmp_path / "empty"

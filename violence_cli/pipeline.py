@@ -64,7 +64,7 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def find_videos(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[tuple[str, ViolenceDetectError]]]:
-    """Expand files and folders (every video file directly inside, sorted) into a list of files.
+    """Expand files and folders (every video file directly inside, sorted; hidden files skipped).
 
     Returns ``(videos, failures)``: a missing path or a folder without videos is a failure
     (with its one-line error), so the caller can go on with the others.
@@ -74,7 +74,11 @@ def find_videos(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], li
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            found = sorted(
+                p
+                for p in path.iterdir()
+                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
+            )
             if not found:
                 exts = " ".join(sorted(VIDEO_EXTENSIONS))
                 failures.append((str(path), InputError(f"{path}: no video files in this folder (looked for {exts})")))
