@@ -175,7 +175,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--disk-videos", type=int, default=40)
     parser.add_argument("--val-videos", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}, "

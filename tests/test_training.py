@@ -37,6 +37,16 @@ from violence_cli.xdfeatures import discover_folder
 SMALL = TrainConfig(epochs=2, batch_size=8)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small training steps run faster on one thread than two fighting the other test
+    worker for 2 cores; the previous setting is restored for the rest of the session."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("synthetic")
@@ -232,3 +242,14 @@ def test_resume_needs_a_state(tmp_path: Path, bags) -> None:
     (tmp_path / "state.pt").write_bytes(b"garbage")
     with pytest.raises(InputError, match="unreadable training state"):
         train(bags, tmp_path, SMALL, resume=True)
+
+
+def test_recipe_options_change_the_run(bags, tmp_path: Path) -> None:
+    off = train(bags, tmp_path / "off", TrainConfig(epochs=2, batch_size=8, lambda_step=0.0))
+    assert all(r.loss == pytest.approx(r.mil) for r in off.history)  # no contrastive weight
+    assert off.best_ap is None and off.best_epoch == 1  # no validation: best = last
+    on = train(bags, tmp_path / "on", TrainConfig(epochs=2, batch_size=8))
+    assert on.history[1].loss != pytest.approx(on.history[1].mil)
+    matched = train(bags, tmp_path / "m", TrainConfig(epochs=2, batch_size=8, pairing="matched"))
+    assert matched.history[1].a2v_bgd != pytest.approx(on.history[1].a2v_bgd)
+    assert on.history[0].loss == pytest.approx(matched.history[0].loss)  # epoch 0: lambda 0 either way

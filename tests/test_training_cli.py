@@ -8,12 +8,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from violence_cli.cli import app
 from violence_cli.training.synthetic import make_synthetic_xd
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Small training steps run faster on one thread than two fighting the other test
+    worker for 2 cores; the previous setting is restored for the rest of the session."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +121,29 @@ def test_bad_inputs_are_one_line_errors(tiny, tmp_path: Path) -> None:
 
     result = _train("--features", str(tr.root), "--out", str(tmp_path / "o4"), "--device", "tpu")
     assert result.exit_code == 2
+
+
+def test_list_files_and_labels_csv(tmp_path: Path) -> None:
+    data = make_synthetic_xd(tmp_path / "f", 3, 3, crops=2, seed=15, prefix="own")
+    renamed = {}
+    for v in data.videos:  # own videos: names say nothing about the label
+        new = v.name.split("_label_")[0]
+        renamed[new] = v.violent
+        for f in (tmp_path / "f").glob(f"{v.name}__*.npy"):
+            f.rename(f.with_name(f.name.replace(v.name, new)))
+    names = sorted(renamed)
+    rgb = tmp_path / "rgb.list"
+    rgb.write_text("".join(f"{tmp_path / 'f' / f'{n}__{c}.npy'}\n" for n in names for c in range(2)))
+    audio = tmp_path / "audio.list"
+    audio.write_text("".join(f"{tmp_path / 'f' / f'{n}__vggish.npy'}\n" for n in names))
+    result = _train("--rgb-list", str(rgb), "--audio-list", str(audio), "--out", str(tmp_path / "o"), "--epochs", "1")
+    assert result.exit_code == 1 and "no normal video" in result.output and "--labels" in result.output
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video,label\n" + "".join(f"{n},{'violent' if renamed[n] else 'normal'}\n" for n in names))
+    result = _train(
+        "--rgb-list", str(rgb), "--audio-list", str(audio), "--labels", str(labels),
+        "--out", str(tmp_path / "o"), "--epochs", "1", "--batch-size", "4", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["train_bags"] == 12 and summary["best_ap"] is None

@@ -231,7 +231,11 @@ def _set_rng_state(state: dict[str, Any], shuffle: torch.Generator) -> None:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed every generator the run touches (CUDA too) and ask cuDNN for determinism, as
+    the published main.py does."""
     torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
     np.random.seed(seed)
     random.seed(seed)
 
