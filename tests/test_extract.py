@@ -330,3 +330,16 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
     # missing weights stop the run with the registry's one-line error
     res = runner.invoke(app, [*base, "--i3d-weights", str(tmp_path / "absent.pt"), str(good), "--overwrite"])
     assert res.exit_code == 1 and "absent.pt" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_same_name_twice_fails_the_second(probed: FeatureExtractor, tmp_path: Path) -> None:
+    from violence_cli.features.extract import extract_to_folder
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = make_clip(tmp_path / "a" / "x.mp4", seconds=0.8, fps=24, size=(32, 24), audio=False)
+    second = make_clip(tmp_path / "b" / "x.mp4", seconds=0.8, fps=24, size=(32, 24), audio=False)
+    outcomes = list(extract_to_folder([first, second], tmp_path / "out", lambda: probed, crops=5))
+    assert [o.status for o in outcomes] == ["written", "failed"]
+    assert "same output name" in outcomes[1].error and str(first) in outcomes[1].error
+    assert outcomes[0].n_snippets == 1 and len(outcomes[0].files) == 6
