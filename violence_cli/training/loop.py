@@ -35,7 +35,7 @@ import torch
 
 from ..errors import InputError, UsageError, ViolenceDetectError
 from ..model import MacilDims, MacilSD, VisualOnlyNet, mil_bag_logits, resolve_device
-from .data import MAX_SEQLEN, TrainingSet
+from .data import MAX_SEQLEN, Batch, TrainingSet
 from .losses import TEMPERATURE, bag_bce, cross_modal_losses
 
 STATE_FILE = "state.pt"
@@ -243,6 +243,61 @@ def seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------- one epoch
 
 
+LOSS_KEYS = ("loss", "mil", "a2v_bgd", "a2v_nor", "v2a_bgd", "v2a_nor", "teacher_loss")
+
+
+def train_step(
+    model: MacilSD,
+    teacher: VisualOnlyNet,
+    opt_av: torch.optim.Optimizer,
+    opt_teacher: torch.optim.Optimizer,
+    batch: Batch,
+    cfg: TrainConfig,
+    lam_bgd: float,
+    lam_nor: float,
+    device: torch.device,
+) -> dict[str, float]:
+    """One batch: the audio-visual objective and the teacher's BCE, one Adam step each.
+
+    Returns the loss terms (floats) and ``active`` (1.0 when the contrastive terms applied).
+    Raises when a loss is not finite (nothing is updated then).
+    """
+    visual = batch.visual.to(device)  # (B, L, 1024)
+    audio = batch.audio.to(device)  # (B, L, 128)
+    labels = batch.labels.to(device)  # (B,)
+    lengths = batch.lengths.to(device)  # (B,)
+
+    out = model(visual, audio)
+    bag = mil_bag_logits(out.av_logits, lengths)  # (B,)
+    mil = bag_bce(bag, labels)
+    if cfg.pairing == "published":
+        audio_reps, visual_reps = out.visual_repr, out.audio_repr
+    else:
+        audio_reps, visual_reps = out.audio_repr, out.visual_repr
+    cma = cross_modal_losses(bag, out.audio_logits, out.visual_logits, lengths, audio_reps, visual_reps, cfg.temperature)
+    loss = mil + lam_bgd * cma.bgd() + lam_nor * cma.nor()
+
+    teacher_bag = mil_bag_logits(teacher(visual), lengths)  # (B,)
+    teacher_loss = bag_bce(teacher_bag, labels)
+
+    if not (torch.isfinite(loss) and torch.isfinite(teacher_loss)):
+        raise ViolenceDetectError(
+            f"training diverged (loss {loss.item()}, teacher {teacher_loss.item()})",
+            hint="lower --lr or --lambda-bgd/--lambda-nor",
+        )
+    opt_av.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_av.step()
+    opt_teacher.zero_grad(set_to_none=True)
+    teacher_loss.backward()
+    opt_teacher.step()
+
+    terms = (loss, mil, cma.a2v_bgd, cma.a2v_nor, cma.v2a_bgd, cma.v2a_nor, teacher_loss)
+    result = {key: value.item() for key, value in zip(LOSS_KEYS, terms)}
+    result["active"] = float(cma.active)
+    return result
+
+
 def train_one_epoch(
     model: MacilSD,
     teacher: VisualOnlyNet,
@@ -260,53 +315,19 @@ def train_one_epoch(
     lam_nor = lambda_at(epoch, cfg.lambda_nor, cfg.lambda_step)
     model.train()
     teacher.train()
-    sums = dict.fromkeys(("loss", "mil", "a2v_bgd", "a2v_nor", "v2a_bgd", "v2a_nor", "teacher_loss"), 0.0)
-    active = 0
+    sums = dict.fromkeys((*LOSS_KEYS, "active"), 0.0)
     steps = data.n_batches(cfg.batch_size)
     for step, batch in enumerate(data.batches(cfg.batch_size, shuffle)):
-        visual = batch.visual.to(device)  # (B, L, 1024)
-        audio = batch.audio.to(device)  # (B, L, 128)
-        labels = batch.labels.to(device)  # (B,)
-        lengths = batch.lengths.to(device)  # (B,)
-
-        out = model(visual, audio)
-        bag = mil_bag_logits(out.av_logits, lengths)  # (B,)
-        mil = bag_bce(bag, labels)
-        if cfg.pairing == "published":
-            audio_reps, visual_reps = out.visual_repr, out.audio_repr
-        else:
-            audio_reps, visual_reps = out.audio_repr, out.visual_repr
-        cma = cross_modal_losses(
-            bag, out.audio_logits, out.visual_logits, lengths, audio_reps, visual_reps, cfg.temperature
-        )
-        loss = mil + lam_bgd * cma.bgd() + lam_nor * cma.nor()
-
-        teacher_bag = mil_bag_logits(teacher(visual), lengths)  # (B,)
-        teacher_loss = bag_bce(teacher_bag, labels)
-
-        if not (torch.isfinite(loss) and torch.isfinite(teacher_loss)):
-            raise ViolenceDetectError(
-                f"training diverged at epoch {epoch} step {step} (loss {float(loss)}, "
-                f"teacher {float(teacher_loss)})",
-                hint="lower --lr or --lambda-bgd/--lambda-nor",
-            )
-        opt_av.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_av.step()
-        opt_teacher.zero_grad(set_to_none=True)
-        teacher_loss.backward()
-        opt_teacher.step()
-
-        for key, value in (
-            ("loss", loss), ("mil", mil), ("a2v_bgd", cma.a2v_bgd), ("a2v_nor", cma.a2v_nor),
-            ("v2a_bgd", cma.v2a_bgd), ("v2a_nor", cma.v2a_nor), ("teacher_loss", teacher_loss),
-        ):  # fmt: skip
-            sums[key] += value.item()
-        active += int(cma.active)
+        try:
+            terms = train_step(model, teacher, opt_av, opt_teacher, batch, cfg, lam_bgd, lam_nor, device)
+        except ViolenceDetectError as exc:
+            raise ViolenceDetectError(f"epoch {epoch} step {step}: {exc.message}", exc.hint) from None
+        for key, value in terms.items():
+            sums[key] += value
         if on_step is not None:
             on_step(step + 1, steps)
     means = {k: v / max(steps, 1) for k, v in sums.items()}
-    means["contrastive_batches"] = active / max(steps, 1)
+    means["contrastive_batches"] = means.pop("active")
     return means
 
 
@@ -483,4 +504,5 @@ __all__ = [
     "shared_parameters",
     "train",
     "train_one_epoch",
+    "train_step",
 ]
