@@ -151,26 +151,28 @@ def bench_i3d(args: argparse.Namespace, device: torch.device, malloc: _Malloc) -
 
     # 1. Every option at one batch (5 = the crops of one snippet).
     b = args.variant_batch
-    runs = {name: run(model, clips[b]) for name, model in variants.items()}
-    times, ceiling = timed_with_ceiling(runs, args.repeats, device)
-    report(f"I3D options, batch {b}, fp32", "clips/s", GFLOP_PER_CLIP, times, dict.fromkeys(runs, b), ceiling)
+    model = variants[default]
+    if "options" in args.tables:
+        runs = {name: run(m, clips[b]) for name, m in variants.items()}
+        times, ceiling = timed_with_ceiling(runs, args.repeats, device)
+        report(f"I3D options, batch {b}, fp32", "clips/s", GFLOP_PER_CLIP, times, dict.fromkeys(runs, b), ceiling)
 
     # 2. Batch sizes of the default path.
-    model = variants[default]
-    runs = {f"{default}, batch {size}": run(model, clips[size]) for size in args.batch_sizes}
-    batch = {f"{default}, batch {size}": size for size in args.batch_sizes}
-    times, ceiling = timed_with_ceiling(runs, args.repeats, device)
-    report("I3D batch sizes, fp32", "clips/s", GFLOP_PER_CLIP, times, batch, ceiling)
+    if "batches" in args.tables:
+        runs = {f"{default}, batch {size}": run(model, clips[size]) for size in args.batch_sizes}
+        batch = {f"{default}, batch {size}": size for size in args.batch_sizes}
+        times, ceiling = timed_with_ceiling(runs, args.repeats, device)
+        report("I3D batch sizes, fp32", "clips/s", GFLOP_PER_CLIP, times, batch, ceiling)
 
     # 3. glibc's default of returning freed memory to the kernel (what keep_freed_memory undoes).
-    if device.type == "cpu" and not args.quick and malloc.keep(False):
+    if "memory" in args.tables and device.type == "cpu" and not args.quick and malloc.keep(False):
         times, ceiling = timed_with_ceiling({f"{default}, freed memory returned (glibc default)": run(model, clips[b])}, args.repeats, device)
         malloc.keep(True)
         report("I3D without keep_freed_memory()", "clips/s", GFLOP_PER_CLIP, times, dict.fromkeys(times, b), ceiling)
 
     # 4. Reduced precision: the GPU path (bf16 also runs on CPUs with AMX/AVX512-BF16).
     dtypes = [torch.bfloat16, torch.float16] if device.type == "cuda" else ([] if args.quick else [torch.bfloat16])
-    if dtypes:
+    if dtypes and "autocast" in args.tables:
         size = max(args.batch_sizes)
         runs = {f"autocast {str(d).split('.')[1]}, batch {size}": run(model, clips[size], d) for d in dtypes}
         times, ceiling = timed_with_ceiling(runs, args.repeats, device)
@@ -209,6 +211,12 @@ def main() -> None:
     parser.add_argument("--variant-batch", type=int, default=5)
     parser.add_argument("--vggish-batches", type=lambda s: [int(v) for v in s.split(",")], default=[32, 128])
     parser.add_argument("--quick", action="store_true", help="default variants only, 2 repeats")
+    parser.add_argument(
+        "--tables",
+        type=lambda s: set(s.split(",")),
+        default={"options", "batches", "memory", "autocast", "vggish"},
+        help="comma-separated subset of: options,batches,memory,autocast,vggish",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
@@ -228,7 +236,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {device} ({name}), {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     bench_i3d(args, device, malloc)
-    bench_vggish(args, device)
+    if "vggish" in args.tables:
+        bench_vggish(args, device)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
