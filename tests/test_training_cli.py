@@ -70,6 +70,10 @@ def test_train_eval_detect_round_trip(tiny, tmp_path: Path) -> None:
     assert ev.exit_code == 0, ev.output
     assert json.loads(ev.stdout)["ap"] == pytest.approx(summary["best_ap"], abs=1e-6)
 
+    # a second run into the same folder is refused (it would overwrite this one)
+    again = _train("--features", str(tr.root), "--out", str(out), "--epochs", "1")
+    assert again.exit_code == 2 and "--resume" in again.output
+
     # resume with only --epochs: data sources and recipe come from the state
     more = _train("--resume", str(out), "--epochs", "3", "--json")
     assert more.exit_code == 0, more.output

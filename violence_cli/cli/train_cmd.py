@@ -131,6 +131,11 @@ def train_command(
     else:
         if out is None:
             raise UsageError("--out DIR is required (or --resume DIR)")
+        if (out / "state.pt").exists():
+            raise UsageError(
+                f"{out} already holds a training run (state.pt)",
+                hint=f"continue it with --resume {out}, or choose another --out",
+            )
         cfg = TrainConfig(**{name: options[name] for name in _RECIPE})
         cfg.check()
         sources = {name: _abs(options[name]) for name in _SOURCES}

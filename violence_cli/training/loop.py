@@ -76,6 +76,8 @@ class TrainConfig:
             raise UsageError("--lr and --teacher-lr-divisor must be positive")
         if self.max_seqlen < 1 or self.t_max < 1 or self.ema_epochs < 1:
             raise UsageError("--max-seqlen, --t-max and --ema-epochs must be at least 1")
+        if self.temperature <= 0:
+            raise UsageError(f"--temperature must be positive, got {self.temperature}")
         if not 0.0 <= self.ema_start <= 1.0:
             raise UsageError(f"--ema-start must be in [0, 1], got {self.ema_start}")
         if self.pairing not in ("published", "matched"):
