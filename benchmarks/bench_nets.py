@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from fakeweights import random_i3d_state_dict, random_vggish_state_dict  # noqa: E402
 
+from violence_cli.features import i3d  # noqa: E402
 from violence_cli.features.i3d import GFLOP_PER_CLIP, InceptionI3d  # noqa: E402
 from violence_cli.features.vggish import GFLOP_PER_EXAMPLE, VGGish  # noqa: E402
 
@@ -134,6 +135,19 @@ def report(title: str, unit: str, gflop_each: float, times: dict[str, float], ba
         print(f"  {name:52s} {b:5d} {b / t:9.2f} {gflops:8.1f} {gflops / ceiling:9.0%}")
 
 
+def unfused_relu(fn: Callable[[], object]) -> Callable[[], object]:
+    """Run ``fn`` with the conv+ReLU oneDNN call switched off (plain conv, then ReLU)."""
+
+    def go() -> object:
+        saved, i3d._fused_conv_relu_ok = i3d._fused_conv_relu_ok, False
+        try:
+            return fn()
+        finally:
+            i3d._fused_conv_relu_ok = saved
+
+    return go
+
+
 def bench_i3d(args: argparse.Namespace, device: torch.device, malloc: _Malloc) -> None:
     variants = i3d_variants(device, args.quick)
     default = next(iter(variants))
@@ -154,6 +168,8 @@ def bench_i3d(args: argparse.Namespace, device: torch.device, malloc: _Malloc) -
     model = variants[default]
     if "options" in args.tables:
         runs = {name: run(m, clips[b]) for name, m in variants.items()}
+        if device.type == "cpu" and not args.quick:
+            runs = {default: runs[default], f"{default}, ReLU not fused": unfused_relu(runs[default]), **runs}
         times, ceiling = timed_with_ceiling(runs, args.repeats, device)
         report(f"I3D options, batch {b}, fp32", "clips/s", GFLOP_PER_CLIP, times, dict.fromkeys(runs, b), ceiling)
 

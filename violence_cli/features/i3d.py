@@ -95,6 +95,39 @@ def max_pool_same(x: torch.Tensor, kernel: Triple, stride: Triple) -> torch.Tens
     return F.max_pool3d(F.pad(x, explicit), kernel, stride)
 
 
+_fused_conv_relu_ok = True  # cleared if this PyTorch build lacks oneDNN's fused op
+
+
+def _cpu_autocast() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_cpu_enabled()
+
+
+def conv3d_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: Triple, padding: Triple) -> torch.Tensor:
+    """relu(conv3d(x)), as one oneDNN call with a ReLU post-op on CPU fp32 inference.
+
+    Saves a pass over every activation (3-9% of I3D's CPU time); elsewhere (GPU, autocast,
+    autograd, builds without the op) it is the plain two-step computation.
+    """
+    global _fused_conv_relu_ok
+    if (
+        _fused_conv_relu_ok
+        and x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and not torch.is_grad_enabled()
+        and not _cpu_autocast()
+    ):
+        try:
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, weight, bias, list(padding), list(stride), [1, 1, 1], 1, "relu", [None], None
+            )
+        except (AttributeError, RuntimeError, NotImplementedError):
+            _fused_conv_relu_ok = False
+    return F.relu_(F.conv3d(x, weight, bias, stride, padding))
+
+
 class FrozenBatchNorm3d(nn.Module):
     """Inference-only batch norm whose state dict is the four published tensors.
 
@@ -163,11 +196,12 @@ class Unit3D(nn.Module):
         if explicit:
             x = F.pad(x, explicit)
             native = (0, 0, 0)
-        fused = self.fused_weight is not None
-        weight = self.fused_weight if fused else self.conv3d.weight
-        bias = self.fused_bias if fused else self.conv3d.bias
-        y = F.conv3d(x, weight, bias, self.stride, native)
-        if self.bn is not None and not fused:
+        if self.fused_weight is not None:
+            if self.relu:
+                return conv3d_relu(x, self.fused_weight, self.fused_bias, self.stride, native)
+            return F.conv3d(x, self.fused_weight, self.fused_bias, self.stride, native)
+        y = F.conv3d(x, self.conv3d.weight, self.conv3d.bias, self.stride, native)
+        if self.bn is not None:
             y = self.bn(y)
         return F.relu_(y) if self.relu else y
 
@@ -210,7 +244,8 @@ class InceptionBlock(nn.Module):
         if self.merged_weight is None:
             b0, b1, b2 = self.b0(x), self.b1a(x), self.b2a(x)
         else:
-            b0, b1, b2 = F.relu_(F.conv3d(x, self.merged_weight, self.merged_bias)).split(self.split, dim=1)
+            merged = conv3d_relu(x, self.merged_weight, self.merged_bias, (1, 1, 1), (0, 0, 0))
+            b0, b1, b2 = merged.split(self.split, dim=1)
         branches = [b0, self.b1b(b1), self.b2b(b2), self.b3b(pooled)]
         return torch.cat(branches, dim=1)
 
