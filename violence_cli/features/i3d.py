@@ -12,8 +12,10 @@ behaviour is the same too:
   before dropout and the classifier. A 16x224x224 clip gives a 1x1x1 map: one 1024-d vector.
 
 For speed, inference can run with batch norm folded into the convolutions
-(:meth:`InceptionI3d.fuse_bn`) and with channels-last tensors; neither changes the state
-dict, so a fused model still saves and loads in the published layout.
+(:meth:`InceptionI3d.fuse_bn`, which also merges each block's three 1x1 convolutions into
+one and, on CPUs, applies ReLU inside the oneDNN convolution) and with channels-last
+tensors (:meth:`InceptionI3d.use_channels_last`). Neither changes the state dict, so a
+fused model still saves and loads in the published layout; outputs agree to ~1e-5.
 """
 
 from __future__ import annotations
