@@ -29,6 +29,7 @@ through pinned memory and are resized on the GPU.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -125,15 +126,20 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return y.permute(0, 2, 3, 1).contiguous()  # (N, h, w, 3)
 
 
-def make_clips(snippets: torch.Tensor, crops: int = 5) -> torch.Tensor:
+def make_clips(snippets: torch.Tensor, crops: int = 5, out: torch.Tensor | None = None) -> torch.Tensor:
     """(S, 16, h, w, 3) uint8 resized snippets -> (S * C, 3, 16, 224, 224) float32 in [-1, 1].
 
     Clips are snippet-major (snippet s, crop c at index s * C + c) and channels-last-3d
-    in memory, the layout the networks run fastest on.
+    in memory, the layout the networks run fastest on. ``out``: a float32 buffer of at
+    least S * C * 16 * 224 * 224 * 3 elements to fill instead of allocating one.
     """
     s, t, h, w, _ = snippets.shape
     boxes = crop_boxes(h, w, crops)
-    out = torch.empty((s, len(boxes), t, CROP_SIZE, CROP_SIZE, 3), dtype=torch.float32, device=snippets.device)
+    shape = (s, len(boxes), t, CROP_SIZE, CROP_SIZE, 3)
+    if out is None:
+        out = torch.empty(shape, dtype=torch.float32, device=snippets.device)
+    else:
+        out = out.reshape(-1)[: math.prod(shape)].view(shape)
     for c, (top, left) in enumerate(boxes):
         out[:, c] = snippets[:, :, top : top + CROP_SIZE, left : left + CROP_SIZE, :]
     out.mul_(2.0 / 255.0).sub_(1.0)
@@ -295,6 +301,9 @@ class FeatureExtractor:
         self.i3d = load_i3d(self.i3d_path, device=self.device)
         self.vggish = load_vggish(self.vggish_path, device=self.device)
         self._silence: np.ndarray | None = None
+        # One clip buffer reused for every batch (48 MB per 5-crop snippet): allocating it
+        # afresh each time fragments the heap when freed memory is kept (keep_freed_memory).
+        self._clip_buffer: torch.Tensor | None = None
 
     # ----------------------------------------------------------------- networks
 
@@ -311,12 +320,15 @@ class FeatureExtractor:
         target = resized_size(h, w)
         if (h, w) != target:
             x = resize_frames(x.view(s * t, h, w, 3), target).view(s, t, *target, 3)
-        clips = make_clips(x, self.crops)  # (S*C, 3, 16, 224, 224)
-        outs = []
+        n = s * self.crops * t * CROP_SIZE * CROP_SIZE * 3
+        if self._clip_buffer is None or self._clip_buffer.numel() < n or self._clip_buffer.device != x.device:
+            self._clip_buffer = torch.empty(n, dtype=torch.float32, device=x.device)
+        clips = make_clips(x, self.crops, out=self._clip_buffer)  # (S*C, 3, 16, 224, 224)
+        out = np.empty((s * self.crops, RGB_DIM), np.float32)
         with self._autocast():
             for i in range(0, clips.shape[0], self.batch_size):
-                outs.append(self.i3d(clips[i : i + self.batch_size]).float())  # (B, 1024)
-        return torch.cat(outs).view(snippets.shape[0], self.crops, RGB_DIM).cpu().numpy()
+                out[i : i + self.batch_size] = self.i3d(clips[i : i + self.batch_size]).float().cpu().numpy()
+        return out.reshape(s, self.crops, RGB_DIM)
 
     @torch.inference_mode()
     def audio_features(self, examples: np.ndarray) -> np.ndarray:
@@ -373,15 +385,16 @@ class FeatureExtractor:
                 threads.append(threading.Thread(target=_produce, args=(audio_q, stop, blocks), daemon=True))
             for t in threads:
                 t.start()
-            sink = _AudioSink(self, audio_q if info.has_audio else None)
-            rgb = self._run_video(video_q, sink, progress, estimate)
+            capacity = (estimate or 0) + 2
+            sink = _AudioSink(self, audio_q if info.has_audio else None, capacity)
+            rgb = self._run_video(video_q, sink, progress, estimate, capacity)
             n_frames = count.get("frames", 0)
-            if not rgb:
+            if not len(rgb):
                 raise InputError(
                     f"{path}: too short: {n_frames} frame(s) at 24 fps ({n_frames / media.VIDEO_FPS:.2f} s); "
                     f"at least {MIN_FRAMES} frames ({MIN_FRAMES / media.VIDEO_FPS:.2f} s) are needed for one snippet"
                 )
-            rgb_all = np.concatenate(rgb)  # (T, C, 1024)
+            rgb_all = rgb.array()  # (T, C, 1024)
             audio = sink.result(len(rgb_all))
         finally:
             stop.set()
@@ -401,10 +414,10 @@ class FeatureExtractor:
         )
 
     def _run_video(
-        self, q: queue.Queue, sink: _AudioSink, progress: Progress | None, estimate: int | None
-    ) -> list[np.ndarray]:
+        self, q: queue.Queue, sink: _AudioSink, progress: Progress | None, estimate: int | None, capacity: int
+    ) -> _Rows:
         """I3D over the snippets as they arrive; VGGish keeps pace on what audio is ready."""
-        rgb: list[np.ndarray] = []
+        rgb = _Rows((self.crops, RGB_DIM), capacity)
         batch: list[torch.Tensor] = []
         done = 0
         while True:
@@ -415,7 +428,7 @@ class FeatureExtractor:
             if not end:
                 batch.append(item)
             if batch and (end or len(batch) == self.snippets_per_step):
-                rgb.append(self.rgb_features(self._stack(batch)))
+                rgb.extend(self.rgb_features(self._stack(batch)))
                 done += len(batch)
                 batch = []
                 sink.pump(done)
@@ -432,6 +445,34 @@ class FeatureExtractor:
         return torch.stack(snippets, out=out)
 
 
+class _Rows:
+    """Rows appended into one array whose capacity doubles when full.
+
+    Results stay in a few large blocks instead of one small array per step: on a heap
+    that keeps freed memory (keep_freed_memory), small long-lived arrays scattered among
+    the networks' large temporaries fragment it, and memory grows with the video's length.
+    """
+
+    def __init__(self, row_shape: tuple[int, ...], capacity: int) -> None:
+        self.data = np.empty((max(capacity, 1), *row_shape), np.float32)
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def extend(self, rows: np.ndarray) -> None:
+        need = self.n + len(rows)
+        if need > len(self.data):
+            bigger = np.empty((max(need, 2 * len(self.data)), *self.data.shape[1:]), np.float32)
+            bigger[: self.n] = self.data[: self.n]
+            self.data = bigger
+        self.data[self.n : need] = rows
+        self.n = need
+
+    def array(self) -> np.ndarray:
+        return self.data if self.n == len(self.data) else self.data[: self.n].copy()
+
+
 class _AudioSink:
     """Consumes the audio thread's log-mel blocks and runs VGGish on them.
 
@@ -440,14 +481,13 @@ class _AudioSink:
     waits for the rest and returns (T, 128), silence where the audio ends early.
     """
 
-    def __init__(self, extractor: FeatureExtractor, q: queue.Queue | None) -> None:
+    def __init__(self, extractor: FeatureExtractor, q: queue.Queue | None, capacity: int) -> None:
         self.extractor, self.q = extractor, q
-        self.parts: list[np.ndarray] = []
-        self.count = 0
+        self.rows = _Rows((AUDIO_DIM,), capacity)
         self.ended = q is None
 
     def pump(self, wanted: int, wait: bool = False) -> None:
-        while not self.ended and self.count < wanted:
+        while not self.ended and len(self.rows) < wanted:
             try:
                 item = self.q.get(block=wait)  # type: ignore[union-attr]
             except queue.Empty:
@@ -457,15 +497,14 @@ class _AudioSink:
             if isinstance(item, _End):
                 self.ended = True
                 return
-            self.parts.append(self.extractor.audio_features(item))
-            self.count += len(item)
+            self.rows.extend(self.extractor.audio_features(item))
 
     def result(self, n: int) -> np.ndarray:
+        """(n, 128): the first n embeddings, silence after the end of the audio."""
         self.pump(n, wait=True)
         out = np.empty((n, AUDIO_DIM), np.float32)
-        have = min(n, self.count)
-        if self.parts:
-            out[:have] = np.concatenate(self.parts)[:have]
+        have = min(n, len(self.rows))
+        out[:have] = self.rows.data[:have]
         out[have:] = self.extractor.silence_features()
         return out
 
