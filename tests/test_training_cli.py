@@ -126,6 +126,12 @@ def test_bad_inputs_are_one_line_errors(tiny, tmp_path: Path) -> None:
     result = _train("--features", str(tr.root), "--out", str(tmp_path / "o4"), "--device", "tpu")
     assert result.exit_code == 2
 
+    result = _train("--features", str(tr.root), "--out", str(tmp_path / "o5"), "--threads", "0")
+    assert result.exit_code == 2 and "--threads" in result.output
+
+    result = _train("--features", str(tr.root), "--out", str(tmp_path / "o6"), "--batch-size", "0")
+    assert result.exit_code == 2 and "--batch-size" in result.output
+
 
 def test_list_files_and_labels_csv(tmp_path: Path) -> None:
     data = make_synthetic_xd(tmp_path / "f", 3, 3, crops=2, seed=15, prefix="own")

@@ -89,6 +89,7 @@ def train_command(
     out: Annotated[Path | None, typer.Option(help="Output folder (created).", rich_help_panel=PANEL_RUN)] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last complete epoch (same data and recipe unless given again; --epochs may extend it).", rich_help_panel=PANEL_RUN)] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=PANEL_RUN)] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: torch's choice; on small CPUs 1 can be faster).", rich_help_panel=PANEL_RUN)] = None,
     cache_gb: Annotated[float, typer.Option(help="Keep up to this many GiB of (subsampled) training features in RAM; the rest is re-read every epoch.", rich_help_panel=PANEL_RUN)] = 8.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout (no progress).", rich_help_panel=PANEL_RUN)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or per-epoch lines.", rich_help_panel=PANEL_RUN)] = False,
@@ -142,6 +143,12 @@ def train_command(
     state_extra["sources"] = sources
 
     dev = resolve_device(device)
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads {threads}: expected at least 1")
+        import torch
+
+        torch.set_num_threads(threads)
     warnings: list[str] = []
     show = not quiet and not json_out
 
