@@ -259,13 +259,16 @@ def _load_data(options: dict[str, Any], cache_gb: float, max_seqlen: int, on_war
 
 
 def _progress(bar: Any, show: bool):
-    state: dict[str, Any] = {"task": None}
+    state: dict[str, Any] = {"task": None, "epoch": None}
 
     def update(p: Any) -> None:
         if bar is not None:
             if state["task"] is None:
                 state["task"] = bar.add_task("", total=None)
-            desc = f"epoch {p.epoch}/{p.epochs - 1}" if p.stage != "initial" else "scoring the untrained model"
+            if p.stage == "train" and p.epoch != state["epoch"]:
+                bar.reset(state["task"])  # the clock restarts with every epoch
+                state["epoch"] = p.epoch
+            desc = f"epoch {p.epoch} ({p.epoch + 1}/{p.epochs})" if p.stage != "initial" else "scoring the untrained model"
             if p.stage == "validate":
                 desc += " (validating)"
             bar.update(state["task"], description=desc, completed=p.step, total=p.steps or None)
