@@ -101,13 +101,19 @@ def time_training(args, dev) -> tuple[float, int]:
     per_step = (stamps[-1] - stamps[0]) / args.steps
     fastest = float(np.min(np.diff(stamps)))
     frac_full = float(np.mean(np.minimum(lengths, 200) == 200))
-    print(f"training set: {XD_VIDEOS} videos x {XD_CROPS} crops = {len(full)} bags, "
-          f"{frac_full:.0%} of them 200 snippets long; batch {args.batch_size} -> {steps_per_epoch} steps per epoch")
-    print(f"train step (AV model + teacher, forward + backward + 2 Adam steps): {per_step:.3f} s "
-          f"(mean of {args.steps} timed steps after 1 warm-up; fastest {fastest:.3f} s)")
+    print(
+        f"training set: {XD_VIDEOS} videos x {XD_CROPS} crops = {len(full)} bags, "
+        f"{frac_full:.0%} of them 200 snippets long; batch {args.batch_size} -> {steps_per_epoch} steps per epoch"
+    )
+    print(
+        f"train step (AV model + teacher, forward + backward + 2 Adam steps): {per_step:.3f} s "
+        f"(mean of {args.steps} timed steps after 1 warm-up; fastest {fastest:.3f} s)"
+    )
     epoch = per_step * steps_per_epoch
-    print(f"=> training compute per epoch: {epoch:.1f} s on {dev} (extrapolated from {args.steps} of "
-          f"{steps_per_epoch} steps)")
+    print(
+        f"=> training compute per epoch: {epoch:.1f} s on {dev} (extrapolated from {args.steps} of "
+        f"{steps_per_epoch} steps)"
+    )
     return epoch, steps_per_epoch
 
 
@@ -128,9 +134,11 @@ def time_losses(dev) -> None:
             sum(terms[:4]).backward()
             runs.append(time.perf_counter() - t0)
         times[name] = min(runs[1:])
-    print(f"contrastive losses forward + backward, batch 128 x 200 (best of 3): vectorised "
-          f"{times['vectorised'] * 1e3:.0f} ms, per-bag loop {times['per-bag loop'] * 1e3:.0f} ms "
-          f"(x{times['per-bag loop'] / times['vectorised']:.1f})")
+    print(
+        f"contrastive losses forward + backward, batch 128 x 200 (best of 3): vectorised "
+        f"{times['vectorised'] * 1e3:.0f} ms, per-bag loop {times['per-bag loop'] * 1e3:.0f} ms "
+        f"(x{times['per-bag loop'] / times['vectorised']:.1f})"
+    )
 
 
 def time_disk(args, workdir: Path) -> tuple[float, float]:
@@ -146,10 +154,14 @@ def time_disk(args, workdir: Path) -> tuple[float, float]:
     for i in range(len(ts)):
         ts.load(i)
     reread = (time.perf_counter() - t0) / n
-    print(f"disk ({n} sample videos x 5 crops, mean {mean_len:.0f} snippets; page cache warm): "
-          f"check {check * 1e3:.1f} ms/video, re-read of the subsampled rows {reread * 1e3:.1f} ms/video")
-    print(f"=> one-time check of {XD_VIDEOS} videos ~{check * XD_VIDEOS:.0f} s; per-epoch re-read when "
-          f"nothing fits --cache-gb ~{reread * XD_VIDEOS:.0f} s")
+    print(
+        f"disk ({n} sample videos x 5 crops, mean {mean_len:.0f} snippets; page cache warm): "
+        f"check {check * 1e3:.1f} ms/video, re-read of the subsampled rows {reread * 1e3:.1f} ms/video"
+    )
+    print(
+        f"=> one-time check of {XD_VIDEOS} videos ~{check * XD_VIDEOS:.0f} s; per-epoch re-read when "
+        f"nothing fits --cache-gb ~{reread * XD_VIDEOS:.0f} s"
+    )
     return check * XD_VIDEOS, reread * XD_VIDEOS
 
 
@@ -163,8 +175,10 @@ def time_validation(args, dev, workdir: Path) -> float:
     vs(teacher)
     per_video = (time.perf_counter() - t0) / n
     mean_len = np.mean([v.length for v in data.videos])
-    print(f"validation (AV model + teacher, {n} sample videos x 5 crops, mean {mean_len:.0f} snippets): "
-          f"{per_video * 1e3:.1f} ms/video => ~{per_video * XD_TEST_VIDEOS:.0f} s for {XD_TEST_VIDEOS} videos")
+    print(
+        f"validation (AV model + teacher, {n} sample videos x 5 crops, mean {mean_len:.0f} snippets): "
+        f"{per_video * 1e3:.1f} ms/video => ~{per_video * XD_TEST_VIDEOS:.0f} s for {XD_TEST_VIDEOS} videos"
+    )
     return per_video * XD_TEST_VIDEOS
 
 
@@ -181,8 +195,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}, "
-          f"load average {os.getloadavg()[0]:.1f} (other processes slow every figure down)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {dev}, "
+        f"load average {os.getloadavg()[0]:.1f} (other processes slow every figure down)"
+    )
     if dev.type == "cuda":
         print(f"GPU: {torch.cuda.get_device_name(dev)}")
     epoch, _ = time_training(args, dev)
@@ -190,8 +206,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _, reread = time_disk(args, Path(tmp))
         val = time_validation(args, dev, Path(tmp))
-    print(f"=> epoch with validation: ~{epoch + val:.0f} s (features cached in RAM), "
-          f"~{epoch + val + reread:.0f} s (re-read from disk every epoch)")
+    print(
+        f"=> epoch with validation: ~{epoch + val:.0f} s (features cached in RAM), "
+        f"~{epoch + val + reread:.0f} s (re-read from disk every epoch)"
+    )
     print("published code on a V100 (its log): about 87 s per epoch including its test pass")
 
 

@@ -190,7 +190,19 @@ def test_training_learns_the_planted_signal(bags, held_out, tmp_path: Path) -> N
     assert [r.epoch for r in result.history] == [0, 1]
     lines = [json.loads(x) for x in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert len(lines) == 2
-    for key in ("loss", "mil", "a2v_bgd", "v2a_nor", "teacher_loss", "ap", "auc", "lambda_bgd", "momentum", "lr", "seconds"):
+    for key in (
+        "loss",
+        "mil",
+        "a2v_bgd",
+        "v2a_nor",
+        "teacher_loss",
+        "ap",
+        "auc",
+        "lambda_bgd",
+        "momentum",
+        "lr",
+        "seconds",
+    ):
         assert all(isinstance(line[key], float) for line in lines), key
     assert [line["lambda_bgd"] for line in lines] == pytest.approx([0.0, 0.1])
     assert lines[1]["lr"] < lines[0]["lr"] == pytest.approx(4e-4)

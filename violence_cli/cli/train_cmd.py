@@ -77,37 +77,126 @@ def _given(ctx: typer.Context, name: str) -> bool:
 @cli_errors
 def train_command(
     ctx: typer.Context,
-    features: Annotated[Path | None, typer.Option(help="Training features folder (NAME__0.npy .. + NAME__vggish.npy).", rich_help_panel=PANEL_DATA)] = None,
-    rgb_list: Annotated[Path | None, typer.Option(help="Official RGB list file (one crop file per line), with --audio-list.", rich_help_panel=PANEL_DATA)] = None,
-    audio_list: Annotated[Path | None, typer.Option(help="Official audio list file (one NAME__vggish.npy per video).", rich_help_panel=PANEL_DATA)] = None,
-    labels: Annotated[Path | None, typer.Option(help="CSV of video,label (1/violent or 0/normal); default: '_label_A' in the name = normal.", rich_help_panel=PANEL_DATA)] = None,
-    val_features: Annotated[Path | None, typer.Option(help="Validation features folder.", rich_help_panel=PANEL_DATA)] = None,
-    val_rgb_list: Annotated[Path | None, typer.Option(help="Validation RGB list file, with --val-audio-list.", rich_help_panel=PANEL_DATA)] = None,
-    val_audio_list: Annotated[Path | None, typer.Option(help="Validation audio list file.", rich_help_panel=PANEL_DATA)] = None,
-    val_gt: Annotated[Path | None, typer.Option(help="Frame-level ground truth gt.npy of the validation videos, in their order.", rich_help_panel=PANEL_DATA)] = None,
-    val_annotations: Annotated[Path | None, typer.Option(help="XD-format annotations of the validation videos (NAME s1 e1 ...; frames).", rich_help_panel=PANEL_DATA)] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(help="Training features folder (NAME__0.npy .. + NAME__vggish.npy).", rich_help_panel=PANEL_DATA),
+    ] = None,
+    rgb_list: Annotated[
+        Path | None,
+        typer.Option(
+            help="Official RGB list file (one crop file per line), with --audio-list.", rich_help_panel=PANEL_DATA
+        ),
+    ] = None,
+    audio_list: Annotated[
+        Path | None,
+        typer.Option(help="Official audio list file (one NAME__vggish.npy per video).", rich_help_panel=PANEL_DATA),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of video,label (1/violent or 0/normal); default: '_label_A' in the name = normal.",
+            rich_help_panel=PANEL_DATA,
+        ),
+    ] = None,
+    val_features: Annotated[
+        Path | None, typer.Option(help="Validation features folder.", rich_help_panel=PANEL_DATA)
+    ] = None,
+    val_rgb_list: Annotated[
+        Path | None, typer.Option(help="Validation RGB list file, with --val-audio-list.", rich_help_panel=PANEL_DATA)
+    ] = None,
+    val_audio_list: Annotated[
+        Path | None, typer.Option(help="Validation audio list file.", rich_help_panel=PANEL_DATA)
+    ] = None,
+    val_gt: Annotated[
+        Path | None,
+        typer.Option(
+            help="Frame-level ground truth gt.npy of the validation videos, in their order.", rich_help_panel=PANEL_DATA
+        ),
+    ] = None,
+    val_annotations: Annotated[
+        Path | None,
+        typer.Option(
+            help="XD-format annotations of the validation videos (NAME s1 e1 ...; frames).", rich_help_panel=PANEL_DATA
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (created).", rich_help_panel=PANEL_RUN)] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last complete epoch (same data and recipe unless given again; --epochs may extend it).", rich_help_panel=PANEL_RUN)] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue the run in this folder from its last complete epoch (same data and recipe unless given again; --epochs may extend it).",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=PANEL_RUN)] = "auto",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: torch's choice; on small CPUs 1 can be faster).", rich_help_panel=PANEL_RUN)] = None,
-    cache_gb: Annotated[float, typer.Option(help="Keep up to this many GiB of (subsampled) training features in RAM; the rest is re-read every epoch.", rich_help_panel=PANEL_RUN)] = 8.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary on stdout (no progress).", rich_help_panel=PANEL_RUN)] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or per-epoch lines.", rich_help_panel=PANEL_RUN)] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads for torch (default: torch's choice; on small CPUs 1 can be faster).",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = None,
+    cache_gb: Annotated[
+        float,
+        typer.Option(
+            help="Keep up to this many GiB of (subsampled) training features in RAM; the rest is re-read every epoch.",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = 8.0,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary on stdout (no progress).", rich_help_panel=PANEL_RUN)
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress or per-epoch lines.", rich_help_panel=PANEL_RUN)
+    ] = False,
     epochs: Annotated[int, typer.Option(help="Number of epochs.", rich_help_panel=PANEL_RECIPE)] = 50,
-    batch_size: Annotated[int, typer.Option(help="Bags per step (use ~16 for a few hundred videos).", rich_help_panel=PANEL_RECIPE)] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of the audio-visual model.", rich_help_panel=PANEL_RECIPE)] = 4e-4,
-    teacher_lr_divisor: Annotated[float, typer.Option(help="Teacher learning rate = lr / this.", rich_help_panel=PANEL_RECIPE)] = 5.0,
-    weight_decay: Annotated[float, typer.Option(help="Adam weight decay (both models).", rich_help_panel=PANEL_RECIPE)] = 0.0,
+    batch_size: Annotated[
+        int, typer.Option(help="Bags per step (use ~16 for a few hundred videos).", rich_help_panel=PANEL_RECIPE)
+    ] = 128,
+    lr: Annotated[
+        float, typer.Option(help="Adam learning rate of the audio-visual model.", rich_help_panel=PANEL_RECIPE)
+    ] = 4e-4,
+    teacher_lr_divisor: Annotated[
+        float, typer.Option(help="Teacher learning rate = lr / this.", rich_help_panel=PANEL_RECIPE)
+    ] = 5.0,
+    weight_decay: Annotated[
+        float, typer.Option(help="Adam weight decay (both models).", rich_help_panel=PANEL_RECIPE)
+    ] = 0.0,
     t_max: Annotated[int, typer.Option(help="Cosine annealing period in epochs.", rich_help_panel=PANEL_RECIPE)] = 60,
-    lambda_bgd: Annotated[float, typer.Option(help="Max weight of the two background-negative InfoNCE terms.", rich_help_panel=PANEL_RECIPE)] = 1.5,
-    lambda_nor: Annotated[float, typer.Option(help="Max weight of the two normal-negative InfoNCE terms.", rich_help_panel=PANEL_RECIPE)] = 1.5,
-    lambda_step: Annotated[float, typer.Option(help="Contrastive weight = min(max, this x epoch); 0 disables the contrastive terms.", rich_help_panel=PANEL_RECIPE)] = 0.1,
+    lambda_bgd: Annotated[
+        float,
+        typer.Option(help="Max weight of the two background-negative InfoNCE terms.", rich_help_panel=PANEL_RECIPE),
+    ] = 1.5,
+    lambda_nor: Annotated[
+        float, typer.Option(help="Max weight of the two normal-negative InfoNCE terms.", rich_help_panel=PANEL_RECIPE)
+    ] = 1.5,
+    lambda_step: Annotated[
+        float,
+        typer.Option(
+            help="Contrastive weight = min(max, this x epoch); 0 disables the contrastive terms.",
+            rich_help_panel=PANEL_RECIPE,
+        ),
+    ] = 0.1,
     temperature: Annotated[float, typer.Option(help="InfoNCE temperature.", rich_help_panel=PANEL_RECIPE)] = 0.1,
-    ema_start: Annotated[float, typer.Option(help="Self-distillation momentum at epoch 0 (cosine to 1).", rich_help_panel=PANEL_RECIPE)] = 0.91,
-    ema_epochs: Annotated[int, typer.Option(help="Epochs over which the momentum reaches 1.", rich_help_panel=PANEL_RECIPE)] = 50,
-    max_seqlen: Annotated[int, typer.Option(help="Longer bags are uniformly subsampled to this many snippets.", rich_help_panel=PANEL_RECIPE)] = 200,
-    seed: Annotated[int, typer.Option(help="Random seed (initialisation, shuffling, dropout).", rich_help_panel=PANEL_RECIPE)] = 2333,
-    pairing: Annotated[Pairing, typer.Option(help="Representations the contrastive terms pick: 'published' reproduces the published train.py (audio-picked snippets take the video-attended representations and vice versa); 'matched' takes each modality's own.", rich_help_panel=PANEL_RECIPE)] = Pairing.published,
+    ema_start: Annotated[
+        float, typer.Option(help="Self-distillation momentum at epoch 0 (cosine to 1).", rich_help_panel=PANEL_RECIPE)
+    ] = 0.91,
+    ema_epochs: Annotated[
+        int, typer.Option(help="Epochs over which the momentum reaches 1.", rich_help_panel=PANEL_RECIPE)
+    ] = 50,
+    max_seqlen: Annotated[
+        int,
+        typer.Option(help="Longer bags are uniformly subsampled to this many snippets.", rich_help_panel=PANEL_RECIPE),
+    ] = 200,
+    seed: Annotated[
+        int, typer.Option(help="Random seed (initialisation, shuffling, dropout).", rich_help_panel=PANEL_RECIPE)
+    ] = 2333,
+    pairing: Annotated[
+        Pairing,
+        typer.Option(
+            help="Representations the contrastive terms pick: 'published' reproduces the published train.py (audio-picked snippets take the video-attended representations and vice versa); 'matched' takes each modality's own.",
+            rich_help_panel=PANEL_RECIPE,
+        ),
+    ] = Pairing.published,
 ) -> None:
     from ..training import TrainConfig, read_state, resolve_device, train
 
@@ -160,7 +249,9 @@ def train_command(
     max_seqlen = (cfg or TrainConfig(**state["config"])).max_seqlen if resume is not None else cfg.max_seqlen
     train_set, val_set, n_val = _load_data(options, cache_gb, max_seqlen, on_warning, show)
     if val_set is None and not json_out:
-        console.warn("no validation set (--val-features with --val-gt or --val-annotations): best.pt will be the last epoch")
+        console.warn(
+            "no validation set (--val-features with --val-gt or --val-annotations): best.pt will be the last epoch"
+        )
 
     try:
         with console.progress_bar(console.progress_enabled(quiet, json_out)) as bar:
@@ -171,7 +262,8 @@ def train_command(
     except KeyboardInterrupt:
         done = (out / "state.pt").is_file()
         console.error(
-            "interrupted" + (f"; the last complete epoch is saved in {out}" if done else " before the first epoch ended"),
+            "interrupted"
+            + (f"; the last complete epoch is saved in {out}" if done else " before the first epoch ended"),
             hint=f"continue with: violence-detect train --resume {out}" if done else None,
         )
         raise typer.Exit(130) from None
@@ -229,7 +321,9 @@ def _load_data(options: dict[str, Any], cache_gb: float, max_seqlen: int, on_war
     if entries is None:
         raise UsageError("no training data: give --features DIR or --rgb-list/--audio-list")
     label_map = read_labels_csv(options["labels"]) if options["labels"] is not None else None
-    val_entries = _entries(options["val_features"], options["val_rgb_list"], options["val_audio_list"], "validation", "val-")
+    val_entries = _entries(
+        options["val_features"], options["val_rgb_list"], options["val_audio_list"], "validation", "val-"
+    )
     gt_file, ann_file = options["val_gt"], options["val_annotations"]
     if val_entries is not None and gt_file is None and ann_file is None:
         raise UsageError("the validation set needs --val-gt gt.npy or --val-annotations annotations.txt")
@@ -268,7 +362,9 @@ def _progress(bar: Any, show: bool):
             if p.stage == "train" and p.epoch != state["epoch"]:
                 bar.reset(state["task"])  # the clock restarts with every epoch
                 state["epoch"] = p.epoch
-            desc = f"epoch {p.epoch} ({p.epoch + 1}/{p.epochs})" if p.stage != "initial" else "scoring the untrained model"
+            desc = (
+                f"epoch {p.epoch} ({p.epoch + 1}/{p.epochs})" if p.stage != "initial" else "scoring the untrained model"
+            )
             if p.stage == "validate":
                 desc += " (validating)"
             bar.update(state["task"], description=desc, completed=p.step, total=p.steps or None)

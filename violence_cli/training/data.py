@@ -235,7 +235,9 @@ def build_training_set(
         raise InputError(
             f"the training set has no {missing} video ({violent} violent, {normal} normal by {how}); "
             "MIL training needs both",
-            hint=None if labels is not None else "give --labels labels.csv with 'video,label' rows (1 violent, 0 normal)",
+            hint=None
+            if labels is not None
+            else "give --labels labels.csv with 'video,label' rows (1 violent, 0 normal)",
         )
     return result
 

@@ -94,7 +94,9 @@ def momentum_at(epoch: int, start: float, epochs: int) -> float:
     return 1.0 + 0.5 * (start - 1.0) * (1.0 + math.cos(math.pi * e / epochs))
 
 
-def shared_parameters(model: MacilSD, teacher: VisualOnlyNet) -> list[tuple[str, torch.nn.Parameter, torch.nn.Parameter]]:
+def shared_parameters(
+    model: MacilSD, teacher: VisualOnlyNet
+) -> list[tuple[str, torch.nn.Parameter, torch.nn.Parameter]]:
     """(name, audio-visual parameter, teacher parameter) pairs the EMA moves.
 
     As published: every parameter whose name the teacher also has, plus ``att_mmil.fc.*`` ->
@@ -276,7 +278,9 @@ def train_step(
         audio_reps, visual_reps = out.visual_repr, out.audio_repr
     else:
         audio_reps, visual_reps = out.audio_repr, out.visual_repr
-    cma = cross_modal_losses(bag, out.audio_logits, out.visual_logits, lengths, audio_reps, visual_reps, cfg.temperature)
+    cma = cross_modal_losses(
+        bag, out.audio_logits, out.visual_logits, lengths, audio_reps, visual_reps, cfg.temperature
+    )
     loss = mil + lam_bgd * cma.bgd() + lam_nor * cma.nor()
 
     teacher_bag = mil_bag_logits(teacher(visual), lengths)  # (B,)
@@ -341,9 +345,7 @@ def _build(cfg: TrainConfig, device: torch.device):
     model = MacilSD(MacilDims()).to(device)
     teacher = VisualOnlyNet(MacilDims()).to(device)
     opt_av = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    opt_t = torch.optim.Adam(
-        teacher.parameters(), lr=cfg.lr / cfg.teacher_lr_divisor, weight_decay=cfg.weight_decay
-    )
+    opt_t = torch.optim.Adam(teacher.parameters(), lr=cfg.lr / cfg.teacher_lr_divisor, weight_decay=cfg.weight_decay)
     sched_av = torch.optim.lr_scheduler.CosineAnnealingLR(opt_av, T_max=cfg.t_max, eta_min=cfg.eta_min)
     sched_t = torch.optim.lr_scheduler.CosineAnnealingLR(opt_t, T_max=cfg.t_max, eta_min=cfg.eta_min)
     shuffle = torch.Generator().manual_seed(cfg.seed)
@@ -394,7 +396,9 @@ def train(
     cfg = cfg or TrainConfig()
     cfg.check()
     if data.max_seqlen != cfg.max_seqlen:
-        raise UsageError(f"the training set was built with max_seqlen {data.max_seqlen}, the recipe says {cfg.max_seqlen}")
+        raise UsageError(
+            f"the training set was built with max_seqlen {data.max_seqlen}, the recipe says {cfg.max_seqlen}"
+        )
 
     model, teacher, opt_av, opt_t, sched_av, sched_t, shuffle = _build(cfg, dev)
     history: list[EpochRecord] = []

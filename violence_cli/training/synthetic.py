@@ -45,7 +45,9 @@ class SyntheticDataset:
         return out
 
 
-def signal_directions(signal_seed: int = 0, visual_dims: int = 32, audio_dims: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def signal_directions(
+    signal_seed: int = 0, visual_dims: int = 32, audio_dims: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     """Unit directions (1024,), (128,) along which violent snippets move: a few feature
     channels each (like a handful of I3D / VGGish units that respond to violence)."""
     rng = np.random.default_rng(signal_seed)
@@ -131,9 +133,7 @@ def make_synthetic_xd(
             lines.append(f"{v.name} {spans}")
     data.annotations.write_text("\n".join(lines) + "\n")
     data.labels_csv = root / "labels.csv"
-    data.labels_csv.write_text(
-        "video,label\n" + "".join(f"{v.name},{int(v.violent)}\n" for v in data.videos)
-    )
+    data.labels_csv.write_text("video,label\n" + "".join(f"{v.name},{int(v.violent)}\n" for v in data.videos))
     return data
 
 
