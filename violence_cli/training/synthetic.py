@@ -6,8 +6,12 @@ normal videos, ``_label_B1-0-0`` for violent ones). Violent videos carry one or 
 segments in which both modalities move along fixed directions (the same directions for every
 dataset made with the same ``signal_seed``, so a held-out set drawn with another ``seed``
 shares the signal). Normal videos and the rest of the violent ones are noise around a
-per-video "scene". An ``annotations.txt`` in the XD format (frame indices, 16 per snippet)
-and a ``labels.csv`` come with it.
+"scene" (a level shared by all videos plus a small per-video offset). An ``annotations.txt``
+in the XD format (frame indices, 16 per snippet) and a ``labels.csv`` come with it.
+
+MIL from a random start can stall on such data when the untrained network happens to rank
+the violent snippets lowest (k = length // 16 + 1 picks none of them): with the default seed
+2333 it does not; seeds 2, 4 and 9 stall on the tests' set.
 """
 
 from __future__ import annotations
@@ -58,6 +62,13 @@ def signal_directions(
     return v, a
 
 
+def _common_scene(signal_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The feature level every video shares; each video varies a little around it."""
+    rng = np.random.default_rng(signal_seed + 1)
+    return (np.abs(rng.normal(0.0, 0.4, VISUAL_DIM)).astype(np.float32),
+            np.abs(rng.normal(0.0, 0.2, AUDIO_DIM)).astype(np.float32))  # fmt: skip
+
+
 def _segments(rng: np.random.Generator, length: int) -> list[tuple[int, int]]:
     n = 1 if length < 24 or rng.random() < 0.6 else 2
     segs: list[tuple[int, int]] = []
@@ -84,8 +95,9 @@ def make_video_features(
     mask = np.zeros((length, 1), np.float32)
     for s, e in segments:
         mask[s:e] = 1.0
-    scene_v = np.abs(rng.normal(0.0, 0.4, VISUAL_DIM)).astype(np.float32)
-    scene_a = np.abs(rng.normal(0.0, 0.2, AUDIO_DIM)).astype(np.float32)
+    common_v, common_a = _common_scene(signal_seed)
+    scene_v = common_v + rng.normal(0.0, 0.1, VISUAL_DIM).astype(np.float32)
+    scene_a = common_a + rng.normal(0.0, 0.05, AUDIO_DIM).astype(np.float32)
     base_v = scene_v + rng.normal(0.0, 0.25, (length, VISUAL_DIM)).astype(np.float32)
     audio = scene_a + rng.normal(0.0, 0.1, (length, AUDIO_DIM)).astype(np.float32)
     base_v += mask * (6.0 * 0.25 * strength) * dir_v * np.sqrt(VISUAL_DIM / 64)
