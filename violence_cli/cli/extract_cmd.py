@@ -76,7 +76,7 @@ def extract_command(
         typer.Option(
             "--quiet",
             "-q",
-            help="No progress bars or per-video lines on stderr (errors still show).",
+            help="No progress bars or summary line on stderr (warnings and errors still show).",
             rich_help_panel=GROUP_OUT,
         ),
     ] = False,
