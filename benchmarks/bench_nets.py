@@ -249,7 +249,8 @@ def main() -> None:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"torch {torch.__version__}, device {device} ({name}), {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE')}")
     bench_i3d(args, device, malloc)
     if "vggish" in args.tables:
         bench_vggish(args, device)
