@@ -31,11 +31,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from fakeweights import random_i3d_state_dict, random_vggish_state_dict  # noqa: E402
+from fakeweights import random_i3d_state_dict, random_vggish_state_dict
 
-from violence_cli.features import i3d  # noqa: E402
-from violence_cli.features.i3d import GFLOP_PER_CLIP, InceptionI3d  # noqa: E402
-from violence_cli.features.vggish import GFLOP_PER_EXAMPLE, VGGish  # noqa: E402
+from violence_cli.features import i3d
+from violence_cli.features.i3d import GFLOP_PER_CLIP, InceptionI3d
+from violence_cli.features.vggish import GFLOP_PER_EXAMPLE, VGGish
 
 
 def _sync(device: torch.device) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from violence_cli.errors import ViolenceDetectError
+
 # Registry names -> the published file names (used when weights.get_entry is unavailable).
 DEFAULT_FILENAMES = {
     "i3d_rgb_imagenet": "rgb_imagenet.pt",
@@ -104,7 +106,7 @@ def _filename(name: str) -> str:
         from violence_cli.weights import get_entry
 
         return get_entry(name).filename
-    except Exception:  # registry not written yet, or no entry: fall back to the published names
+    except (ImportError, KeyError, ViolenceDetectError):  # no registry or no entry: the published names
         return DEFAULT_FILENAMES[name]
 
 

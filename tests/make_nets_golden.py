@@ -48,9 +48,10 @@ def vggish_inputs() -> torch.Tensor:
 
 def _i3d_golden(repo: Path) -> dict[str, np.ndarray]:
     sys.path.insert(0, str(repo))
-    from pytorch_i3d import InceptionI3d as Reference  # the published code, outside our repo
-
     from fakeweights import random_i3d_state_dict
+    from pytorch_i3d import (
+        InceptionI3d as Reference,  # the published code, outside our repo
+    )
 
     net = Reference(400, in_channels=3)
     net.load_state_dict(random_i3d_state_dict(0), strict=True)
@@ -69,9 +70,8 @@ def _vggish_golden(repo: Path) -> dict[str, np.ndarray]:
     for name in ("soundfile", "resampy"):
         sys.modules.setdefault(name, types.ModuleType(name))
     sys.path.insert(0, str(repo))
-    from torchvggish.vggish import VGG, Postprocessor, make_layers
-
     from fakeweights import random_vggish_pca, random_vggish_state_dict
+    from torchvggish.vggish import VGG, Postprocessor, make_layers
 
     net = VGG(make_layers())
     net.load_state_dict(random_vggish_state_dict(0), strict=True)

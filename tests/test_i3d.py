@@ -18,7 +18,13 @@ from make_nets_golden import i3d_inputs
 
 from violence_cli.errors import UsageError, WeightsError
 from violence_cli.features import load_i3d, resolve_device
-from violence_cli.features.i3d import FEATURE_DIM, InceptionI3d, Unit3D, max_pool_same, same_padding
+from violence_cli.features.i3d import (
+    FEATURE_DIM,
+    InceptionI3d,
+    Unit3D,
+    max_pool_same,
+    same_padding,
+)
 
 GOLDEN = Path(__file__).parent / "data" / "i3d_golden.npz"
 

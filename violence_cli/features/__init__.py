@@ -41,17 +41,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from violence_cli.features.frontend import log_mel_examples
 
 __all__ = [
+    "FeatureExtractor",
     "InceptionI3d",
     "VGGish",
     "VGGishPCA",
+    "VideoFeatures",
+    "keep_freed_memory",
     "load_i3d",
     "load_vggish",
     "load_vggish_pca",
-    "resolve_device",
-    "keep_freed_memory",
     "log_mel_examples",
-    "FeatureExtractor",
-    "VideoFeatures",
+    "resolve_device",
 ]
 
 # Names served lazily from sibling modules, so a missing or broken one does not break the rest.
