@@ -19,7 +19,6 @@ attention block: they are kept so checkpoints move both ways between the two cod
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .devices import resolve_device
 
 MACIL_WEIGHTS = "macil_sd"  # registry name of the published checkpoint
 SNIPPET_FRAMES = 16  # frames per snippet at 24 fps (0.67 s)
@@ -261,32 +262,6 @@ def score_snippets(
         model.train(was_training)
     av, aud, vis = (p.float().cpu().numpy() for p in probs)
     return SnippetScores(av=av, audio=aud, visual=vis)
-
-
-def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> a device.
-
-    Raises :class:`~violence_cli.errors.UsageError` for anything else, or for a CUDA
-    device this machine does not have.
-    """
-    from .errors import UsageError
-
-    if isinstance(spec, torch.device):
-        spec = str(spec)
-    text = spec.strip().lower()
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if text == "cpu":
-        return torch.device("cpu")
-    match = re.fullmatch(r"cuda(?::(\d+))?", text)
-    if match is None:
-        raise UsageError(f"unknown device {spec!r}", hint="use auto, cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise UsageError(f"device {spec!r} requested but CUDA is not available here", hint="use --device cpu")
-    index = int(match.group(1) or 0)
-    if index >= torch.cuda.device_count():
-        raise UsageError(f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
-    return torch.device("cuda", index)
 
 
 def expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:

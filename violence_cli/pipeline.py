@@ -58,9 +58,9 @@ def resolve_device(device: str = "auto") -> str:
 
     Returns the device as a string (what the result records); raises ``UsageError``.
     """
-    from .model import resolve_device as to_torch_device
+    from .devices import resolve_device as to_torch_device
 
-    return str(to_torch_device(device or "auto"))
+    return str(to_torch_device(device))
 
 
 def find_videos(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[tuple[str, ViolenceDetectError]]]:

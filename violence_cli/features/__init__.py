@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from violence_cli.errors import UsageError, WeightsError
+from violence_cli.devices import resolve_device
+from violence_cli.errors import WeightsError
 from violence_cli.features.i3d import InceptionI3d
 from violence_cli.features.vggish import VGGish, VGGishPCA
 
@@ -67,25 +68,6 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def resolve_device(device: str | torch.device = "cpu") -> torch.device:
-    """``"auto"`` -> the first CUDA GPU if there is one, else the CPU; anything else as given.
-
-    An unusable device (``cuda`` without a GPU, a bad name) is a :class:`UsageError`.
-    """
-    if isinstance(device, torch.device):
-        resolved = device
-    elif device == "auto":
-        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            resolved = torch.device(device)
-        except RuntimeError as exc:
-            raise UsageError(f"unknown device {device!r}", hint="use auto, cpu, cuda or cuda:N") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {device!r} asked for, but no CUDA GPU is available", hint="use --device cpu")
-    return resolved
 
 
 @cache

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import media
+from ..devices import resolve_device
 from ..errors import InputError, UsageError
 from ..media import MediaInfo
 from . import frontend
@@ -144,28 +145,6 @@ def make_clips(snippets: torch.Tensor, crops: int = 5, out: torch.Tensor | None 
         out[:, c] = snippets[:, :, top : top + CROP_SIZE, left : left + CROP_SIZE, :]
     out.mul_(2.0 / 255.0).sub_(1.0)
     return out.view(s * len(boxes), t, CROP_SIZE, CROP_SIZE, 3).permute(0, 4, 1, 2, 3)  # (S*C, 3, 16, 224, 224)
-
-
-# --------------------------------------------------------------------------- devices
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    text = str(device or "auto").strip().lower()
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(text)
-    except RuntimeError:
-        raise UsageError(f"--device {device}: expected auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {device}: CUDA is not available here", hint="use --device cpu (or auto)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif dev.type != "cpu":
-        raise UsageError(f"--device {device}: expected auto, cpu, cuda or cuda:N")
-    return dev
 
 
 # --------------------------------------------------------------------------- producers
