@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VIOLENCE_DETECT_SHARED", REPO.parent / "shared")).resolve()
@@ -44,3 +45,10 @@ def _isolated_weights_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatc
     cache = tmp_path_factory.getbasetemp() / "xdg-cache"
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.delenv("VIOLENCE_DETECT_WEIGHTS", raising=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per xdist worker: two workers x two threads on two cores made the
+    small-tensor tests (training, eval) about ten times slower than one thread each."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
