@@ -4,7 +4,10 @@ The public API is imported lazily so that ``import violence_cli`` stays cheap:
 
 - :func:`detect` and :class:`Detector` run video -> features -> MACIL-SD -> segments;
 - :func:`load_model` loads the MACIL-SD network from a checkpoint (default: the registry's);
-- :func:`available_weights` lists the pretrained files the registry knows.
+- :func:`available_weights` lists the pretrained files the registry knows;
+- :class:`FeatureExtractor` turns a video into XD-Violence I3D + VGGish features;
+- :func:`train` is the library side of ``violence-detect train`` (evaluation:
+  ``violence_cli.evaluate.evaluate``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ _LAZY = {
     "DetectionResult": "violence_cli.schema",
     "load_model": "violence_cli.model",
     "available_weights": "violence_cli.weights",
+    "FeatureExtractor": "violence_cli.features.extract",
+    "train": "violence_cli.training.loop",
 }
 
 __all__ = ["__version__", *_LAZY]

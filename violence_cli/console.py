@@ -8,8 +8,8 @@ Library code never imports this module: it reports progress through callbacks.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from rich.console import Console
 from rich.progress import (

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -40,11 +40,11 @@ app.add_typer(weights_app, name="weights")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DirOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--weights-dir", help="A folder holding weight files under their registry file names."),
 ]
 NamesArg = Annotated[
-    Optional[list[WeightsName]],
+    list[WeightsName] | None,
     typer.Argument(help="Which files (default: all).", metavar="NAME", show_default=False),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
@@ -79,7 +79,7 @@ def list_command(json_mode: JsonOpt = False, weights_dir: DirOpt = None) -> None
 def download_command(
     names: NamesArg = None,
     weights_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--weights-dir", help="Download into this folder instead of the cache."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Download again even when a verified copy exists.")] = False,
