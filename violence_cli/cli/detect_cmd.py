@@ -22,6 +22,16 @@ from .. import console
 from ..errors import UsageError, ViolenceDetectError
 from ..schema import DetectionResult
 from ._app import _version_callback, app, cli_errors, exit_code
+from .options import (
+    PANEL_MODEL,
+    AudioStreamOpt,
+    DeviceOpt,
+    DownloadOpt,
+    I3dWeightsOpt,
+    VggishWeightsOpt,
+    VideoStreamOpt,
+    WeightsDirOpt,
+)
 
 
 class Crops(str, Enum):
@@ -58,7 +68,7 @@ Examples:
 
 OPT_GROUP_OUT = "Output"
 OPT_GROUP_SEG = "Segments"
-OPT_GROUP_MODEL = "Model and weights"
+OPT_GROUP_MODEL = PANEL_MODEL
 
 
 @dataclass
@@ -157,12 +167,7 @@ def detect_command(
     merge_gap: Annotated[
         float, typer.Option(help="Join segments separated by at most this many seconds.", rich_help_panel=OPT_GROUP_SEG)
     ] = 0.0,
-    device: Annotated[
-        str,
-        typer.Option(
-            help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=OPT_GROUP_MODEL
-        ),
-    ] = "auto",
+    device: DeviceOpt = "auto",
     crops: Annotated[
         Crops,
         typer.Option(
@@ -179,37 +184,12 @@ def detect_command(
             help="MACIL-SD weights file (default: the published checkpoint).", rich_help_panel=OPT_GROUP_MODEL
         ),
     ] = None,
-    i3d_weights: Annotated[
-        Path | None,
-        typer.Option(help="I3D RGB weights file (default: rgb_imagenet.pt).", rich_help_panel=OPT_GROUP_MODEL),
-    ] = None,
-    vggish_weights: Annotated[
-        Path | None,
-        typer.Option(help="VGGish weights file (default: vggish-10086976.pth).", rich_help_panel=OPT_GROUP_MODEL),
-    ] = None,
-    weights_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder holding the weights files (else $VIOLENCE_DETECT_WEIGHTS, then the cache).",
-            rich_help_panel=OPT_GROUP_MODEL,
-        ),
-    ] = None,
-    download: Annotated[
-        bool,
-        typer.Option(
-            "--download/--no-download",
-            help="Download missing weights (verified by checksum).",
-            rich_help_panel=OPT_GROUP_MODEL,
-        ),
-    ] = True,
-    video_stream: Annotated[
-        int | None,
-        typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=OPT_GROUP_MODEL),
-    ] = None,
-    audio_stream: Annotated[
-        int | None,
-        typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=OPT_GROUP_MODEL),
-    ] = None,
+    i3d_weights: I3dWeightsOpt = None,
+    vggish_weights: VggishWeightsOpt = None,
+    weights_dir: WeightsDirOpt = None,
+    download: DownloadOpt = True,
+    video_stream: VideoStreamOpt = None,
+    audio_stream: AudioStreamOpt = None,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),

@@ -20,6 +20,16 @@ import typer
 from .. import console
 from ..errors import UsageError
 from ._app import app, cli_errors, exit_code
+from .options import (
+    PANEL_MODEL,
+    AudioStreamOpt,
+    DeviceOpt,
+    DownloadOpt,
+    I3dWeightsOpt,
+    VggishWeightsOpt,
+    VideoStreamOpt,
+    WeightsDirOpt,
+)
 
 
 class Crops(str, Enum):
@@ -45,7 +55,7 @@ Examples:
 """
 
 GROUP_OUT = "Output"
-GROUP_MODEL = "Model and weights"
+GROUP_MODEL = PANEL_MODEL
 
 
 @app.command("extract", help=HELP, no_args_is_help=True)
@@ -87,49 +97,17 @@ def extract_command(
             rich_help_panel=GROUP_MODEL,
         ),
     ] = Crops.five,
-    device: Annotated[
-        str,
-        typer.Option(help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=GROUP_MODEL),
-    ] = "auto",
+    device: DeviceOpt = "auto",
     batch_size: Annotated[
         int | None,
         typer.Option(help="I3D clips per forward pass (default 5 on CPU, 40 on CUDA).", rich_help_panel=GROUP_MODEL),
     ] = None,
-    i3d_weights: Annotated[
-        Path | None,
-        typer.Option(
-            help="I3D RGB weights file (default: rgb_imagenet.pt from the registry).", rich_help_panel=GROUP_MODEL
-        ),
-    ] = None,
-    vggish_weights: Annotated[
-        Path | None,
-        typer.Option(
-            help="VGGish weights file (default: vggish-10086976.pth from the registry).", rich_help_panel=GROUP_MODEL
-        ),
-    ] = None,
-    weights_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder holding the weights files (else $VIOLENCE_DETECT_WEIGHTS, then the cache).",
-            rich_help_panel=GROUP_MODEL,
-        ),
-    ] = None,
-    download: Annotated[
-        bool,
-        typer.Option(
-            "--download/--no-download",
-            help="Download missing weights (verified by checksum).",
-            rich_help_panel=GROUP_MODEL,
-        ),
-    ] = True,
-    video_stream: Annotated[
-        int | None,
-        typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=GROUP_MODEL),
-    ] = None,
-    audio_stream: Annotated[
-        int | None,
-        typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=GROUP_MODEL),
-    ] = None,
+    i3d_weights: I3dWeightsOpt = None,
+    vggish_weights: VggishWeightsOpt = None,
+    weights_dir: WeightsDirOpt = None,
+    download: DownloadOpt = True,
+    video_stream: VideoStreamOpt = None,
+    audio_stream: AudioStreamOpt = None,
 ) -> None:
     from ..features.extract import ExtractOutcome, FeatureExtractor, extract_to_folder, resolve_device
     from ..pipeline import find_videos
