@@ -11,7 +11,6 @@ import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -26,7 +25,7 @@ _GROUP_OPTIONS = {"--help", "-h", "--version", "--install-completion", "--show-c
 class DefaultCommandGroup(TyperGroup):
     """A group that runs ``detect`` when the first argument is not a command."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in _GROUP_OPTIONS:
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
