@@ -355,7 +355,7 @@ def download_weights(
         except OSError as exc:
             raise WeightsError(f"{folder}: cannot write the weights folder ({exc.strerror})") from None
         with out:
-            _fetch(url, out, entry.size, progress)
+            _fetch(url, out, entry.size, progress, label=f"{entry.name} weights ({entry.filename})")
         problem = integrity_problem(tmp, entry)
         if problem is not None:
             raise WeightsError(
@@ -368,7 +368,10 @@ def download_weights(
     return DownloadResult(name, target, downloaded=True)
 
 
-def _fetch(url: str, out: Any, expected_size: int | None, progress: ProgressCallback | None) -> None:
+def _fetch(
+    url: str, out: Any, expected_size: int | None, progress: ProgressCallback | None, *, label: str = "download"
+) -> None:
+    """Stream ``url`` into ``out``; ``label`` names the file in errors (which weights, not just the URL)."""
     request = urllib.request.Request(url, headers={"User-Agent": f"violence-detect/{__version__}"})
     hint = (
         f"download it elsewhere with `violence-detect weights download --weights-dir DIR` and set "
@@ -387,11 +390,11 @@ def _fetch(url: str, out: Any, expected_size: int | None, progress: ProgressCall
                 if progress is not None:
                     progress(done, total)
     except urllib.error.HTTPError as exc:
-        raise WeightsError(f"{url}: download failed (HTTP {exc.code} {exc.reason})", hint=hint) from None
+        raise WeightsError(f"{label}: not on this machine, and download failed from {url} (HTTP {exc.code} {exc.reason})", hint=hint) from None
     except urllib.error.URLError as exc:
-        raise WeightsError(f"{url}: download failed ({exc.reason})", hint=hint) from None
+        raise WeightsError(f"{label}: not on this machine, and download failed from {url} ({exc.reason})", hint=hint) from None
     except (OSError, http.client.HTTPException) as exc:
-        raise WeightsError(f"{url}: download failed ({type(exc).__name__}: {exc})", hint=hint) from None
+        raise WeightsError(f"{label}: not on this machine, and download failed from {url} ({type(exc).__name__}: {exc})", hint=hint) from None
 
 
 def verify_weights(
