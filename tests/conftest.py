@@ -52,3 +52,13 @@ def pytest_configure(config: pytest.Config) -> None:
     small-tensor tests (training, eval) about ten times slower than one thread each."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of small training steps, also outside xdist: they run faster on one
+    thread than on two; the previous setting is restored for the rest of the session."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

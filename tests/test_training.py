@@ -37,14 +37,7 @@ from violence_cli.xdfeatures import discover_folder
 SMALL = TrainConfig(epochs=2, batch_size=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small training steps run faster on one thread than two fighting the other test
-    worker for 2 cores; the previous setting is restored for the rest of the session."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
