@@ -31,7 +31,7 @@ import torch
 
 from .errors import InputError
 from .model import SNIPPET_FRAMES, MacilSD, SnippetScores, score_snippets
-from .xdfeatures import VideoEntry, is_normal, load_entry
+from .xdfeatures import VideoEntry, is_normal, load_entry, read_text_input
 
 ProgressCallback = Callable[[int, int], None]  # (videos done, total)
 Annotations = dict[str, list[tuple[int, int]]]
@@ -76,12 +76,7 @@ def read_annotations(path: str | Path) -> Annotations:
     on several lines gets the intervals of all of them.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such annotations file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the annotations ({exc})") from None
+    text = read_text_input(path, "annotations")
     result: Annotations = {}
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()

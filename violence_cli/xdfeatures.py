@@ -84,15 +84,20 @@ def discover_folder(folder: str | Path) -> list[VideoEntry]:
     return entries
 
 
+def read_text_input(path: Path, what: str) -> str:
+    """The text of a small input file (a list, annotations); one-line InputError otherwise."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (the {what} file)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc})") from None
+
+
 def _read_lines(list_file: Path) -> list[tuple[int, Path]]:
     """Non-blank lines as (line number, path); relative paths are tried from the current
     folder first (as the published scripts do), then from the list file's folder."""
-    try:
-        text = list_file.read_text()
-    except FileNotFoundError:
-        raise InputError(f"{list_file}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{list_file}: cannot read the list ({exc})") from None
+    text = read_text_input(list_file, "list")
     lines = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

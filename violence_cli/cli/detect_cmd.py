@@ -372,16 +372,21 @@ def unique_stems(videos: list[Path]) -> dict[Path, str]:
     return stems
 
 
+def _probe_write(folder: Path, message: str) -> None:
+    """Create and drop a temporary file in ``folder``; ``message`` (plus the reason) if that fails."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ViolenceDetectError(f"{message} ({exc.strerror or exc})") from None
+
+
 def _check_writable_dir(folder: Path, option: str) -> None:
     if not folder.exists():
         raise ViolenceDetectError(f"{option} {folder}: no such folder", hint="create it first")
     if not folder.is_dir():
         raise ViolenceDetectError(f"{option} {folder}: not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise ViolenceDetectError(f"{option} {folder}: cannot write here ({exc.strerror or exc})") from None
+    _probe_write(folder, f"{option} {folder}: cannot write here")
 
 
 def _check_writable_file(path: Path) -> None:
@@ -394,11 +399,7 @@ def _check_writable_file(path: Path) -> None:
         raise ViolenceDetectError(f"{path}: {parent} is not a folder")
     if path.exists() and not os.access(path, os.W_OK):
         raise ViolenceDetectError(f"{path}: the file exists and cannot be overwritten")
-    try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise ViolenceDetectError(f"{path}: cannot write in {parent} ({exc.strerror or exc})") from None
+    _probe_write(parent, f"{path}: cannot write in {parent}")
 
 
 def print_summary(result: DetectionResult) -> None:
