@@ -106,7 +106,8 @@ def part_decode(workdir: Path, minutes: float) -> dict:
     import torch
 
     from violence_cli import media
-    from violence_cli.features.extract import CLIP_FRAMES, make_clips, resize_frames, resized_size
+    from violence_cli.features.extract import make_clips, resize_frames, resized_size
+    from violence_cli.protocol import SNIPPET_FRAMES as CLIP_FRAMES
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     video = decode_video_path(workdir, minutes)  # made beforehand by the parent process

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from violence_cli.model import MacilSD, VisualOnlyNet, resolve_device
+from violence_cli.devices import resolve_device
+from violence_cli.model import MacilSD, VisualOnlyNet
 from violence_cli.training import (
     TrainConfig,
     TrainingSet,

@@ -340,7 +340,7 @@ def test_same_name_twice_fails_the_second(probed: FeatureExtractor, tmp_path: Pa
     (tmp_path / "b").mkdir()
     first = make_clip(tmp_path / "a" / "x.mp4", seconds=0.8, fps=24, size=(32, 24), audio=False)
     second = make_clip(tmp_path / "b" / "x.mp4", seconds=0.8, fps=24, size=(32, 24), audio=False)
-    outcomes = list(extract_to_folder([first, second], tmp_path / "out", lambda: probed, crops=5))
+    outcomes = list(extract_to_folder([first, second], tmp_path / "out", lambda crops: probed, crops=5))
     assert [o.status for o in outcomes] == ["written", "failed"]
     assert "same output name" in outcomes[1].error and str(first) in outcomes[1].error
     assert outcomes[0].n_snippets == 1 and len(outcomes[0].files) == 6

@@ -13,8 +13,9 @@ import pytest
 from fakeweights import save_fake_weights
 from mediagen import make_clip
 
+from violence_cli.devices import resolve_device
 from violence_cli.errors import InputError, UsageError, WeightsError
-from violence_cli.pipeline import SNIPPET_SECONDS, Detector, detect, find_videos, resolve_device
+from violence_cli.pipeline import SNIPPET_SECONDS, Detector, detect, find_videos
 from violence_cli.schema import SCHEMA_VERSION
 from violence_cli.segments import find_segments
 from violence_cli.weights import file_sha256
@@ -173,9 +174,10 @@ def test_bad_detector_options(fake_weights) -> None:
 def test_resolve_device(monkeypatch) -> None:
     import torch
 
-    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert resolve_device("auto") == "cpu"
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
     for bad in ("cuda:0", "gpu", "cuda:x"):
         with pytest.raises(UsageError):
             resolve_device(bad)

@@ -109,7 +109,7 @@ def registry(server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[st
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.part")) if folder.exists() else []
+    return sorted(p.name for p in folder.glob(".*.tmp")) if folder.exists() else []
 
 
 # --- the manifest ---------------------------------------------------------------------------

@@ -15,8 +15,6 @@ frames, end exclusive), built for each video from its number of snippets T.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -29,8 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .atomic import atomic_open
 from .errors import InputError
-from .model import SNIPPET_FRAMES, MacilSD, SnippetScores, score_snippets
+from .model import MacilSD, SnippetScores, score_snippets
+from .protocol import MACIL_WEIGHTS, SNIPPET_FRAMES
 from .xdfeatures import VideoEntry, is_normal, load_entry, read_text_input
 
 ProgressCallback = Callable[[int, int], None]  # (videos done, total)
@@ -267,7 +267,7 @@ def evaluate(
     if model is None:
         from .weights import file_sha256, resolve_weights
 
-        ckpt_path = resolve_weights("macil_sd", checkpoint, weights_dir=weights_dir, download=download)
+        ckpt_path = resolve_weights(MACIL_WEIGHTS, checkpoint, weights_dir=weights_dir, download=download)
         model = load_model(ckpt_path, device=device)
         ckpt_sha = file_sha256(ckpt_path)
     dims = model.dims
@@ -315,17 +315,10 @@ def save_scores(result: EvalResult, path: str | Path) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{path}: the folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w") as archive:
-            for name, scores in result.scores.items():  # the layout np.savez writes
-                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, scores.av, allow_pickle=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as handle, zipfile.ZipFile(handle, "w") as archive:
+        for name, scores in result.scores.items():  # the layout np.savez writes
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, scores.av, allow_pickle=False)
     return path
 
 

@@ -31,9 +31,7 @@ import av
 import numpy as np
 
 from .errors import InputError
-
-VIDEO_FPS = 24.0  # frames per second: the XD-Violence protocol's fixed frame rate
-AUDIO_RATE = 16000  # samples per second: VGGish's input rate
+from .protocol import AUDIO_RATE, VIDEO_FPS  # noqa: F401  (media.VIDEO_FPS / AUDIO_RATE: the rates it decodes at)
 
 _TRUNCATION_SLACK = 0.25  # seconds: decoding may end this much before the header's duration
 _MAX_BAD_PACKETS = 50  # packets that fail to decode before we give up on a stream

@@ -30,17 +30,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .devices import resolve_device
-
-MACIL_WEIGHTS = "macil_sd"  # registry name of the published checkpoint
-SNIPPET_FRAMES = 16  # frames per snippet at 24 fps (0.67 s)
+from .protocol import AUDIO_DIM, MACIL_WEIGHTS, RGB_DIM, SNIPPET_FRAMES
 
 
 @dataclass(frozen=True)
 class MacilDims:
     """Sizes of the network; the defaults are the paper's (and the published checkpoint's)."""
 
-    visual_dim: int = 1024  # I3D RGB feature size
-    audio_dim: int = 128  # VGGish embedding size
+    visual_dim: int = RGB_DIM  # I3D RGB feature size
+    audio_dim: int = AUDIO_DIM  # VGGish embedding size
     hidden: int = 128
     heads: int = 4
     ffn: int = 128
@@ -248,7 +246,7 @@ def score_snippets(
             f"expected rgb (T, C, D) or (T, D) and audio (T, D) with the same T, "
             f"got {tuple(rgb_t.shape)} and {tuple(audio_t.shape)}"
         )
-    dev = _model_device(model) if device is None else torch.device(device)
+    dev = _model_device(model) if device is None else resolve_device(device)
     crops = rgb_t.shape[1]
     visual = rgb_t.permute(1, 0, 2).to(dev)  # (C, T, Dv)
     audio_b = audio_t.to(dev)[None].expand(crops, -1, -1)  # (C, T, Da)
@@ -282,7 +280,8 @@ def load_model(
     ``checkpoint`` is a path to a state dict (a DataParallel ``module.`` prefix is fine);
     without it the registry's published MACIL-SD weights are found (``weights_dir``,
     ``$VIOLENCE_DETECT_WEIGHTS``, the cache) or downloaded. Loading never runs code from
-    the file (``weights_only=True``). Returns the model in eval mode on ``device``.
+    the file (``weights_only=True``). Returns the model in eval mode on ``device``
+    (``auto``, ``cpu``, ``cuda``, ``cuda:N`` or a ``torch.device``).
     Raises :class:`~violence_cli.errors.WeightsError` naming the file when it does not fit.
     """
     from .weights import check_state_dict, load_state_dict, resolve_weights
@@ -292,7 +291,7 @@ def load_model(
     state = load_state_dict(path, map_location="cpu")
     check_state_dict(state, expected_shapes(model), path)
     model.load_state_dict(state, strict=True)
-    return model.to(device).eval()
+    return model.to(resolve_device(device)).eval()
 
 
 __all__ = [
@@ -304,6 +303,5 @@ __all__ = [
     "expected_shapes",
     "load_model",
     "mil_bag_logits",
-    "resolve_device",
     "score_snippets",
 ]

@@ -15,20 +15,23 @@ substitutes random weights.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .devices import resolve_device
 from .errors import InputError, UsageError, ViolenceDetectError
-from .media import VIDEO_FPS
+from .protocol import (
+    DEFAULT_CROPS,
+    I3D_WEIGHTS,
+    MACIL_WEIGHTS,
+    SNIPPET_SECONDS,
+    VGGISH_WEIGHTS,
+    VIDEO_FPS,
+    check_crops,
+)
 from .schema import DetectionParams, DetectionResult, VideoFacts, WeightsUsed
-from .segments import DEFAULT_THRESHOLD, SNIPPET_FRAMES, check_params, find_segments, make_snippets
-
-SNIPPET_SECONDS = SNIPPET_FRAMES / VIDEO_FPS  # s per snippet (~0.667)
-CROPS = (5, 1)  # 5: centre + 4 corners (the published protocol), 1: centre only (5x faster)
-
-# registry names of the three weights files, in the order they are reported
-I3D_WEIGHTS, VGGISH_WEIGHTS, MACIL_WEIGHTS = "i3d_rgb_imagenet", "vggish", "macil_sd"
+from .segments import DEFAULT_THRESHOLD, check_params, find_segments, make_snippets
 
 VIDEO_EXTENSIONS = frozenset(
     [
@@ -50,17 +53,12 @@ VIDEO_EXTENSIONS = frozenset(
     ]
 )
 
+if TYPE_CHECKING:
+    import torch
+
+    from .weights import ResolvedWeights
+
 Progress = Callable[[int, "int | None"], None]  # (snippets done, total or None)
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda[:N]`` is checked to exist.
-
-    Returns the device as a string (what the result records); raises ``UsageError``.
-    """
-    from .devices import resolve_device as to_torch_device
-
-    return str(to_torch_device(device))
 
 
 def find_videos(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[tuple[str, ViolenceDetectError]]]:
@@ -96,13 +94,16 @@ class Detector:
     ``checkpoint`` / ``i3d_weights`` / ``vggish_weights`` are explicit files (else the
     registry finds them, in ``weights_dir`` first); ``download=False`` never goes online.
     ``crops`` is 5 (the published protocol) or 1 (centre crop only, about 5x faster).
+    ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a ``torch.device``. ``weights``: files
+    already resolved at the edge (:func:`~violence_cli.weights.resolve_weight_files`),
+    used as they are instead of the three path options.
     """
 
     def __init__(
         self,
         *,
-        device: str = "auto",
-        crops: int = 5,
+        device: str | torch.device = "auto",
+        crops: int = DEFAULT_CROPS,
         batch_size: int | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
         i3d_weights: str | os.PathLike[str] | None = None,
@@ -110,33 +111,29 @@ class Detector:
         weights_dir: str | os.PathLike[str] | None = None,
         download: bool = True,
         download_progress: Callable[[int, int | None], None] | None = None,
+        weights: Mapping[str, ResolvedWeights] | None = None,
     ) -> None:
-        from .weights import describe_weights, resolve_weights
+        from .weights import resolve_weight_files
 
-        if crops not in CROPS:
-            raise UsageError(f"--crops {crops}: expected 5 or 1")
+        check_crops(crops)
         if batch_size is not None and batch_size < 1:
-            raise UsageError(f"--batch-size {batch_size}: expected a positive number")
+            raise UsageError(f"batch_size {batch_size}: expected a positive number")
         self.device = resolve_device(device)
         self.crops = crops
-        explicit = {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, MACIL_WEIGHTS: checkpoint}
-        paths = {
-            name: resolve_weights(name, path, weights_dir=weights_dir, download=download, progress=download_progress)
-            for name, path in explicit.items()
-        }
-        described = [describe_weights(path, name) for name, path in paths.items()]
-        self.weights = [WeightsUsed(d["name"], str(d["path"]), d["sha256"], bool(d["verified"])) for d in described]
-        self.weights_problems = {d["name"]: d.get("problem") for d in described}  # why unverified
+        if weights is None:
+            explicit = {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, MACIL_WEIGHTS: checkpoint}
+            weights = resolve_weight_files(
+                explicit, weights_dir=weights_dir, download=download, progress=download_progress
+            )
+        resolved = {name: weights[name] for name in (I3D_WEIGHTS, VGGISH_WEIGHTS, MACIL_WEIGHTS)}
+        paths = {name: w.path for name, w in resolved.items()}
+        self.weights = [WeightsUsed(w.name, str(w.path), w.sha256, w.verified) for w in resolved.values()]
+        self.weights_problems = {w.name: w.problem for w in resolved.values()}  # why unverified
 
         from .features.extract import FeatureExtractor
         from .model import load_model
 
-        options: dict[str, Any] = {
-            "device": self.device,
-            "crops": crops,
-            "weights_dir": weights_dir,
-            "download": download,
-        }
+        options: dict[str, Any] = {"device": self.device, "crops": crops, "download": False}
         if batch_size is not None:
             options["batch_size"] = batch_size
         self.extractor = FeatureExtractor(
@@ -173,7 +170,7 @@ class Detector:
             min_duration=min_duration,
             merge_gap=merge_gap,
             crops=self.crops,
-            device=self.device,
+            device=str(self.device),
             batch_size=self.batch_size,
         )
         snippets = make_snippets(scores.av, scores.audio, scores.visual, SNIPPET_SECONDS)

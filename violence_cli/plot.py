@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .atomic import atomic_open
 from .schema import DetectionResult
-from .writers import atomic_open
 
 COLORS = {"av": "#c0392b", "audio": "#2e86c1", "visual": "#27ae60", "segment": "#f5b7b1"}
 

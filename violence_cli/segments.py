@@ -22,10 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .protocol import SNIPPET_SECONDS
 from .schema import Segment, Snippet
 
-SNIPPET_FRAMES = 16  # frames per snippet, at the models' 24 fps
-SNIPPET_SECONDS = SNIPPET_FRAMES / 24.0  # s (~0.667): one score per snippet
 DEFAULT_THRESHOLD = 0.5
 
 _EPS = 2e-6  # s: tolerance when comparing durations (times are rounded to the microsecond)

@@ -23,7 +23,6 @@ import json
 import os
 import pickle
 import re
-import secrets
 import urllib.error
 import urllib.request
 import warnings
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .atomic import atomic_path
 from .errors import WeightsError
 
 if TYPE_CHECKING:
@@ -99,6 +99,17 @@ class DownloadResult:
     name: str
     path: Path
     downloaded: bool  # False: a verified copy was already there
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """A weights file found (or downloaded) once, at the edge, and hashed: what every layer below uses."""
+
+    name: str  # registry name
+    path: Path
+    sha256: str
+    verified: bool  # matches the registry's integrity data
+    problem: str | None  # why not, when not verified
 
 
 @dataclass(frozen=True)
@@ -309,6 +320,25 @@ def resolve_weights(
     return download_weights(name, progress=progress).path
 
 
+def resolve_weight_files(
+    explicit: Mapping[str, str | os.PathLike[str] | None],
+    *,
+    weights_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    progress: ProgressCallback | None = None,
+) -> dict[str, ResolvedWeights]:
+    """Resolve and hash every file a command needs, once: registry name -> :class:`ResolvedWeights`.
+
+    ``explicit`` maps each registry name to the user's file, or None for the registry's.
+    """
+    out: dict[str, ResolvedWeights] = {}
+    for name, path in explicit.items():
+        found = resolve_weights(name, path, weights_dir=weights_dir, download=download, progress=progress)
+        described = describe_weights(found, name)
+        out[name] = ResolvedWeights(name, found, described["sha256"], described["verified"], described["problem"])
+    return out
+
+
 def _missing_error(entry: WeightsEntry, searched: list[Path]) -> WeightsError:
     where = ", ".join(str(folder) for folder in searched)
     return WeightsError(
@@ -348,23 +378,18 @@ def download_weights(
     except OSError as exc:
         raise WeightsError(f"{folder}: cannot create the weights folder ({exc.strerror})") from None
     url = entry.download_url()
-    tmp = folder / f".{entry.filename}.{secrets.token_hex(4)}.part"
     try:
-        try:
-            out = open(tmp, "xb")  # noqa: SIM115  (closed below; mode follows the umask)
-        except OSError as exc:
-            raise WeightsError(f"{folder}: cannot write the weights folder ({exc.strerror})") from None
-        with out:
-            _fetch(url, out, entry.size, progress, label=f"{entry.name} weights ({entry.filename})")
-        problem = integrity_problem(tmp, entry)
-        if problem is not None:
-            raise WeightsError(
-                f"{url}: downloaded {entry.filename} fails verification ({problem}); it was deleted",
-                hint="try again; if it keeps failing, the file at that address has changed",
-            )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with atomic_path(target) as tmp:  # renamed over target only once verified
+            with open(tmp, "wb") as out:
+                _fetch(url, out, entry.size, progress, label=f"{entry.name} weights ({entry.filename})")
+            problem = integrity_problem(tmp, entry)
+            if problem is not None:
+                raise WeightsError(
+                    f"{url}: downloaded {entry.filename} fails verification ({problem}); it was deleted",
+                    hint="try again; if it keeps failing, the file at that address has changed",
+                )
+    except OSError as exc:
+        raise WeightsError(f"{folder}: cannot write the weights folder ({exc.strerror or exc})") from None
     return DownloadResult(name, target, downloaded=True)
 
 
@@ -556,6 +581,7 @@ __all__ = [
     "DownloadResult",
     "FileDigest",
     "LocatedWeights",
+    "ResolvedWeights",
     "WeightsCheck",
     "WeightsEntry",
     "available_weights",
@@ -569,6 +595,7 @@ __all__ = [
     "integrity_problem",
     "load_state_dict",
     "locate_weights",
+    "resolve_weight_files",
     "resolve_weights",
     "verify_weights",
     "weight_names",

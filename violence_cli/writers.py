@@ -8,51 +8,21 @@
 - ``segments-csv``: one row per violent segment;
 - ``vtt`` / ``srt``: one subtitle cue per segment, so a video player shows the timeline.
 
-Every file is written atomically: a temporary file in the same folder, then ``os.replace``.
+Every file is written atomically (:mod:`violence_cli.atomic`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .atomic import atomic_open
 from .errors import UsageError
 from .schema import SCHEMA_VERSION, DetectionResult, Segment
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success rename it over ``path``.
-
-    On an exception the temporary file is removed and ``path`` is left untouched.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        _apply_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _apply_umask(path: str) -> None:
-    """mkstemp creates files 0600; give the export the permissions a plain open() would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 class ResultWriter:

@@ -12,7 +12,6 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,30 +22,20 @@ from ..errors import UsageError, ViolenceDetectError
 from ..schema import DetectionResult
 from ._app import _version_callback, app, cli_errors, exit_code
 from .options import (
+    ALL_FORMATS,
+    DEFAULT_CROPS_CHOICE,
+    FORMAT_METAVAR,
     PANEL_MODEL,
     AudioStreamOpt,
+    Crops,
     DeviceOpt,
     DownloadOpt,
     I3dWeightsOpt,
+    OutputFormat,
     VggishWeightsOpt,
     VideoStreamOpt,
     WeightsDirOpt,
 )
-
-
-class Crops(str, Enum):
-    five = "5"
-    one = "1"
-
-
-class OutputFormat(str, Enum):
-    json = "json"
-    csv = "csv"
-    segments_csv = "segments-csv"
-    vtt = "vtt"
-    srt = "srt"
-    all = "all"
-
 
 HELP = """Find violent segments in videos (several files, or a folder of videos).
 
@@ -133,7 +122,7 @@ def detect_command(
         typer.Option(
             "--format",
             "-f",
-            metavar="[json|csv|segments-csv|vtt|srt|all]",
+            metavar=FORMAT_METAVAR,
             help="Formats for --output-dir (repeatable; default json).",
             rich_help_panel=OPT_GROUP_OUT,
         ),
@@ -174,7 +163,7 @@ def detect_command(
             help="5: centre + corners, the published protocol; 1: centre only, ~5x faster.",
             rich_help_panel=OPT_GROUP_MODEL,
         ),
-    ] = Crops.five,
+    ] = DEFAULT_CROPS_CHOICE,
     batch_size: Annotated[
         int | None, typer.Option(help="I3D clips per forward pass (memory vs speed).", rich_help_panel=OPT_GROUP_MODEL)
     ] = None,
@@ -195,8 +184,11 @@ def detect_command(
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
-    from ..pipeline import Detector, find_videos, resolve_device
+    from ..devices import resolve_device
+    from ..pipeline import Detector, find_videos
+    from ..protocol import I3D_WEIGHTS, MACIL_WEIGHTS, VGGISH_WEIGHTS
     from ..segments import check_params
+    from ..weights import resolve_weight_files
 
     try:
         check_params(threshold, min_duration, merge_gap)
@@ -216,17 +208,13 @@ def detect_command(
         show_progress = console.progress_enabled(quiet, json_out)
         with console.progress_bar(show_progress) as bar:
             loading = bar.add_task("loading the networks", total=None) if bar is not None else None
-            detector = Detector(
-                device=resolved_device,
-                crops=int(crops.value),
-                batch_size=batch_size,
-                checkpoint=checkpoint,
-                i3d_weights=i3d_weights,
-                vggish_weights=vggish_weights,
+            weights = resolve_weight_files(
+                {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, MACIL_WEIGHTS: checkpoint},
                 weights_dir=weights_dir,
                 download=download,
-                download_progress=_download_progress(bar),
+                progress=_download_progress(bar),
             )
+            detector = Detector(device=resolved_device, crops=int(crops.value), batch_size=batch_size, weights=weights)
             if bar is not None:
                 bar.remove_task(loading)
             seen_warnings: set[str] = set()
@@ -342,8 +330,8 @@ def plan_outputs(
         raise UsageError("--format needs --output-dir DIR (or use -o FILE with an extension)")
     if output_dir is not None:
         _check_writable_dir(output_dir, "--output-dir")
-        chosen = [f.value for f in (formats or [OutputFormat.json])]
-        plan.formats = list(FORMATS) if "all" in chosen else list(dict.fromkeys(chosen))
+        chosen = [f.value for f in (formats or [OutputFormat("json")])]
+        plan.formats = list(FORMATS) if ALL_FORMATS in chosen else list(dict.fromkeys(chosen))
         plan.output_dir = output_dir
     if plot is not None:
         if plot.is_dir():

@@ -52,9 +52,9 @@ def eval_command(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no warnings.")] = False,
 ) -> None:
+    from ..devices import resolve_device
     from ..evaluate import evaluate
     from ..evaluate import save_scores as write_scores
-    from ..model import resolve_device
     from ..xdfeatures import discover_folder, read_lists
 
     if features is not None and (rgb_list is not None or audio_list is not None):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,8 +20,10 @@ from .. import console
 from ..errors import UsageError
 from ._app import app, cli_errors, exit_code
 from .options import (
+    DEFAULT_CROPS_CHOICE,
     PANEL_MODEL,
     AudioStreamOpt,
+    Crops,
     DeviceOpt,
     DownloadOpt,
     I3dWeightsOpt,
@@ -30,12 +31,6 @@ from .options import (
     VideoStreamOpt,
     WeightsDirOpt,
 )
-
-
-class Crops(str, Enum):
-    five = "5"
-    one = "1"
-
 
 HELP = """Extract I3D RGB + VGGish audio features in the XD-Violence layout.
 
@@ -96,7 +91,7 @@ def extract_command(
             help="5: centre + 4 corners (the published protocol); 1: centre only, ~5x faster.",
             rich_help_panel=GROUP_MODEL,
         ),
-    ] = Crops.five,
+    ] = DEFAULT_CROPS_CHOICE,
     device: DeviceOpt = "auto",
     batch_size: Annotated[
         int | None,
@@ -109,7 +104,8 @@ def extract_command(
     video_stream: VideoStreamOpt = None,
     audio_stream: AudioStreamOpt = None,
 ) -> None:
-    from ..features.extract import ExtractOutcome, FeatureExtractor, extract_to_folder, resolve_device
+    from ..devices import resolve_device
+    from ..features.extract import ExtractOutcome, FeatureExtractor, extract_to_folder
     from ..pipeline import find_videos
 
     if batch_size is not None and batch_size < 1:
@@ -125,7 +121,7 @@ def extract_command(
         outcomes.append(record)
         _report(record, json_out, quiet)
 
-    def make_extractor() -> FeatureExtractor:
+    def make_extractor(n_crops: int) -> FeatureExtractor:
         return FeatureExtractor(
             i3d_weights=i3d_weights,
             vggish_weights=vggish_weights,

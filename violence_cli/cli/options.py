@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..protocol import CROP_CHOICES, DEFAULT_CROPS
+from ..writers import FORMATS
+
 PANEL_MODEL = "Model and weights"
+
+# Choices built from the library's tables, never retyped here.
+Crops = Enum("Crops", {f"c{n}": str(n) for n in CROP_CHOICES}, type=str)  # type: ignore[misc]
+DEFAULT_CROPS_CHOICE = Crops(str(DEFAULT_CROPS))
+ALL_FORMATS = "all"
+OutputFormat = Enum(  # type: ignore[misc]
+    "OutputFormat", {f.replace("-", "_"): f for f in (*FORMATS, ALL_FORMATS)}, type=str
+)
+FORMAT_METAVAR = "[" + "|".join(f.value for f in OutputFormat) + "]"
 
 DeviceOpt = Annotated[
     str,
@@ -15,7 +28,9 @@ DeviceOpt = Annotated[
 ]
 I3dWeightsOpt = Annotated[
     Path | None,
-    typer.Option(help="I3D RGB weights file (default: rgb_imagenet.pt from the registry).", rich_help_panel=PANEL_MODEL),
+    typer.Option(
+        help="I3D RGB weights file (default: rgb_imagenet.pt from the registry).", rich_help_panel=PANEL_MODEL
+    ),
 ]
 VggishWeightsOpt = Annotated[
     Path | None,

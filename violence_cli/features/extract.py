@@ -47,14 +47,21 @@ from .. import media
 from ..devices import resolve_device
 from ..errors import InputError, UsageError
 from ..media import MediaInfo
+from ..protocol import (
+    AUDIO_DIM,
+    CROP_NAMES,
+    CROP_SIZE,
+    DEFAULT_CROPS,
+    I3D_WEIGHTS,
+    MIN_FRAMES,
+    RESIZE_SHORT,
+    RGB_DIM,
+    SNIPPET_FRAMES,
+    VGGISH_WEIGHTS,
+    check_crops,
+)
 from . import frontend
 
-RESIZE_SHORT = 256  # pixels: the shorter side after resizing
-CROP_SIZE = 224  # pixels: I3D input height and width
-CLIP_FRAMES = 16  # frames per snippet (2/3 s at 24 fps)
-MIN_FRAMES = CLIP_FRAMES + 1  # T = floor((N - 1) / 16) >= 1 needs 17 frames
-CROP_NAMES = ("centre", "top-left", "top-right", "bottom-left", "bottom-right")  # __0 .. __4
-RGB_DIM, AUDIO_DIM = 1024, 128
 VGGISH_BATCH = 32  # log-mel examples per VGGish forward
 DEFAULT_BATCH = {"cpu": 5, "cuda": 40}  # I3D clips per forward
 
@@ -89,7 +96,7 @@ class VideoFeatures:
 
 def count_snippets(n_frames: int) -> int:
     """T = floor((N - 1) / 16): the XD-Violence count of 16-frame snippets."""
-    return max(0, (n_frames - 1) // CLIP_FRAMES)
+    return max(0, (n_frames - 1) // SNIPPET_FRAMES)
 
 
 def resized_size(height: int, width: int, short: int = RESIZE_SHORT) -> tuple[int, int]:
@@ -101,8 +108,7 @@ def resized_size(height: int, width: int, short: int = RESIZE_SHORT) -> tuple[in
 
 def crop_boxes(height: int, width: int, crops: int = 5, size: int = CROP_SIZE) -> list[tuple[int, int]]:
     """(top, left) of each crop, in XD order: centre, top-left, top-right, bottom-left, bottom-right."""
-    if crops not in (1, 5):
-        raise UsageError(f"--crops {crops}: expected 5 or 1")
+    check_crops(crops)
     if height < size or width < size:
         raise ValueError(f"frames of {height}x{width} are smaller than the {size}x{size} crop")
     bottom, right = height - size, width - size
@@ -213,7 +219,7 @@ def _snippets(frames: Iterator[np.ndarray], resize_here: bool, count: dict[str, 
                 yield _prepare(full, shape, target, resize_here)
                 full = None
             pending.append(frame)
-            if len(pending) == CLIP_FRAMES:
+            if len(pending) == SNIPPET_FRAMES:
                 full, pending = pending, []
         count["frames"] = n
     finally:
@@ -257,7 +263,7 @@ class FeatureExtractor:
         i3d_weights: str | os.PathLike[str] | None = None,
         vggish_weights: str | os.PathLike[str] | None = None,
         device: str | torch.device = "cpu",
-        crops: int = 5,
+        crops: int = DEFAULT_CROPS,
         batch_size: int | None = None,
         weights_dir: str | os.PathLike[str] | None = None,
         download: bool = True,
@@ -265,17 +271,16 @@ class FeatureExtractor:
         from ..weights import resolve_weights
         from . import load_i3d, load_vggish
 
-        if crops not in (1, 5):
-            raise UsageError(f"--crops {crops}: expected 5 or 1")
+        check_crops(crops)
         if batch_size is not None and batch_size < 1:
-            raise UsageError(f"--batch-size {batch_size}: expected a positive number")
+            raise UsageError(f"batch_size {batch_size}: expected a positive number")
         self.device = resolve_device(device)
         self.crops = crops
         self.batch_size = int(batch_size or DEFAULT_BATCH[self.device.type])
         self.snippets_per_step = max(1, self.batch_size // crops)
         self.cuda = self.device.type == "cuda"
-        self.i3d_path = resolve_weights("i3d_rgb_imagenet", i3d_weights, weights_dir=weights_dir, download=download)
-        self.vggish_path = resolve_weights("vggish", vggish_weights, weights_dir=weights_dir, download=download)
+        self.i3d_path = resolve_weights(I3D_WEIGHTS, i3d_weights, weights_dir=weights_dir, download=download)
+        self.vggish_path = resolve_weights(VGGISH_WEIGHTS, vggish_weights, weights_dir=weights_dir, download=download)
         # eval mode, batch norm folded, channels-last (the loaders' defaults)
         self.i3d = load_i3d(self.i3d_path, device=self.device)
         self.vggish = load_vggish(self.vggish_path, device=self.device)
@@ -551,9 +556,9 @@ class ExtractOutcome:
 def extract_to_folder(
     videos: list[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
-    make_extractor: Callable[[], FeatureExtractor],
+    make_extractor: Callable[[int], FeatureExtractor],
     *,
-    crops: int = 5,
+    crops: int = DEFAULT_CROPS,
     overwrite: bool = False,
     video_stream: int | None = None,
     audio_stream: int | None = None,
@@ -563,8 +568,10 @@ def extract_to_folder(
 
     Videos whose files all exist are skipped unless ``overwrite``. A video that fails
     (an :class:`InputError`, say) is reported and the others go on; errors that concern
-    every video (missing weights) propagate. ``make_extractor`` is called once, when the
-    first video needs it (so a run with nothing to do loads no weights). ``progress(i,
+    every video (missing weights) propagate. ``make_extractor(crops)`` is called once, when
+    the first video needs it (so a run with nothing to do loads no weights); ``crops`` is the
+    one setting both the skip check and the extractor follow (an extractor of other crops
+    is refused, as its files would not be the ones checked). ``progress(i,
     video, done, total)`` reports snippets within the i-th video.
     """
     extractor: FeatureExtractor | None = None
@@ -588,7 +595,9 @@ def extract_to_folder(
             continue
         start = time.perf_counter()
         if extractor is None:
-            extractor = make_extractor()
+            extractor = make_extractor(crops)
+            if extractor.crops != crops:
+                raise ValueError(f"make_extractor({crops}) gave an extractor of {extractor.crops} crops")
         callback = None if progress is None else (lambda done, total, i=i, video=video: progress(i, video, done, total))
         try:
             feats = extractor.extract(video, video_stream=video_stream, audio_stream=audio_stream, progress=callback)

@@ -31,7 +31,8 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-SAMPLE_RATE = 16000  # Hz, the rate VGGish expects
+from ..protocol import AUDIO_RATE, SNIPPET_FRAMES, VIDEO_FPS
+
 WINDOW_SAMPLES = 400  # samples per STFT frame (25 ms)
 HOP_SAMPLES = 160  # samples between frames (10 ms)
 FFT_SIZE = 512  # FFT length (next power of two above the window)
@@ -42,8 +43,7 @@ LOG_OFFSET = 0.01  # added before the log
 EXAMPLE_FRAMES = 96  # frames per example (0.96 s of hops)
 EXAMPLE_SAMPLES = WINDOW_SAMPLES + (EXAMPLE_FRAMES - 1) * HOP_SAMPLES  # 15,600 samples (0.975 s)
 
-SNIPPET_FRAMES = 16  # video frames per snippet
-VIDEO_FPS = 24  # frames per second of the snippet grid
+SAMPLE_RATE = AUDIO_RATE  # Hz, the rate VGGish expects
 
 _MEL_BREAK_HZ = 700.0
 _MEL_Q = 1127.0

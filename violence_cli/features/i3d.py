@@ -26,11 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..protocol import CROP_SIZE, RGB_DIM, SNIPPET_FRAMES
+
 BN_EPS = 1e-3  # the TF-Slim default kept by the published port
-FEATURE_DIM = 1024  # channels of Mixed_5c
+FEATURE_DIM = RGB_DIM  # channels of Mixed_5c
 NUM_CLASSES = 400  # Kinetics-400 classifier kept in the published checkpoint
-CLIP_FRAMES = 16  # frames per snippet
-CLIP_SIZE = 224  # pixels, height and width of a crop
+CLIP_FRAMES = SNIPPET_FRAMES  # frames per snippet
+CLIP_SIZE = CROP_SIZE  # pixels, height and width of a crop
 GFLOP_PER_CLIP = 55.6  # multiply-adds x 2 for one 16x224x224 clip (measured)
 
 Triple = tuple[int, int, int]

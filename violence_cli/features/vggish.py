@@ -18,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..protocol import AUDIO_DIM
+
 NUM_FRAMES = 96  # log-mel frames per example (10 ms hop: 0.96 s)
 NUM_BANDS = 64  # mel bands
-EMBEDDING_DIM = 128
+EMBEDDING_DIM = AUDIO_DIM  # VGGish embedding size
 GFLOP_PER_EXAMPLE = 1.73  # multiply-adds x 2 for one 96x64 example (measured)
 QUANTIZE_MIN, QUANTIZE_MAX = -2.0, 2.0  # PCA output range mapped onto 0..255
 

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from ..model import resolve_device
+from ..devices import resolve_device
 from .data import MAX_SEQLEN as DEFAULT_MAX_SEQLEN
 from .data import (
     Bag,

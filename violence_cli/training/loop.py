@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,8 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import atomic
+from ..devices import resolve_device
 from ..errors import InputError, UsageError, ViolenceDetectError
-from ..model import MacilDims, MacilSD, VisualOnlyNet, mil_bag_logits, resolve_device
+from ..model import MacilDims, MacilSD, VisualOnlyNet, mil_bag_logits
 from .data import MAX_SEQLEN, Batch, TrainingSet
 from .losses import TEMPERATURE, bag_bce, cross_modal_losses
 
@@ -183,20 +183,8 @@ Validator = Callable[[torch.nn.Module], tuple[float, float]]  # model or teacher
 # --------------------------------------------------------------------------- helpers
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save_torch(obj: Any, path: Path) -> None:
-    _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    atomic.write_with(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -205,7 +193,7 @@ def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _write_log(path: Path, history: list[EpochRecord]) -> None:
     text = "".join(json.dumps(asdict(r)) + "\n" for r in history)
-    _atomic_write(path, lambda tmp: tmp.write_text(text))
+    atomic.write_text(path, text)
 
 
 def _rng_state(shuffle: torch.Generator) -> dict[str, Any]:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-VISUAL_DIM = 1024
-AUDIO_DIM = 128
-FRAMES_PER_SNIPPET = 16
+from ..protocol import AUDIO_DIM
+from ..protocol import RGB_DIM as VISUAL_DIM
+from ..protocol import SNIPPET_FRAMES as FRAMES_PER_SNIPPET
 
 
 @dataclass
