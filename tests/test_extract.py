@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import hostile
 import numpy as np
 import pytest
 import torch
@@ -23,6 +24,8 @@ from violence_cli.errors import InputError, UsageError
 from violence_cli.features import frontend
 from violence_cli.features.extract import (
     FeatureExtractor,
+    _snippets,
+    check_geometry,
     count_snippets,
     crop_boxes,
     make_clips,
@@ -363,3 +366,37 @@ def test_memory_does_not_grow_with_duration(probed: FeatureExtractor, tmp_path: 
     feats = probed.extract(clip)
     assert feats.rgb.shape == (89, 5, 1024) and feats.audio.shape == (89, 128)
     assert _rss_mb() - before < 600
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize("resize_here", [True, False])
+def test_snippets_hold_resized_frames_whatever_the_input(resize_here: bool) -> None:
+    """Frames are resized one by one as they arrive (CPU), and on the CUDA path too once
+    they pass RAW_PIXELS_MAX: a snippet is 16 frames of 256 pixels on the shorter side."""
+    big = (np.arange(3000 * 4000 * 3) % 251).astype(np.uint8).reshape(3000, 4000, 3)
+    count: dict[str, int] = {}
+    snippets = list(_snippets(iter([big] * 33), resize_here, count))
+    assert count["frames"] == 33 and len(snippets) == 2
+    assert all(tuple(s.shape) == (16, 256, 341, 3) and s.dtype == torch.uint8 for s in snippets)
+    small = np.zeros((48, 64, 3), np.uint8)
+    kept = list(_snippets(iter([small] * 17), resize_here, {}))[0]
+    assert tuple(kept.shape[1:3]) == ((256, 341) if resize_here else (48, 64))  # CUDA resizes small ones itself
+
+
+def test_absurd_frame_geometry_is_refused(probed: FeatureExtractor, tmp_path: Path) -> None:
+    assert check_geometry(None, 48, 64) == (256, 341)
+    with pytest.raises(InputError, match="too elongated"):
+        check_geometry(Path("x.mp4"), 8, 16_000)  # longer side would be 512,000
+    clip = hostile.timestamps_file(tmp_path / "thin.nut", [40 * i for i in range(20)], size=(2048, 16))
+    with pytest.raises(InputError, match=r"thin.nut: frames of 2048x16 pixels are too elongated"):
+        probed.extract(clip)
+
+
+def test_absurd_timestamps_finish_fast(probed: FeatureExtractor, tmp_path: Path) -> None:
+    """A header claiming 100,000 s over four frames: no huge preallocation, no repeats."""
+    clip = hostile.timestamps_file(tmp_path / "gap.mkv", [0, 40, 100_000_000, *range(100_000_040, 100_001_000, 40)])
+    feats = probed.extract(clip)
+    assert feats.info.duration > 99_000 and feats.n_frames < 40 and feats.n_snippets == 1
+    assert any("discontinu" in w for w in feats.warnings)

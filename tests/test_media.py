@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import hostile
 import numpy as np
 import pytest
 from mediagen import AMPLITUDE, frame_times, make_clip, quadrants, read_index, tone
@@ -417,3 +418,79 @@ def test_probe_facts_of_a_synthetic_clip(tmp_path: Path) -> None:
     )
     assert info.duration == pytest.approx(3.0, abs=0.05) and info.start_time == 0.0
     assert info.path == path and "mp4" in info.container
+
+
+# ------------------------------------------------------------------ hostile timestamps, sizes, headers
+
+
+def test_huge_sample_delta_is_a_discontinuity_not_two_days_of_frames(tmp_path: Path) -> None:
+    """Two frames 0x7FFFFFFF / 12288 s (two days) apart: two frames out, fast, one warning."""
+    path = hostile.sample_delta_mp4(tmp_path / "delta.mp4")
+    warnings: list[str] = []
+    frames = _run_with_deadline(lambda: list(media.iter_frames(path, on_warning=warnings.append)), 10.0)
+    assert len(frames) == 2
+    assert len(warnings) == 1 and "discontinu" in warnings[0] and str(path) in warnings[0]
+
+
+def test_timescale_one_gives_the_frames_it_holds(tmp_path: Path) -> None:
+    """48 frames 512 s apart (timescale 1): 48 frames at 24 fps, not 24,576 s of repeats."""
+    path = hostile.timescale_mp4(tmp_path / "ts1.mp4")
+    warnings: list[str] = []
+    frames = _run_with_deadline(lambda: list(media.iter_frames(path, on_warning=warnings.append)), 10.0)
+    assert len(frames) == 48 and len(warnings) == 1
+
+
+def test_gaps_up_to_the_limit_are_still_filled(tmp_path: Path) -> None:
+    """A 5 s still (below MAX_FRAME_GAP) is a legitimate slide show: repeated, no warning."""
+    path = hostile.timestamps_file(tmp_path / "still.mkv", [0, 5000, 5040])
+    warnings: list[str] = []
+    assert len(list(media.iter_frames(path, on_warning=warnings.append))) == 5 * 24 + 2
+    assert warnings == []
+    assert media.MAX_FRAME_GAP == 10.0
+
+
+@pytest.mark.parametrize("start", [20_000.0, 1_000_000.0])
+def test_audio_starting_after_the_video_is_not_padded(tmp_path: Path, start: float) -> None:
+    path = hostile.late_audio_mp4(tmp_path / "late.mp4", start)
+    warnings: list[str] = []
+    tracemalloc.start()
+    chunks = _run_with_deadline(lambda: list(media.iter_audio(path, on_warning=warnings.append)), 10.0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert chunks == [] and peak < 50_000_000
+    assert len(warnings) == 1 and "after the video ends" in warnings[0]
+
+
+def test_leading_silence_is_made_lazily(tmp_path: Path) -> None:
+    """Audio 8 s late in a 10 s video: silence arrives chunk by chunk, not as one block."""
+    path = make_clip(tmp_path / "late.mkv", 10.0, size=(32, 32), audio_start=8.0, audio_codec="flac")
+    chunks = list(media.iter_audio(path, chunk_seconds=1.0))
+    assert [c.size for c in chunks] == [16000] * 10
+    assert all(not c.any() for c in chunks[:8]) and chunks[9].any()
+
+
+@pytest.mark.parametrize(("width", "height"), [(16, 17_000), (20_000, 8)])
+def test_frames_beyond_the_size_limit_are_refused(tmp_path: Path, width: int, height: int) -> None:
+    path = hostile.big_frame_file(tmp_path / "big.nut", width, height)
+    with pytest.raises(InputError, match=rf"{width}x{height} pixels are too large"):
+        media.probe(path)
+    with pytest.raises(InputError, match="too large"):
+        list(media.iter_frames(path))
+
+
+def test_metadata_that_is_not_utf8_still_opens(tmp_path: Path) -> None:
+    path = hostile.bad_utf8_mp4(tmp_path / "bad.mp4")
+    with pytest.raises(UnicodeDecodeError):  # what PyAV does by default
+        av.open(str(path)).close()
+    assert media.probe(path).has_video
+    assert len(list(media.iter_frames(path))) == 24
+
+
+def test_stream_without_a_decoder_is_skipped_or_named(tmp_path: Path) -> None:
+    path = hostile.unknown_codec_mkv(tmp_path / "odd.mkv")
+    info = media.probe(path)
+    assert info.has_video and not info.has_audio and info.n_audio_streams == 0
+    with pytest.raises(InputError, match=r"stream #1 \(audio\) cannot be decoded"):
+        media.probe(path, audio_stream=1)
+    with pytest.raises(InputError, match="no audio stream.*stream #1: audio"):
+        media.iter_audio(path)

@@ -17,11 +17,20 @@ when the file gives none, as the ffmpeg command line does). Variable frame rate 
 works the same as constant. Ticks count from the video stream's start, so frame ``n`` is
 always at ``n / fps``; where a first frame comes after that start (an AVI with B-frames),
 it is repeated back to t = 0 where ffmpeg would start its output later.
+
+Hostile timestamps keep the work proportional to the file's real content: a jump of more
+than :data:`MAX_FRAME_GAP` seconds between two frames (or from t = 0 to the first frame, or
+a last frame claiming to last that long) is a *discontinuity*: it is not filled with
+repeated frames; the frames after it follow on one frame duration later (a warning says by
+how much the time line was shortened). Leading audio silence is produced lazily and never
+reaches past the video's extent; audio that starts after the video has ended is not used.
+Frames larger than :data:`MAX_FRAME_SIDE` pixels a side are refused.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -32,7 +41,10 @@ import numpy as np
 
 from .errors import InputError
 from .protocol import AUDIO_RATE, VIDEO_FPS  # noqa: F401  (media.VIDEO_FPS / AUDIO_RATE: the rates it decodes at)
+from .protocol import MAX_FRAME_GAP, MAX_FRAME_SIDE  # noqa: F401  (media.MAX_FRAME_*: the limits it applies)
 
+
+_DECODE_BUDGET = 512 * 2**20  # bytes of decoded frames the decoder's threads may hold at once
 _TRUNCATION_SLACK = 0.25  # seconds: decoding may end this much before the header's duration
 _MAX_BAD_PACKETS = 50  # packets that fail to decode before we give up on a stream
 
@@ -86,28 +98,47 @@ def _check_path(path: str | Path) -> Path:
 
 
 def _open(path: Path) -> av.container.InputContainer:
+    """Open for reading; metadata that is not valid UTF-8 is decoded with replacement
+    characters (it only labels the file) instead of failing the open."""
     try:
-        return av.open(str(path), mode="r")
+        return av.open(str(path), mode="r", metadata_errors="replace")
     except av.error.FFmpegError as exc:
         raise InputError(
             f"{path}: not a readable media file ({exc.strerror or exc})",
             hint="check that the file is a complete video (a cut-off MP4 may lack its index)",
         ) from None
+    except (OSError, ValueError) as exc:  # e.g. an unreadable file, a header PyAV cannot represent
+        raise InputError(f"{path}: not a readable media file ({type(exc).__name__}: {exc})") from None
+
+
+def _decodable(stream: av.stream.Stream) -> bool:
+    """The stream has a decoder (an unknown or damaged codec leaves no codec context)."""
+    return stream.codec_context is not None
 
 
 def _usable_video(stream: av.stream.Stream) -> bool:
-    """A real video track, not an embedded cover picture."""
-    return stream.type == "video" and not (stream.disposition & av.stream.Disposition.attached_pic)
+    """A real, decodable video track, not an embedded cover picture."""
+    return (
+        stream.type == "video" and _decodable(stream) and not (stream.disposition & av.stream.Disposition.attached_pic)
+    )
+
+
+def _usable_audio(stream: av.stream.Stream) -> bool:
+    return stream.type == "audio" and _decodable(stream)
 
 
 def _select(container: av.container.InputContainer, kind: str, index: int | None, path: Path):
-    """The stream of ``kind`` to decode: ``index`` if given, else the container's best."""
-    usable = _usable_video if kind == "video" else (lambda s: s.type == "audio")
+    """The stream of ``kind`` to decode: ``index`` if given, else the container's best.
+
+    Streams without a decoder are skipped (named when asked for by ``index``)."""
+    usable = _usable_video if kind == "video" else _usable_audio
     candidates = [s for s in container.streams if usable(s)]
     if index is not None:
         if not 0 <= index < len(container.streams):
             raise InputError(f"{path}: no stream #{index} (the file has {len(container.streams)} streams)")
         stream = container.streams[index]
+        if stream.type == kind and not _decodable(stream):
+            raise InputError(f"{path}: stream #{index} ({kind}) cannot be decoded: {_codec_label(stream)}")
         if stream not in candidates:
             choices = ", ".join(f"#{s.index}" for s in candidates) or "none"
             raise InputError(f"{path}: stream #{index} is {stream.type}, not {kind} ({kind} streams: {choices})")
@@ -119,6 +150,25 @@ def _select(container: av.container.InputContainer, kind: str, index: int | None
     except (av.error.FFmpegError, ValueError):
         best = None
     return best if best in candidates else candidates[0]
+
+
+def _codec_label(stream: av.stream.Stream) -> str:
+    """Why a stream has no decoder, in words."""
+    try:
+        name = stream.codec.name if stream.codec is not None else None
+    except (AttributeError, av.error.FFmpegError, ValueError):
+        name = None
+    return f"no decoder for codec {name!r}" if name and name != "none" else "unknown or damaged codec"
+
+
+def _undecodable(container) -> str:
+    """' (stream #1: audio, unknown or damaged codec; ...)' for streams skipped, else ''."""
+    skipped = [
+        f"stream #{s.index}: {s.type}, {_codec_label(s)}"
+        for s in container.streams
+        if s.type in ("video", "audio") and not _decodable(s)
+    ]
+    return f" ({'; '.join(skipped)})" if skipped else ""
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -147,7 +197,7 @@ def _stream_length(stream) -> float | None:
             length = hours * 3600 + minutes * 60 + secs
         except (AttributeError, ValueError):
             return None
-    return length if length > 0 else None
+    return length if 0 < length < math.inf else None
 
 
 def _stream_end(container, stream, origin: float, *, own_only: bool = False) -> float | None:
@@ -163,9 +213,33 @@ def _stream_end(container, stream, origin: float, *, own_only: bool = False) -> 
     return None
 
 
+def _checked_duration(video, declared: float) -> float:
+    """The header's duration, unless the video's own frame count says the file holds far
+    less (timestamps with gaps, a forged header): then the length of those frames."""
+    rate = video.guessed_rate or video.base_rate
+    if not video.frames or not rate or rate <= 0:
+        return declared
+    content = video.frames / float(rate)
+    if declared > 2 * content + MAX_FRAME_GAP:
+        return content
+    return declared
+
+
+def check_frame_size(path: Path, width: int, height: int) -> None:
+    """Refuse frames beyond :data:`MAX_FRAME_SIDE` pixels a side (InputError naming ``path``)."""
+    if width > MAX_FRAME_SIDE or height > MAX_FRAME_SIDE:
+        raise InputError(
+            f"{path}: frames of {width}x{height} pixels are too large (at most {MAX_FRAME_SIDE} pixels a side)"
+        )
+
+
 def _configure_decoder(stream) -> None:
-    stream.codec_context.thread_type = "AUTO"  # frame + slice threads
-    stream.codec_context.thread_count = 0  # one per core
+    codec = stream.codec_context
+    codec.thread_type = "AUTO"  # frame + slice threads
+    # one thread per core, fewer for giant frames: each frame thread holds its own frames
+    frame_bytes = 3 * max(codec.width, 1) * max(codec.height, 1)
+    cores = os.cpu_count() or 1
+    codec.thread_count = 0 if frame_bytes * cores <= _DECODE_BUDGET else max(1, _DECODE_BUDGET // frame_bytes)
 
 
 def _first_rotation(container, stream) -> int:
@@ -204,7 +278,7 @@ def probe(path: str | Path, video_stream: int | None = None, audio_stream: int |
         video = _select(container, "video", video_stream, path)
         audio = _select(container, "audio", audio_stream, path)
         if video is None and audio is None:
-            raise InputError(f"{path}: no video or audio stream")
+            raise InputError(f"{path}: no video or audio stream that can be decoded{_undecodable(container)}")
         origin = _origin(container, video, audio)
         main = video if video is not None else audio
         duration = _stream_end(container, main, origin) or 0.0
@@ -213,8 +287,10 @@ def probe(path: str | Path, video_stream: int | None = None, audio_stream: int |
         rotation = 0
         if video is not None:
             width, height = video.codec_context.width, video.codec_context.height
+            check_frame_size(path, width, height)
             rate = video.average_rate or video.guessed_rate or video.base_rate
             fps = float(rate) if rate else 0.0
+            duration = _checked_duration(video, duration)
             _configure_decoder(video)
             rotation = _first_rotation(container, video)
             if rotation in (90, 270):
@@ -236,7 +312,7 @@ def probe(path: str | Path, video_stream: int | None = None, audio_stream: int |
             audio_sample_rate=audio.codec_context.sample_rate if audio is not None else 0,
             audio_channels=audio.codec_context.channels if audio is not None else 0,
             n_video_streams=sum(_usable_video(s) for s in container.streams),
-            n_audio_streams=sum(s.type == "audio" for s in container.streams),
+            n_audio_streams=sum(_usable_audio(s) for s in container.streams),
             start_time=origin,
         )
 
@@ -284,13 +360,16 @@ def _decode(container, stream, damage: _Damage) -> Iterator[av.frame.Frame]:
 
 
 def _report(
-    on_warning: Warn | None, path: Path, kind: str, damage: _Damage, decoded: float, expected: float | None
+    on_warning: Warn | None, path: Path, kind: str, damage: _Damage, decoded: float | None, expected: float | None
 ) -> None:
     """One warning if the stream was damaged or ended well before its announced end."""
-    short = expected is not None and expected - decoded > max(_TRUNCATION_SLACK, 0.02 * expected)
+    short = (
+        expected is not None and decoded is not None and expected - decoded > max(_TRUNCATION_SLACK, 0.02 * expected)
+    )
     if on_warning is None or not (damage.bad_packets or damage.stopped or short):
         return
-    where = f"{decoded:.2f} s" + (f" of {expected:.2f} s" if expected is not None else "")
+    where = "an unknown point" if decoded is None else f"{decoded:.2f} s"
+    where += f" of {expected:.2f} s" if expected is not None and decoded is not None else ""
     problem = "file truncated or corrupt"
     if damage.error:
         problem += f": {damage.error}"
@@ -313,13 +392,13 @@ def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
 
 
-def _duration_estimate(frame, previous_pts: int | None, fallback: int) -> int:
+def _duration_estimate(frame, previous_pts: int | None, fallback: Fraction) -> Fraction:
     """Duration of ``frame`` in its time base, as ffmpeg estimates it at end of stream."""
     if frame.duration:
         return frame.duration
     if previous_pts is not None and frame.pts > previous_pts:
         return frame.pts - previous_pts
-    return max(fallback, 1)
+    return fallback
 
 
 def iter_frames(
@@ -357,22 +436,31 @@ def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: W
     origin_pts = stream.start_time  # t = 0 in stream units (None: the first frame's pts)
     average = stream.average_rate or stream.guessed_rate
     time_base = stream.time_base
-    fallback = int(1 / (average * time_base)) if average and time_base else 1
+    one_tick = 1 / (rate * time_base) if time_base else Fraction(1)  # an output frame, in stream units
+    fallback = int(1 / (average * time_base)) if average and time_base else one_tick
+    fallback = _sane_duration(fallback, one_tick, time_base)  # a frame's duration when nothing says
     next_tick = 0  # output tick to fill next
     held = None  # the decoded frame that fills output ticks until a later one is due
     last_pts, last_duration = None, fallback
+    jumps = _Jumps()  # discontinuities cut out of the time line
 
     def tick_of(pts: int) -> int:
-        return _round_near((pts - origin_pts) * time_base * rate)
+        return _round_near((pts - origin_pts - jumps.cut) * time_base * rate)
 
     with container:
         for frame in _decode(container, stream, damage):
+            check_frame_size(path, frame.width, frame.height)
             time_base = frame.time_base or time_base
             if frame.pts is None:  # extrapolate, as ffmpeg does
-                frame.pts = last_pts + last_duration if last_pts is not None else 0
+                frame.pts = math.ceil(last_pts + last_duration) if last_pts is not None else 0
             if origin_pts is None:
                 origin_pts = frame.pts
+            if last_pts is None:  # t = 0 to the first frame: a late start, or a discontinuity
+                jumps.check(frame.pts, origin_pts, 0, time_base, origin_pts)
+            else:
+                jumps.check(frame.pts, last_pts, last_duration, time_base, origin_pts)
             last_duration = _duration_estimate(frame, last_pts, last_duration)
+            last_duration = _sane_duration(last_duration, fallback, time_base)
             last_pts = frame.pts
             tick = tick_of(frame.pts)
             if held is not None:
@@ -390,7 +478,45 @@ def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: W
             decoded = 0.0
             damage.stopped = True  # not one frame could be decoded
         expected = _stream_end(container, stream, _origin(container, stream, None), own_only=True)
+    if jumps.count:
+        decoded = expected = None  # the header's length counts the gaps: no truncation check
+        if on_warning is not None:
+            on_warning(jumps.message(path, "video"))
     _report(on_warning, path, "video", damage, decoded, expected)
+
+
+class _Jumps:
+    """Timestamp jumps longer than MAX_FRAME_GAP, cut out of a stream's time line."""
+
+    def __init__(self) -> None:
+        self.cut: Fraction = Fraction(0)  # stream units removed from the time line so far
+        self.count = 0
+        self.first_at: float | None = None  # seconds (after the cuts) of the first jump
+        self.largest = 0.0  # seconds
+
+    def check(self, pts: int, previous: int, keep: Fraction, time_base: Fraction, origin: int) -> None:
+        """Cut the jump from ``previous`` to ``pts`` (stream units) if it is a
+        discontinuity, so that ``pts`` follows ``keep`` units after ``previous``."""
+        step = pts - previous
+        if abs(step * time_base) <= MAX_FRAME_GAP:
+            return
+        if self.first_at is None:
+            self.first_at = float((previous - origin - self.cut) * time_base)
+        self.cut += step - keep
+        self.count += 1
+        self.largest = max(self.largest, abs(float(step * time_base)))
+
+    def message(self, path: Path, kind: str) -> str:
+        return (
+            f"{path}: {kind} timestamps jump {self.count} time(s) by more than {MAX_FRAME_GAP:g} s "
+            f"(largest {self.largest:.6g} s, first near {self.first_at or 0.0:.2f} s): treated as "
+            f"discontinuities, not filled; later times are shifted to follow on"
+        )
+
+
+def _sane_duration(duration: Fraction, default: Fraction, time_base: Fraction | None) -> Fraction:
+    """A frame duration in stream units, unless it claims more than MAX_FRAME_GAP (then ``default``)."""
+    return duration if time_base is None or duration * time_base <= MAX_FRAME_GAP else default
 
 
 def iter_audio(
@@ -408,9 +534,10 @@ def iter_audio(
     libswresample's windowed-sinc per channel. Samples are clipped to [-1, 1]. Chunks hold
     ``chunk_seconds`` of audio except the last. Audio that starts after t = 0 (the video's
     first frame; ``video_stream`` says which video, by default the one :func:`probe`
-    picks) is preceded by zeros. A truncated or corrupt file yields what can be decoded
-    and calls ``on_warning(message)`` once. Raises :class:`InputError` (when called) for
-    an unusable file or one without an audio stream.
+    picks) is preceded by zeros, made as they are consumed; audio that starts after the
+    video's end yields nothing (a warning says so). A truncated or corrupt file yields
+    what can be decoded and calls ``on_warning(message)`` once. Raises
+    :class:`InputError` (when called) for an unusable file or one without an audio stream.
     """
     chunk = round(chunk_seconds * sample_rate)
     if chunk <= 0 or sample_rate <= 0:
@@ -420,13 +547,17 @@ def iter_audio(
     try:
         stream = _select(container, "audio", audio_stream, path)
         if stream is None:
-            raise InputError(f"{path}: no audio stream")
+            raise InputError(f"{path}: no audio stream{_undecodable(container)}")
         video = _select(container, "video", video_stream, path)
     except BaseException:
         container.close()
         raise
     origin = _origin(container, video, stream)
-    return _audio_chunks(container, stream, path, origin, sample_rate, chunk, on_warning)
+    extent = None  # where the video ends, per its (cross-checked) header
+    if video is not None:
+        end = _stream_end(container, video, origin, own_only=True)
+        extent = _checked_duration(video, end) if end is not None else None
+    return _audio_chunks(container, stream, path, origin, sample_rate, chunk, on_warning, extent)
 
 
 def _mono(frames: list[av.AudioFrame]) -> np.ndarray:
@@ -435,49 +566,73 @@ def _mono(frames: list[av.AudioFrame]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
-def _audio_chunks(container, stream, path: Path, origin: float, rate: int, chunk: int, on_warning: Warn | None):
+def _audio_chunks(
+    container, stream, path: Path, origin: float, rate: int, chunk: int, on_warning: Warn | None, extent: float | None
+):
     damage = _Damage()
+    late: list[float] = []  # the start time of audio that begins after the video's end
+    produced = 0  # samples yielded, from t = 0
+    with container:
+        samples = _audio_samples(container, stream, origin, rate, chunk, extent, damage, late)
+        for block in _rechunk(samples, chunk):
+            yield np.clip(block, -1.0, 1.0)
+            produced += block.size
+        expected = _stream_end(container, stream, origin, own_only=True)
+    if late:
+        if on_warning is not None:
+            on_warning(f"{path}: audio starts at {late[0]:.6g} s, after the video ends ({extent:.2f} s): no audio used")
+        return
+    _report(on_warning, path, "audio", damage, produced / rate, expected)
+
+
+def _audio_samples(container, stream, origin, rate, chunk, extent, damage: _Damage, late: list[float]):
+    """Mono samples from t = 0 in pieces: leading silence first (lazily, ``chunk`` at a
+    time), then the resampled frames with anything before t = 0 dropped."""
     # layout=None keeps the source channels: we average them ourselves after resampling.
     resampler = av.AudioResampler(format="fltp", layout=None, rate=rate)
-    pending: list[np.ndarray] = []
-    buffered = 0  # samples in pending
-    skip = None  # samples to drop (> 0) or zeros to insert (< 0) at the start
-    produced = 0  # samples yielded or pending, from t = 0
-
-    with container:
-        for frame in _chain_flush(_decode(container, stream, damage)):
-            if frame is not None and skip is None:
-                if frame.pts is None or frame.time_base is None:
-                    continue
-                start = float(frame.pts * frame.time_base) - origin
-                skip = round(-start * rate)
-                if skip < 0:
-                    pending.append(np.zeros(-skip, np.float32))
-                    buffered += -skip
-                    skip = 0
-            if skip is None:
+    skip = None  # samples still to drop at the start (audio before t = 0)
+    for frame in _chain_flush(_decode(container, stream, damage)):
+        if frame is not None and skip is None:
+            if frame.pts is None or frame.time_base is None:
                 continue
-            try:
-                samples = _mono(resampler.resample(frame))
-            except (av.error.FFmpegError, ValueError) as exc:  # e.g. a mid-stream layout change
-                damage.note(exc)
-                damage.stopped = True
-                break
-            if skip:
-                cut = min(skip, samples.size)
-                samples, skip = samples[cut:], skip - cut
-            pending.append(samples)
-            buffered += samples.size
-            while buffered >= chunk:
-                block = np.concatenate(pending)
-                yield np.clip(block[:chunk], -1.0, 1.0)
-                pending, buffered = [block[chunk:]], block.size - chunk
-                produced += chunk
-        if buffered:
-            yield np.clip(np.concatenate(pending), -1.0, 1.0)
-            produced += buffered
-        expected = _stream_end(container, stream, origin, own_only=True)
-    _report(on_warning, path, "audio", damage, produced / rate, expected)
+            start = float(frame.pts * frame.time_base) - origin
+            if extent is not None and start > max(extent, 0.0) + _TRUNCATION_SLACK:
+                late.append(start)
+                return
+            skip = max(0, round(-start * rate))
+            silence = max(0, round(start * rate))
+            while silence > 0:
+                yield np.zeros(min(silence, chunk), np.float32)
+                silence -= chunk
+        if skip is None:
+            continue
+        try:
+            samples = _mono(resampler.resample(frame))
+        except (av.error.FFmpegError, ValueError) as exc:  # e.g. a mid-stream layout change
+            damage.note(exc)
+            damage.stopped = True
+            return
+        if skip:
+            cut = min(skip, samples.size)
+            samples, skip = samples[cut:], skip - cut
+        yield samples
+
+
+def _rechunk(pieces: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Blocks of exactly ``size`` samples from pieces of any size (the last block: the rest)."""
+    pending: list[np.ndarray] = []
+    buffered = 0
+    for piece in pieces:
+        if not piece.size:
+            continue
+        pending.append(piece)
+        buffered += piece.size
+        while buffered >= size:
+            block = np.concatenate(pending)
+            yield block[:size]
+            pending, buffered = [block[size:]], block.size - size
+    if buffered:
+        yield np.concatenate(pending)
 
 
 def _chain_flush(frames: Iterator[av.AudioFrame]) -> Iterator[av.AudioFrame | None]:

@@ -25,6 +25,10 @@ CROP_NAMES = ("centre", "top-left", "top-right", "bottom-left", "bottom-right") 
 CROP_CHOICES = (5, 1)  # 5: centre + 4 corners (the published protocol); 1: centre only (5x cheaper)
 DEFAULT_CROPS = 5
 
+# --- limits on hostile input ------------------------------------------------------------
+MAX_FRAME_GAP = 10.0  # s: a longer jump between frame timestamps is a discontinuity, not repeated frames
+MAX_FRAME_SIDE = 16384  # pixels: frames wider or taller than this are refused (one RGB frame: 768 MiB)
+
 # --- features ---------------------------------------------------------------------------
 RGB_DIM = 1024  # I3D RGB feature size (channels of Mixed_5c)
 AUDIO_DIM = 128  # VGGish embedding size

@@ -64,6 +64,8 @@ from . import frontend
 
 VGGISH_BATCH = 32  # log-mel examples per VGGish forward
 DEFAULT_BATCH = {"cpu": 5, "cuda": 40}  # I3D clips per forward
+RAW_PIXELS_MAX = 2560 * 1440  # pixels: larger frames are resized on the CPU as decoded, even for CUDA
+CAPACITY_MAX = 4096  # snippets of results allocated up front (more grow the arrays as they come)
 
 Progress = Callable[[int, "int | None"], None]  # (snippets done, total estimate or None)
 
@@ -197,28 +199,33 @@ def _produce(q: queue.Queue, stop: threading.Event, items: Iterator[Any]) -> Non
             close()
 
 
-def _snippets(frames: Iterator[np.ndarray], resize_here: bool, count: dict[str, int]) -> Iterator[torch.Tensor]:
+def _snippets(
+    frames: Iterator[np.ndarray], resize_here: bool, count: dict[str, int], path: Path | None = None
+) -> Iterator[torch.Tensor]:
     """Group 24-fps frames into 16-frame snippets, keeping only those T counts.
 
     A snippet is released when the frame after it arrives (T = floor((N - 1) / 16)).
-    Yields (16, H, W, 3) uint8 tensors (resized to the shorter side 256 when
-    ``resize_here``); at the end ``count["frames"]`` holds N.
+    Yields (16, H, W, 3) uint8 tensors. Each frame is resized (shorter side 256) as it
+    arrives when ``resize_here``, or when frames are larger than :data:`RAW_PIXELS_MAX`
+    (so a snippet holds at most 16 frames of that size, whatever the input); otherwise
+    frames keep the first frame's size. At the end ``count["frames"]`` holds N.
     """
-    pending: list[np.ndarray] = []
-    full: list[np.ndarray] | None = None
-    target: tuple[int, int] | None = None
-    shape: tuple[int, ...] | None = None
+    pending: list[torch.Tensor] = []
+    full: list[torch.Tensor] | None = None
+    first: tuple[int, int] | None = None  # (H, W) of the first frame
+    target: tuple[int, int] | None = None  # what every frame of a snippet is made
     n = 0
     try:
         for frame in frames:
             n += 1
-            if shape is None:
-                shape = frame.shape
-                target = resized_size(frame.shape[0], frame.shape[1])
+            if first is None:
+                first = (frame.shape[0], frame.shape[1])
+                resized = check_geometry(path, *first)
+                target = resized if resize_here or first[0] * first[1] > RAW_PIXELS_MAX else first
             if full is not None:
-                yield _prepare(full, shape, target, resize_here)
+                yield torch.stack(full)  # (16, h, w, 3) uint8
                 full = None
-            pending.append(frame)
+            pending.append(_resize_one(frame, target))
             if len(pending) == SNIPPET_FRAMES:
                 full, pending = pending, []
         count["frames"] = n
@@ -228,15 +235,25 @@ def _snippets(frames: Iterator[np.ndarray], resize_here: bool, count: dict[str, 
             close()
 
 
-def _prepare(frames: list[np.ndarray], shape, target, resize_here: bool) -> torch.Tensor:
-    if any(f.shape != shape for f in frames):  # the stream changed size mid-way (rare):
-        frames = [f if f.shape == shape else _resize_one(f, shape[:2]) for f in frames]  # first frame's size
-    x = torch.from_numpy(np.stack(frames))  # (16, H, W, 3) uint8
-    return resize_frames(x, target) if resize_here else x
+def check_geometry(path: Path | None, height: int, width: int) -> tuple[int, int]:
+    """The resized (height, width) of frames of this size; InputError when it is absurd
+    (frames smaller than a pixel, or so narrow that the resized longer side would pass
+    :data:`media.MAX_FRAME_SIDE`)."""
+    where = f"{path}: " if path is not None else ""
+    if height < 1 or width < 1:
+        raise InputError(f"{where}frames of {width}x{height} pixels cannot be used")
+    size = resized_size(height, width)
+    if max(size) > media.MAX_FRAME_SIDE:
+        raise InputError(
+            f"{where}frames of {width}x{height} pixels are too elongated: resized to {RESIZE_SHORT} pixels on "
+            f"the shorter side, the longer would be {max(size)} (at most {media.MAX_FRAME_SIDE})"
+        )
+    return size
 
 
-def _resize_one(frame: np.ndarray, target: tuple[int, int]) -> np.ndarray:
-    return resize_frames(torch.from_numpy(frame)[None], target)[0].numpy()
+def _resize_one(frame: np.ndarray, target: tuple[int, int]) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (h, w, 3) uint8 tensor of ``target`` size."""
+    return resize_frames(torch.from_numpy(frame)[None], target)[0]
 
 
 def _audio_blocks(path: Path, audio_stream: int | None, warn: Callable[[str], None]) -> Iterator[np.ndarray]:
@@ -362,14 +379,14 @@ class FeatureExtractor:
             frames = media.iter_frames(
                 path, media.VIDEO_FPS, video_stream=info.video_stream, on_warning=warnings.append
             )
-            snippets = _snippets(frames, not self.cuda, count)
+            snippets = _snippets(frames, not self.cuda, count, path)
             threads.append(threading.Thread(target=_produce, args=(video_q, stop, snippets), daemon=True))
             if info.has_audio:
                 blocks = _audio_blocks(path, info.audio_stream, warnings.append)
                 threads.append(threading.Thread(target=_produce, args=(audio_q, stop, blocks), daemon=True))
             for t in threads:
                 t.start()
-            capacity = (estimate or 0) + 2
+            capacity = min(estimate or 0, CAPACITY_MAX) + 2  # a header may claim any duration
             sink = _AudioSink(self, audio_q if info.has_audio else None, capacity)
             rgb = self._run_video(video_q, sink, progress, estimate, capacity)
             n_frames = count.get("frames", 0)
@@ -634,6 +651,7 @@ __all__ = [
     "count_snippets",
     "crop_boxes",
     "extract_to_folder",
+    "check_geometry",
     "make_clips",
     "resize_frames",
     "resized_size",
