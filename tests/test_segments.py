@@ -125,7 +125,10 @@ def test_segments_use_the_snippets_own_times() -> None:
 
 @pytest.mark.parametrize(
     "kw",
-    [{"threshold": -0.1}, {"threshold": 1.5}, {"threshold": math.nan}, {"min_duration": -1.0}, {"merge_gap": -0.5}],
+    [
+        {"threshold": -0.1}, {"threshold": 1.5}, {"threshold": math.nan}, {"min_duration": -1.0},
+        {"merge_gap": -0.5}, {"merge_gap": math.inf}, {"min_duration": math.inf}, {"merge_gap": math.nan},
+    ],  # fmt: skip
 )
 def test_bad_parameters_are_rejected(kw) -> None:
     with pytest.raises(ValueError):

@@ -59,10 +59,10 @@ def check_params(threshold: float, min_duration: float, merge_gap: float) -> Non
     """Raise ValueError for parameters that cannot mean anything."""
     if not (0.0 <= threshold <= 1.0) or math.isnan(threshold):
         raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
-    if not min_duration >= 0.0:
-        raise ValueError(f"min_duration must be >= 0 s, got {min_duration}")
-    if not merge_gap >= 0.0:
-        raise ValueError(f"merge_gap must be >= 0 s, got {merge_gap}")
+    if not 0.0 <= min_duration < math.inf:
+        raise ValueError(f"min_duration must be a finite number >= 0 s, got {min_duration}")
+    if not 0.0 <= merge_gap < math.inf:
+        raise ValueError(f"merge_gap must be a finite number >= 0 s, got {merge_gap}")
 
 
 def violent_runs(scores: Sequence[float] | np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> list[tuple[int, int]]:

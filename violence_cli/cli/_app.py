@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -23,7 +24,15 @@ _GROUP_OPTIONS = {"--help", "-h", "--version", "--install-completion", "--show-c
 
 
 class DefaultCommandGroup(TyperGroup):
-    """A group that runs ``detect`` when the first argument is not a command."""
+    """A group that runs ``detect`` when the first argument is not a command.
+
+    Every float option of every command (this group's and its subgroups') refuses nan
+    and inf, naming the option: no command has a use for them, and JSON cannot hold them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _finite_floats(self)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in _GROUP_OPTIONS:
@@ -67,6 +76,27 @@ def _root(
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _finite_floats(command: Any) -> None:
+    """Chain a finiteness check onto the callback of each float parameter, recursively."""
+    for sub in getattr(command, "commands", {}).values():
+        _finite_floats(sub)
+    for param in getattr(command, "params", []):
+        descriptor = getattr(param, "type_descriptor", None)
+        annotation = getattr(descriptor, "annotation", None)
+        if annotation is float or annotation == (float | None):
+            param.callback = _finite_check(param.callback)
+
+
+def _finite_check(previous: Callable[..., Any] | None) -> Callable[..., Any]:
+    def check(ctx: typer.Context, param: Any, value: Any) -> Any:
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise typer.BadParameter(f"{item} is not a finite number", ctx=ctx, param=param)
+        return previous(ctx, param, value) if previous is not None else value
+
+    return check
 
 
 def cli_errors(fn: F) -> F:
