@@ -40,9 +40,7 @@ import av
 import numpy as np
 
 from .errors import InputError
-from .protocol import AUDIO_RATE, VIDEO_FPS  # noqa: F401  (media.VIDEO_FPS / AUDIO_RATE: the rates it decodes at)
-from .protocol import MAX_FRAME_GAP, MAX_FRAME_SIDE  # noqa: F401  (media.MAX_FRAME_*: the limits it applies)
-
+from .protocol import AUDIO_RATE, MAX_FRAME_GAP, MAX_FRAME_SIDE, VIDEO_FPS  # noqa: F401  (media.VIDEO_FPS / AUDIO_RATE: the rates it decodes at)  # noqa: F401  (media.MAX_FRAME_*: the limits it applies)
 
 _DECODE_BUDGET = 512 * 2**20  # bytes of decoded frames the decoder's threads may hold at once
 _TRUNCATION_SLACK = 0.25  # seconds: decoding may end this much before the header's duration
