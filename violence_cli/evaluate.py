@@ -29,7 +29,7 @@ import torch
 
 from .atomic import atomic_open
 from .errors import InputError
-from .model import MacilSD, SnippetScores, score_snippets
+from .model import MacilSD, SnippetScores, score_causal, score_snippets
 from .protocol import MACIL_WEIGHTS, SNIPPET_FRAMES
 from .xdfeatures import VideoEntry, is_normal, load_entry, read_text_input
 
@@ -49,6 +49,7 @@ class EvalResult:
     seconds: float  # wall time of the evaluation
     scores: dict[str, SnippetScores] = field(repr=False)  # per video, in evaluation order
     warnings: list[str] = field(default_factory=list)
+    window: int | None = None  # causal window in snippets (None: whole video, the paper's protocol)
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as plain JSON-able values (per-video scores left out)."""
@@ -61,6 +62,7 @@ class EvalResult:
             "checkpoint": self.checkpoint,
             "checkpoint_sha256": self.checkpoint_sha256,
             "seconds": round(self.seconds, 3),
+            "window": self.window,
             "warnings": list(self.warnings),
         }
 
@@ -229,6 +231,7 @@ def evaluate(
     download: bool = True,
     progress: ProgressCallback | None = None,
     on_warning: Callable[[str], None] | None = None,
+    window: int | None = None,
 ) -> EvalResult:
     """Score every video and compute the paper's AP (and ROC-AUC).
 
@@ -237,6 +240,10 @@ def evaluate(
     loaded from ``checkpoint`` (default: the registry's MACIL-SD weights). Warnings (trimmed
     lengths, violent-named videos without annotation) go to ``on_warning`` and into the
     result. Expected failures are :class:`~violence_cli.errors.ViolenceDetectError`.
+
+    ``window``: score each snippet with only the ``window`` snippets up to it
+    (:func:`~violence_cli.model.score_causal`, what the live mode sees); ``None`` scores
+    every video whole, as the paper does.
     """
     from .model import load_model
 
@@ -244,6 +251,8 @@ def evaluate(
         raise ValueError("pass exactly one of gt and annotations")
     if not entries:
         raise InputError("no videos to evaluate")
+    if window is not None and window < 1:
+        raise ValueError(f"window must be >= 1 snippet, got {window}")
     started = time.perf_counter()
     warnings: list[str] = []
 
@@ -276,7 +285,11 @@ def evaluate(
     loaded = _prefetched(entries, lambda e: load_entry(e, warn, visual_dim=dims.visual_dim, audio_dim=dims.audio_dim))
     with _one_cpu_thread(device):
         for done, (entry, (rgb, audio)) in enumerate(loaded, start=1):
-            scores[entry.name] = score_snippets(model, rgb.transpose(1, 0, 2), audio, device=device)  # (T, C, D)
+            rgb_tcd = rgb.transpose(1, 0, 2)  # (T, C, D)
+            if window is None:
+                scores[entry.name] = score_snippets(model, rgb_tcd, audio, device=device)
+            else:
+                scores[entry.name] = score_causal(model, rgb_tcd, audio, window, device=device)
             if progress is not None:
                 progress(done, len(entries))
 
@@ -304,6 +317,7 @@ def evaluate(
         seconds=time.perf_counter() - started,
         scores=scores,
         warnings=warnings,
+        window=window,
     )
 
 

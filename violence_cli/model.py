@@ -68,7 +68,8 @@ class MultiHeadAttention(nn.Module):
         self.layer_norm = nn.LayerNorm(hidden)  # unused (kept for the state-dict layout)
         self.dropout = dropout  # on the attention weights, training only
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``mask``: optional (Tq, Tk) bool, True where a query may attend to a key."""
         b, tq, h = query.shape
         tk = key.shape[1]
         d = h // self.heads
@@ -77,7 +78,7 @@ class MultiHeadAttention(nn.Module):
         k = k_proj(key).view(b, tk, self.heads, d).transpose(1, 2)  # (B, heads, Tk, d)
         v = v_proj(value).view(b, tk, self.heads, d).transpose(1, 2)  # (B, heads, Tk, d)
         p = self.dropout if self.training else 0.0
-        x = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, heads, Tq, d)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, heads, Tq, d)
         x = x.transpose(1, 2).reshape(b, tq, h)  # (B, Tq, H)
         return out_proj(x)
 
@@ -114,8 +115,8 @@ class TransformerLayer(nn.Module):
         self.feed_forward = FeedForward(dims.hidden, dims.ffn, dims.dropout)
         self.sublayer = nn.ModuleList(PreNormResidual(dims.hidden, dims.dropout) for _ in range(2))
 
-    def forward(self, query: Tensor, context: Tensor) -> Tensor:
-        x = self.sublayer[0](query, lambda q: self.self_attn(q, context, context))  # (B, Tq, H)
+    def forward(self, query: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
+        x = self.sublayer[0](query, lambda q: self.self_attn(q, context, context, mask))  # (B, Tq, H)
         return self.sublayer[1](x, self.feed_forward)
 
 
@@ -126,8 +127,8 @@ class CrossAttention(nn.Module):
         super().__init__()
         self.layer = TransformerLayer(dims)
 
-    def forward(self, video: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
-        return self.layer(video, audio), self.layer(audio, video)
+    def forward(self, video: Tensor, audio: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.layer(video, audio, mask), self.layer(audio, video, mask)
 
 
 class SelfAttention(nn.Module):
@@ -163,14 +164,18 @@ class MacilSD(nn.Module):
         self.cma = CrossAttention(dims)
         self.att_mmil = SnippetHead(dims.hidden)
 
-    def forward_features(self, visual: Tensor, audio: Tensor) -> tuple[Tensor, Tensor]:
-        """(B,T,Dv), (B,T,Da) -> (visual_repr, audio_repr), each (B, T, H)."""
+    def forward_features(self, visual: Tensor, audio: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(B,T,Dv), (B,T,Da) -> (visual_repr, audio_repr), each (B, T, H).
+
+        ``mask`` (T, T) bool, optional: snippet i attends only to the snippets j where
+        ``mask[i, j]`` (both directions of the cross attention); see :func:`window_mask`.
+        """
         if visual.shape[:2] != audio.shape[:2]:
             raise ValueError(f"visual {tuple(visual.shape)} and audio {tuple(audio.shape)} differ in (B, T)")
-        return self.cma(self.fc_v(visual), self.fc_a(audio))
+        return self.cma(self.fc_v(visual), self.fc_a(audio), mask)
 
-    def forward(self, visual: Tensor, audio: Tensor) -> MacilOutput:
-        v_out, a_out = self.forward_features(visual, audio)  # (B, T, H) each
+    def forward(self, visual: Tensor, audio: Tensor, mask: Tensor | None = None) -> MacilOutput:
+        v_out, a_out = self.forward_features(visual, audio, mask)  # (B, T, H) each
         audio_logits = self.att_mmil(a_out)  # (B, T)
         visual_logits = self.att_mmil(v_out)  # (B, T)
         return MacilOutput(audio_logits + visual_logits, audio_logits, visual_logits, v_out, a_out)
@@ -224,19 +229,10 @@ def _model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def score_snippets(
-    model: MacilSD,
-    rgb: np.ndarray | Tensor,
-    audio: np.ndarray | Tensor,
-    device: str | torch.device | None = None,
-) -> SnippetScores:
-    """Score one video: rgb (T, C, Dv) or (T, Dv), audio (T, Da) -> :class:`SnippetScores`.
-
-    Every crop is paired with the same audio; each score is the mean over crops of the
-    sigmoid of the logit (the paper's test protocol). ``device=None`` (default) is the
-    model's device.
-    Inputs are moved to ``device``; the model must already be there.
-    """
+def _batched(
+    model: nn.Module, rgb: np.ndarray | Tensor, audio: np.ndarray | Tensor, device: str | torch.device | None
+) -> tuple[Tensor, Tensor]:
+    """(T, C, Dv) or (T, Dv) rgb and (T, Da) audio -> (C, T, Dv) visual, (C, T, Da) audio on the device."""
     rgb_t = torch.as_tensor(rgb, dtype=torch.float32)
     audio_t = torch.as_tensor(audio, dtype=torch.float32)
     if rgb_t.ndim == 2:
@@ -250,15 +246,83 @@ def score_snippets(
     crops = rgb_t.shape[1]
     visual = rgb_t.permute(1, 0, 2).to(dev)  # (C, T, Dv)
     audio_b = audio_t.to(dev)[None].expand(crops, -1, -1)  # (C, T, Da)
+    return visual, audio_b
+
+
+def _probabilities(model: MacilSD, visual: Tensor, audio: Tensor, mask: Tensor | None = None) -> list[Tensor]:
+    """[av, audio, visual] (T,) probabilities: sigmoid of each logit, mean over the crops."""
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            out = model(visual, audio_b)
-            probs = [torch.sigmoid(x).mean(dim=0) for x in (out.av_logits, out.audio_logits, out.visual_logits)]
+            out = model(visual, audio, mask)
+            return [torch.sigmoid(x).mean(dim=0) for x in (out.av_logits, out.audio_logits, out.visual_logits)]
     finally:
         model.train(was_training)
-    av, aud, vis = (p.float().cpu().numpy() for p in probs)
+
+
+def score_snippets(
+    model: MacilSD,
+    rgb: np.ndarray | Tensor,
+    audio: np.ndarray | Tensor,
+    device: str | torch.device | None = None,
+) -> SnippetScores:
+    """Score one video: rgb (T, C, Dv) or (T, Dv), audio (T, Da) -> :class:`SnippetScores`.
+
+    Every crop is paired with the same audio; each score is the mean over crops of the
+    sigmoid of the logit (the paper's test protocol). ``device=None`` (default) is the
+    model's device.
+    Inputs are moved to ``device``; the model must already be there.
+    """
+    visual, audio_b = _batched(model, rgb, audio, device)
+    av, aud, vis = (p.float().cpu().numpy() for p in _probabilities(model, visual, audio_b))
+    return SnippetScores(av=av, audio=aud, visual=vis)
+
+
+def window_mask(n_queries: int, n_keys: int, window: int, device: torch.device | None = None) -> Tensor:
+    """(Tq, Tk) bool: query i (snippet ``Tk - Tq + i``) may see snippets j with ``i' - window < j <= i'``.
+
+    The queries are the last ``Tq`` of the ``Tk`` snippets; each sees itself and the
+    ``window - 1`` snippets before it, never a later one.
+    """
+    q = torch.arange(n_keys - n_queries, n_keys, device=device)[:, None]  # (Tq, 1) absolute positions
+    k = torch.arange(n_keys, device=device)[None, :]  # (1, Tk)
+    return (k <= q) & (k > q - window)
+
+
+CAUSAL_BLOCK = 256  # snippets scored per forward in score_causal (bounds the mask's memory)
+
+
+def score_causal(
+    model: MacilSD,
+    rgb: np.ndarray | Tensor,
+    audio: np.ndarray | Tensor,
+    window: int | None = None,
+    device: str | torch.device | None = None,
+    block: int = CAUSAL_BLOCK,
+) -> SnippetScores:
+    """Score each snippet t with only the snippets ``t - window + 1 .. t`` (the live mode).
+
+    What ``violence-detect watch`` can know when snippet t has just ended: the model sees
+    that snippet and the ``window - 1`` before it, nothing later. ``window=None``: every
+    snippet up to t (causal, unbounded). Inputs as :func:`score_snippets`; the result is
+    exactly ``score_snippets(model, rgb[max(0, t - window + 1): t + 1], audio[...]).av[-1]``
+    for every t (to float rounding), computed ``block`` snippets per forward with an
+    attention mask instead of T forwards. Memory: O(block x (block + window)).
+    """
+    if window is not None and window < 1:
+        raise ValueError(f"window must be >= 1 snippet, got {window}")
+    visual, audio_b = _batched(model, rgb, audio, device)
+    t = visual.shape[1]
+    span = t if window is None else window
+    parts: list[list[Tensor]] = []
+    for start in range(0, t, block):
+        stop = min(t, start + block)
+        first = 0 if window is None else max(0, start - window + 1)  # earliest snippet these queries see
+        mask = window_mask(stop - first, stop - first, span, device=visual.device)
+        probs = _probabilities(model, visual[:, first:stop], audio_b[:, first:stop], mask)
+        parts.append([p[start - first :] for p in probs])
+    av, aud, vis = (torch.cat([p[i] for p in parts]).float().cpu().numpy() for i in range(3))
     return SnippetScores(av=av, audio=aud, visual=vis)
 
 
@@ -303,5 +367,7 @@ __all__ = [
     "expected_shapes",
     "load_model",
     "mil_bag_logits",
+    "score_causal",
     "score_snippets",
+    "window_mask",
 ]

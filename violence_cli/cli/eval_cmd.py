@@ -16,7 +16,8 @@ EXAMPLES = (
     "Examples:\n\n"
     "  violence-detect eval --features feats/ --annotations annotations.txt\n\n"
     "  violence-detect eval --rgb-list rgb_test.list --audio-list audio_test.list --gt gt.npy --json\n\n"
-    "  violence-detect eval --features feats/ --gt gt.npy --checkpoint my.pkl --save-scores scores.npz"
+    "  violence-detect eval --features feats/ --gt gt.npy --checkpoint my.pkl --save-scores scores.npz\n\n"
+    "  violence-detect eval --features feats/ --annotations annotations.txt --window 64   # the live mode's AP"
 )
 
 FileOpt = Path | None
@@ -51,6 +52,15 @@ def eval_command(
         FileOpt, typer.Option("--save-scores", help="Write per-video snippet scores to this .npz (keys: video names).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no warnings.")] = False,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            "--window",
+            min=1,
+            metavar="N",
+            help="Score each snippet with only the N snippets up to it, as `watch` does live (default: whole video).",
+        ),
+    ] = None,
 ) -> None:
     from ..devices import resolve_device
     from ..evaluate import evaluate
@@ -85,6 +95,7 @@ def eval_command(
             weights_dir=weights_dir,
             progress=progress,
             on_warning=on_warning,
+            window=window,
         )
     if save_scores is not None:
         write_scores(result, save_scores)
@@ -97,6 +108,7 @@ def eval_command(
     typer.echo(f"AP       {result.ap:.4f}   (area under the frame-level precision-recall curve)")
     typer.echo(f"ROC-AUC  {result.auc:.4f}")
     typer.echo(f"videos   {result.n_videos}   snippets {result.n_snippets}   frames {result.n_frames}")
+    typer.echo(f"window   {'whole video' if window is None else f'{window} snippets, causal'}")
     if result.checkpoint is not None:
         typer.echo(f"weights  {result.checkpoint}  (sha256 {result.checkpoint_sha256})")
     if save_scores is not None:
