@@ -135,7 +135,15 @@ def test_exports_and_plot(media, weight_args, tmp_path) -> None:
         "--quiet",
     )
     assert r.exit_code == 0, r.stderr
-    assert sorted(os.listdir(out)) == ["good.csv", "good.json", "good.segments.csv", "good.srt", "good.vtt"]
+    assert sorted(os.listdir(out)) == [
+        "good.csv",
+        "good.html",
+        "good.json",
+        "good.segments.csv",
+        "good.srt",
+        "good.vtt",
+        "index.html",
+    ]
     doc = json.loads((out / "good.json").read_text())
     rows = list(csv.DictReader((out / "good.csv").open(newline="")))
     assert [float(row["score"]) for row in rows] == pytest.approx([s["score"] for s in doc["snippets"]], abs=1e-4)

@@ -148,7 +148,7 @@ def test_timestamp_format() -> None:
 
 @pytest.mark.parametrize(
     "name,fmt",
-    [("a.json", "json"), ("a.CSV", "csv"), ("a.segments.csv", "segments-csv"), ("x/y.vtt", "vtt"), ("a.srt", "srt")],
+    [("a.json", "json"), ("a.CSV", "csv"), ("a.segments.csv", "segments-csv"), ("x/y.vtt", "vtt"), ("a.srt", "srt"), ("A.HTML", "html")],
 )
 def test_format_from_extension(name, fmt) -> None:
     assert format_for_path(name) == fmt
@@ -164,7 +164,7 @@ def test_unknown_extension_is_a_usage_error(name) -> None:
 def test_unknown_format_name() -> None:
     with pytest.raises(UsageError, match="unknown output format"):
         get_writer("xml")
-    assert set(FORMATS) == {"json", "csv", "segments-csv", "vtt", "srt"}
+    assert set(FORMATS) == {"json", "csv", "segments-csv", "vtt", "srt", "html"}
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path) -> None:

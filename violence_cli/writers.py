@@ -6,7 +6,9 @@
   warnings, segments, snippets): exactly ``DetectionResult.to_dict()``;
 - ``csv``: one row per snippet (times in s, the three scores, whether it lies in a segment);
 - ``segments-csv``: one row per violent segment;
-- ``vtt`` / ``srt``: one subtitle cue per segment, so a video player shows the timeline.
+- ``vtt`` / ``srt``: one subtitle cue per segment, so a video player shows the timeline;
+- ``html``: a self-contained page with the video beside its score timeline
+  (:mod:`violence_cli.report`); the video is referenced relative to the page, never embedded.
 
 Every file is written atomically (:mod:`violence_cli.atomic`).
 """
@@ -116,8 +118,44 @@ class SrtWriter(ResultWriter):
             handle.write(f"{n}\n{timestamp(seg.start, ',')} --> {timestamp(seg.end, ',')}\n{cue_text(seg)}\n\n")
 
 
+class HtmlWriter(ResultWriter):
+    """The report page. ``media``: the file the page plays (default: the analysed video; a
+    browser-safe proxy otherwise); ``playback``/``source_playback``: what
+    :func:`violence_cli.report.check_playback` said of it and of the original. When not
+    given, the video is checked here if it exists on this machine."""
+
+    format = "html"
+    extension = ".html"
+
+    def __init__(self, media: str | os.PathLike[str] | None = None, playback: Any = None, source_playback: Any = None):
+        self.media = media
+        self.playback = playback
+        self.source_playback = source_playback
+
+    def write(self, result: DetectionResult, path: str | os.PathLike[str]) -> Path:
+        with atomic_open(path, "w", encoding="utf-8") as handle:
+            handle.write(self.render(result, Path(path).parent))
+        return Path(path)
+
+    def write_to(self, result: DetectionResult, handle: IO[str]) -> None:
+        handle.write(self.render(result, Path.cwd()))  # a stream has no folder: links relative to here
+
+    def render(self, result: DetectionResult, report_dir: Path) -> str:
+        from .errors import ViolenceDetectError
+        from .report import check_playback, render_report
+
+        media = Path(self.media) if self.media is not None else Path(result.video.path)
+        playback = self.playback
+        if playback is None and media.is_file():
+            try:
+                playback = check_playback(media)
+            except ViolenceDetectError:
+                playback = None
+        return render_report(result, report_dir, media, playback, self.source_playback)
+
+
 WRITERS: dict[str, type[ResultWriter]] = {
-    w.format: w for w in (JsonWriter, SnippetCsvWriter, SegmentCsvWriter, VttWriter, SrtWriter)
+    w.format: w for w in (JsonWriter, SnippetCsvWriter, SegmentCsvWriter, VttWriter, SrtWriter, HtmlWriter)
 }
 FORMATS = tuple(WRITERS)
 

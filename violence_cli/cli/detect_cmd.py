@@ -20,6 +20,7 @@ import typer
 from .. import console
 from ..errors import UsageError, ViolenceDetectError
 from ..schema import DetectionResult
+from ..writers import FORMATS, WRITERS
 from ._app import _version_callback, app, cli_errors, exit_code
 from .options import (
     ALL_FORMATS,
@@ -37,6 +38,9 @@ from .options import (
     WeightsDirOpt,
 )
 
+EXTENSIONS = " ".join(w.extension for w in WRITERS.values())
+INDEX_NAME = "index.html"  # the many-video page written beside the reports
+
 HELP = """Find violent segments in videos (several files, or a folder of videos).
 
 Prints a summary per video: duration, whether audio was present, the violent segments
@@ -53,6 +57,8 @@ Examples:
   violence-detect clip.mp4 -o clip.srt --plot clip.png
 
   violence-detect videos/ --output-dir out/ --format csv --format vtt --crops 1
+
+  violence-detect clip.mkv -o report.html --report-proxy
 """
 
 OPT_GROUP_OUT = "Output"
@@ -69,7 +75,13 @@ class Plan:
     formats: list[str] = field(default_factory=list)
     plot: Path | None = None
     plot_dir: Path | None = None
+    report_proxy: bool = False
     stems: dict[Path, str] = field(default_factory=dict)
+
+    @property
+    def index(self) -> Path | None:
+        """``index.html`` in --output-dir when reports are written there."""
+        return self.output_dir / INDEX_NAME if self.output_dir is not None and "html" in self.formats else None
 
     def targets(self, video: Path) -> tuple[list[tuple[str, Path]], Path | None]:
         from ..writers import format_for_path, get_writer
@@ -105,7 +117,7 @@ def detect_command(
         typer.Option(
             "-o",
             "--output",
-            help="Write one export; the format follows the extension (.json .csv .segments.csv .vtt .srt).",
+            help=f"Write one export; the format follows the extension ({EXTENSIONS}).",
             rich_help_panel=OPT_GROUP_OUT,
         ),
     ] = None,
@@ -123,7 +135,7 @@ def detect_command(
             "--format",
             "-f",
             metavar=FORMAT_METAVAR,
-            help="Formats for --output-dir (repeatable; default json).",
+            help="Formats for --output-dir (repeatable; default json). html also writes index.html.",
             rich_help_panel=OPT_GROUP_OUT,
         ),
     ] = None,
@@ -135,6 +147,15 @@ def detect_command(
             rich_help_panel=OPT_GROUP_OUT,
         ),
     ] = None,
+    report_proxy: Annotated[
+        bool,
+        typer.Option(
+            "--report-proxy",
+            help="For an HTML report of a video browsers do not play (HEVC, MKV, AVI...): write a browser-safe "
+            "copy (H.264 + AAC, at most 720p) beside the report, NAME.proxy.mp4, for the page to play.",
+            rich_help_panel=OPT_GROUP_OUT,
+        ),
+    ] = False,
     quiet: Annotated[
         bool,
         typer.Option(
@@ -197,7 +218,7 @@ def detect_command(
     resolved_device = resolve_device(device)
     videos, failures = find_videos(inputs)
     batch = len(inputs) > 1 or any(p.is_dir() for p in inputs)
-    plan = plan_outputs(videos, batch, output, output_dir, formats, plot)
+    plan = plan_outputs(videos, batch, output, output_dir, formats, plot, report_proxy)
     failed: list[tuple[str, str]] = []
     for path, exc in failures:
         console.error(exc.message, exc.hint)
@@ -238,6 +259,9 @@ def detect_command(
                 if not json_out:
                     print_summary(result)
 
+    if plan.index is not None:
+        _write_index(plan, results, failed)
+
     if json_out:
         from ..writers import batch_document
 
@@ -273,7 +297,8 @@ def _run_one(
         result = detector.detect(video, progress=progress, **options)
         exports, plot_path = plan.targets(video)
         for fmt, target in exports:
-            get_writer(fmt).write(result, target)
+            writer = _html_writer(result, target, plan.report_proxy) if fmt == "html" else get_writer(fmt)
+            writer.write(result, target)
         if plot_path is not None:
             plot_timeline(result, plot_path)
     except ViolenceDetectError as exc:
@@ -293,6 +318,46 @@ def _run_one(
             seen_warnings.add(warning)
             console.warn(warning)
     return result
+
+
+def _html_writer(result: DetectionResult, target: Path, proxy: bool) -> Any:
+    """The report's writer: it plays the video itself when browsers can, else a proxy (or says why not)."""
+    from ..report import check_playback, make_proxy, proxy_path
+    from ..writers import HtmlWriter
+
+    source = Path(result.video.path)
+    playback = check_playback(source, result.video.video_stream)
+    if playback.safe:
+        return HtmlWriter(source, playback)
+    if not proxy:
+        console.warn(
+            f"{source.name}: {playback.reason}; the report's player may stay blank "
+            "(--report-proxy writes a browser-safe copy beside the report)"
+        )
+        return HtmlWriter(source, playback)
+    copy = make_proxy(source, proxy_path(target), result.video.video_stream, result.video.audio_stream)
+    return HtmlWriter(copy, check_playback(copy), source_playback=playback)
+
+
+def _write_index(plan: Plan, results: list[DetectionResult], failed: list[tuple[str, str]]) -> None:
+    """index.html over every video of the run: the scored ones link to their reports, failures say why."""
+    from ..report import index_row, write_index
+    from ..writers import get_writer
+
+    assert plan.output_dir is not None and plan.index is not None
+    by_path = {str(video): video for video in plan.stems}
+    rows = []
+    for result in results:
+        video = by_path.get(result.video.path, Path(result.video.path))
+        report = plan.output_dir / get_writer("html").file_name(plan.stems[video]) if video in plan.stems else None
+        rows.append(index_row(result.video.path, plan.output_dir, result, report))
+    rows += [index_row(path, plan.output_dir, error=message) for path, message in failed]
+    try:
+        write_index(rows, plan.index)
+    except OSError as exc:
+        message = f"{plan.index}: could not write the index: {exc}"
+        console.error(message)
+        failed.append((str(plan.index), message))
 
 
 def _download_progress(bar: Any) -> Any:
@@ -315,9 +380,10 @@ def plan_outputs(
     output_dir: Path | None,
     formats: list[OutputFormat] | None,
     plot: Path | None,
+    report_proxy: bool = False,
 ) -> Plan:
     """Check every output location before any work: one-line errors, exit 1 (2 for misuse)."""
-    from ..writers import FORMATS, format_for_path
+    from ..writers import format_for_path
 
     plan = Plan()
     if output is not None:
@@ -333,6 +399,10 @@ def plan_outputs(
         chosen = [f.value for f in (formats or [OutputFormat("json")])]
         plan.formats = list(FORMATS) if ALL_FORMATS in chosen else list(dict.fromkeys(chosen))
         plan.output_dir = output_dir
+    wants_html = "html" in plan.formats or (output is not None and format_for_path(output) == "html")
+    if report_proxy and not wants_html:
+        raise UsageError("--report-proxy goes with an HTML report: -o report.html or --output-dir DIR --format html")
+    plan.report_proxy = report_proxy
     if plot is not None:
         if plot.is_dir():
             _check_writable_dir(plot, "--plot")
@@ -342,14 +412,15 @@ def plan_outputs(
         else:
             _check_writable_file(plot)
             plan.plot = plot
-    plan.stems = unique_stems(videos)
+    # a video called index.mp4 must not overwrite the index page
+    plan.stems = unique_stems(videos, reserved={Path(INDEX_NAME).stem} if plan.index is not None else set())
     return plan
 
 
-def unique_stems(videos: list[Path]) -> dict[Path, str]:
-    """Export names per video: the file's stem, with -2, -3... when two videos share one."""
+def unique_stems(videos: list[Path], reserved: set[str] = frozenset()) -> dict[Path, str]:  # type: ignore[assignment]
+    """Export names per video: the file's stem, with -2, -3... when two videos share one (or it is reserved)."""
     stems: dict[Path, str] = {}
-    used: set[str] = set()
+    used: set[str] = set(reserved)
     for video in videos:
         stem, n = video.stem, 1
         while stem in used:

@@ -1,0 +1,298 @@
+"""The HTML report without a browser: inlining and escaping, file names, relative paths,
+codec checks, the proxy, the index page, and the CLI options that write them.
+
+(What the page does in a browser is in test_report_browser.py.)
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import numpy as np
+import pytest
+from fakeweights import save_fake_weights
+from mediagen import make_clip
+from test_writers import make_result
+from typer.testing import CliRunner
+
+from violence_cli.cli import app
+from violence_cli.media import probe
+from violence_cli.report import (
+    check_playback,
+    index_row,
+    inline_json,
+    make_proxy,
+    media_url,
+    render_report,
+    segment_driver,
+    write_index,
+)
+from violence_cli.report.index import SPARK_POINTS
+from violence_cli.report.playback import proxy_path, proxy_size
+from violence_cli.schema import Segment, WeightsUsed
+from violence_cli.writers import get_writer
+
+DATA_BLOCK = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)
+
+
+def page_data(page: str) -> dict:
+    (block,) = DATA_BLOCK.findall(page)
+    return json.loads(block)
+
+
+@pytest.fixture
+def result():
+    return make_result([0.1, 0.2, 0.7, 0.95, 0.6, 0.3, 0.1, 0.1, 0.8, 0.9])
+
+
+# --------------------------------------------------------------------------- inlining
+
+
+def test_inline_json_cannot_end_its_script_block() -> None:
+    data = {"a": "</script><script>alert(1)</script>", "b": "<!-- & \u2028 -->"}
+    text = inline_json(data)
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == data
+
+
+def test_report_inlines_the_whole_result(result, tmp_path) -> None:
+    result.warnings.append("odd </script><b>bold</b> warning")
+    page = render_report(result, tmp_path)
+    assert page.count("</script>") == 2  # the data block and the page's script, nothing injected
+    data = page_data(page)
+    assert data["result"] == json.loads(json.dumps(result.to_dict()))
+    assert len(data["result"]["snippets"]) == 10
+    assert data["extent"] == pytest.approx(result.video.duration)
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page  # warnings shown as text, not markup
+
+
+def test_page_is_self_contained(result, tmp_path) -> None:
+    page = render_report(result, tmp_path)
+    assert not re.search(r"(src|href)=\"(https?:)?//", page)
+    assert "http://" not in page and "https://" not in page and "@import" not in page
+    assert "default-src 'none'" in page  # the page itself forbids network requests
+
+
+# --------------------------------------------------------------------------- paths
+
+
+@pytest.mark.parametrize(
+    "video,report_dir,url",
+    [
+        ("/v/clip.mp4", "/v", "clip.mp4"),
+        ("/v/my clip.mp4", "/out/reports", "../../v/my%20clip.mp4"),
+        ("/v/été #1?.mp4", "/v/r", "../%C3%A9t%C3%A9%20%231%3F.mp4"),
+        ("/v/a/b/c.mkv", "/v", "a/b/c.mkv"),
+    ],
+)
+def test_media_url_is_relative_and_encoded(video, report_dir, url) -> None:
+    assert media_url(video, report_dir) == url
+
+
+def test_report_written_in_another_folder_points_back_at_the_video(tmp_path) -> None:
+    videos, reports = tmp_path / "my videos", tmp_path / "reports ü"
+    videos.mkdir()
+    reports.mkdir()
+    video = make_clip(videos / "clip été 1.mp4", seconds=1.0)
+    result = make_result([0.2, 0.8])
+    result.video.path = str(video)
+    page = get_writer("html").write(result, reports / "r.html").read_text(encoding="utf-8")
+    src = html.unescape(re.search(r'<video[^>]* src="([^"]+)"', page).group(1))
+    assert src == "../my%20videos/clip%20%C3%A9t%C3%A9%201.mp4"
+    from urllib.parse import unquote
+
+    assert (reports / unquote(src)).resolve() == video.resolve()
+    assert "clip été 1.mp4" in page  # the title shows the real name
+    assert 'id="playback-note"' not in page  # H.264 + AAC in MP4: no warning
+
+
+def test_missing_video_is_said(result, tmp_path) -> None:
+    page = render_report(result, tmp_path)  # /videos/clip one.mp4 does not exist here
+    assert "could not be checked" in page
+
+
+# --------------------------------------------------------------------------- header and segments
+
+
+def test_unverified_weights_are_impossible_to_miss(result, tmp_path) -> None:
+    page = render_report(result, tmp_path)
+    assert 'id="unverified"' in page and "UNVERIFIED" in page
+    result.weights = [WeightsUsed("macil_sd", "/w/m.pkl", "cd" * 32, True)]
+    page = render_report(result, tmp_path)
+    assert 'id="unverified"' not in page and "UNVERIFIED" not in page and "verified" in page
+
+
+def test_header_facts(result, tmp_path) -> None:
+    page = render_report(result, tmp_path)
+    for text in ("clip one.mp4", "320x180", "threshold 0.5", "1 crop", "cpu", "violence-detect 0.", "yes"):
+        assert text in page, text
+    result.video.has_audio = False
+    assert "scored with silence" in render_report(result, tmp_path)
+
+
+def test_segments_table_rows_carry_their_start(result, tmp_path) -> None:
+    page = render_report(result, tmp_path)
+    starts = [float(x) for x in re.findall(r'<tr data-start="([0-9.e-]+)"', page)]
+    assert starts == pytest.approx([seg.start for seg in result.segments])
+    assert len(result.segments) == 2
+
+
+def test_long_videos_use_hours(tmp_path) -> None:
+    scores = np.zeros(16_200)
+    scores[9000:9010] = 0.9
+    result = make_result(scores)
+    page = render_report(result, tmp_path)
+    assert page_data(page)["hours"] is True
+    assert "<td>1:40:00</td>" in page  # snippet 9000 starts at 6000 s
+    assert len(page) < 4_000_000  # 16,200 snippets inline in a few MB
+
+
+def test_segment_driver(result) -> None:
+    seg = Segment(start=0.0, end=16 / 24 * 2, peak=0.9, mean=0.8)
+    for audio, visual, expected in [(0.9, 0.1, "heard"), (0.1, 0.9, "seen"), (0.9, 0.9, "both"), (0.4, 0.4, "both")]:
+        for s in result.snippets[:2]:
+            s.audio_score, s.visual_score = audio, visual
+        assert segment_driver(result, seg) == expected
+    for s in result.snippets[:2]:
+        s.audio_score, s.visual_score = 0.9, 0.9
+    result.video.has_audio = False  # silence cannot be what was heard
+    assert segment_driver(result, seg) == "seen"
+
+
+# --------------------------------------------------------------------------- codecs and proxy
+
+
+@pytest.mark.parametrize(
+    "name,safe",
+    [
+        ("nasa_13013.mp4", True),
+        ("hevc_aac_4s.mkv", False),
+        ("h265_video.mp4", False),
+        ("h264_10bits.mp4", False),
+        ("av1_video.mkv", False),
+    ],
+)
+def test_check_playback_shared_media(media_dir, name, safe) -> None:
+    playback = check_playback(media_dir / name)
+    assert playback.safe is safe, playback.reason
+
+
+def test_check_playback_webm_and_avi(tmp_path) -> None:
+    assert check_playback(
+        make_clip(tmp_path / "a.webm", 0.5, codec="libvpx-vp9", audio_codec="libopus", audio_rate=48000)
+    ).safe
+    avi = check_playback(make_clip(tmp_path / "a.avi", 0.5, codec="mpeg4", audio=False))
+    assert not avi.safe and "AVI" in avi.reason
+
+
+@pytest.mark.parametrize(
+    "size,expected",
+    [((1920, 1080), (1280, 720)), ((1080, 1920), (720, 1280)), ((321, 241), (320, 240)), ((3840, 1600), (1280, 534))],
+)
+def test_proxy_size(size, expected) -> None:
+    assert proxy_size(*size) == expected
+
+
+def test_proxy_of_hevc_is_browser_safe(media_dir, tmp_path) -> None:
+    out = make_proxy(media_dir / "hevc_aac_4s.mkv", tmp_path / "r.proxy.mp4")
+    playback = check_playback(out)
+    assert playback.safe and playback.video_codec == "h264" and playback.audio_codec == "aac"
+    assert playback.pixel_format == "yuv420p"
+    info = probe(out)
+    assert info.duration == pytest.approx(4.0, abs=0.1)
+    assert (info.width, info.height) == (320, 240)
+    assert [p.name for p in tmp_path.iterdir()] == ["r.proxy.mp4"]  # no temporary file left
+    assert proxy_path(tmp_path / "a b.html") == tmp_path / "a b.proxy.mp4"
+
+
+def test_proxy_scales_to_720p(media_dir, tmp_path) -> None:
+    info = probe(make_proxy(media_dir / "bt709_full_range.mp4", tmp_path / "p.mp4"))  # 1280x720 stays
+    assert (info.width, info.height) == (1280, 720)
+
+
+# --------------------------------------------------------------------------- index
+
+
+def test_index_lists_videos_and_failures(tmp_path) -> None:
+    a = make_result([0.1, 0.9, 0.95])
+    b = make_result(list(np.linspace(0, 0.4, 300)))
+    rows = [
+        index_row("/v/a clip.mp4", tmp_path, a, tmp_path / "a clip.html"),
+        index_row("/v/b.mp4", tmp_path, b, tmp_path / "b.html"),
+        index_row("/v/bad.mp4", tmp_path, error="/v/bad.mp4: not a readable media file"),
+    ]
+    page = write_index(rows, tmp_path / "index.html").read_text(encoding="utf-8")
+    assert re.findall(r'<a href="([^"]+)"', page) == ["a%20clip.html", "b.html"]  # highest peak first
+    assert "not a readable media file" in page and 'id="failures"' in page
+    for key in ("peak", "violent", "duration", "name"):
+        assert f'data-key="{key}"' in page
+    points = re.findall(r'points="([^"]+)"', page)
+    assert len(points) == 2 and len(points[1].split()) == SPARK_POINTS and len(points[0].split()) == 3
+    assert "Unverified weights" in page
+
+
+# --------------------------------------------------------------------------- CLI
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def weight_args(tmp_path_factory) -> list[str]:
+    w = save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
+    return [
+        "--checkpoint",
+        str(w["macil_sd"]),
+        "--i3d-weights",
+        str(w["i3d_rgb_imagenet"]),
+        "--vggish-weights",
+        str(w["vggish"]),
+        "--crops",
+        "1",
+        "--device",
+        "cpu",
+        "--no-download",
+        "--quiet",
+    ]
+
+
+def run(*args):
+    return runner.invoke(app, ["detect", *map(str, args)])
+
+
+def test_cli_report_proxy_needs_html(tmp_path, weight_args) -> None:
+    r = run(tmp_path / "x.mp4", *weight_args, "-o", tmp_path / "x.json", "--report-proxy")
+    assert r.exit_code == 2 and "--report-proxy" in r.stderr
+
+
+def test_cli_output_dir_html_writes_reports_and_index(tmp_path, weight_args) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "index.mp4", seconds=40 / 24)  # must not overwrite the index page
+    make_clip(src / "b clip.mp4", seconds=40 / 24)
+    (src / "broken.mp4").write_text("not a video")
+    out = tmp_path / "out"
+    out.mkdir()
+    r = run(src, *weight_args, "--output-dir", out, "--format", "html", "--threshold", "0")
+    assert r.exit_code == 1  # the broken file
+    assert sorted(p.name for p in out.iterdir()) == ["b clip.html", "index-2.html", "index.html"]
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert sorted(re.findall(r'<a href="([^"]+)"', index)) == ["b%20clip.html", "index-2.html"]
+    assert "broken.mp4" in index and 'id="failures"' in index
+    data = page_data((out / "b clip.html").read_text(encoding="utf-8"))
+    assert len(data["result"]["snippets"]) == 2
+
+
+def test_cli_report_proxy_for_hevc(media_dir, tmp_path, weight_args) -> None:
+    out = tmp_path / "rep"
+    out.mkdir()
+    r = run(media_dir / "hevc_aac_4s.mkv", *weight_args, "-o", out / "hevc.html", "--report-proxy")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["hevc.html", "hevc.proxy.mp4"]
+    page = (out / "hevc.html").read_text(encoding="utf-8")
+    assert 'src="hevc.proxy.mp4"' in page and "does not play in most browsers" in page
+    assert check_playback(out / "hevc.proxy.mp4").safe
+    r = run(media_dir / "hevc_aac_4s.mkv", *weight_args, "-o", tmp_path / "plain.html")  # no proxy: warned
+    assert r.exit_code == 0 and "--report-proxy" in r.stderr
+    assert "--report-proxy" in (tmp_path / "plain.html").read_text(encoding="utf-8")
