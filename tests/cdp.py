@@ -256,20 +256,35 @@ class Page:
 
 
 def main(argv: list[str]) -> int:
-    """``python tests/cdp.py PAGE.html OUT.(png|jpg) [WIDTH HEIGHT]``: a screenshot of a page."""
-    page_path, out = Path(argv[0]).resolve(), Path(argv[1])
-    width, height = (int(argv[2]), int(argv[3])) if len(argv) >= 4 else (1100, 820)
+    """``python tests/cdp.py PAGE.html OUT.(png|jpg) [--size 1100x820] [--seek SECONDS]``: a screenshot."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Screenshot an HTML report with headless Chromium.")
+    parser.add_argument("page", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--size", default="1100x820", help="viewport WIDTHxHEIGHT in px")
+    parser.add_argument("--seek", type=float, default=None, help="move the video (and playhead) here first")
+    args = parser.parse_args(argv)
+    width, height = (int(x) for x in args.size.split("x"))
     executable = find_browser()
     if executable is None:
         print("no chromium found (install Debian's chromium package)", file=sys.stderr)
         return 1
     with Browser(executable, width, height) as browser:
         page = browser.new_page()
-        page.goto(page_path.as_uri())
-        page.wait_for("document.getElementById('video') === null || document.getElementById('video').readyState >= 2")
-        fmt = "jpeg" if out.suffix.lower() in (".jpg", ".jpeg") else "png"
-        page.screenshot(out, fmt=fmt)
-    print(out)
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+        page.send("Emulation.setDeviceMetricsOverride", metrics)
+        page.goto(args.page.resolve().as_uri())
+        video = "document.getElementById('video')"
+        if page.evaluate(f"{video} !== null"):
+            page.wait_for(f"{video}.readyState >= 2 || {video}.error")
+            if args.seek is not None:
+                page.evaluate(f"{video}.currentTime = {args.seek}")
+                page.wait_for(f"!{video}.seeking && {video}.readyState >= 3")
+            time.sleep(1.0)  # let the player's own loading indicator fade
+        fmt = "jpeg" if args.out.suffix.lower() in (".jpg", ".jpeg") else "png"
+        page.screenshot(args.out, fmt=fmt)
+    print(args.out)
     return 0
 
 

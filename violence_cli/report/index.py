@@ -104,7 +104,7 @@ def render_index(rows: list[IndexRow], title: str = "violence-detect results") -
     if done:
         body.append(_table(done))
     if failed:
-        items = "".join(f"<li><code>{_e(r.video)}</code>: {_e(r.error)}</li>" for r in failed)
+        items = "".join(f"<li>{_failure(r)}</li>" for r in failed)
         body.append(f'<section id="failures"><h2>Failed</h2><ul>{items}</ul></section>')
     body.append(f"<footer>violence-detect {_e(__version__)}</footer>")
     return _PAGE.format(title=_e(title), css=asset("index.css"), body="\n".join(body), script=asset("index.js"))
@@ -138,6 +138,14 @@ def _table(rows: list[IndexRow]) -> str:
             f"<td>{sparkline(r.scores, r.threshold)}</td></tr>"
         )
     return f'<table id="videos">{head}<tbody>{"".join(lines)}</tbody></table>'
+
+
+def _failure(row: IndexRow) -> str:
+    """``path: reason``, without naming the path twice when the reason already starts with it."""
+    reason = row.error or "failed"
+    if reason.startswith(row.video):
+        return f"<code>{_e(row.video)}</code>{_e(reason[len(row.video) :])}"
+    return f"<code>{_e(row.video)}</code>: {_e(reason)}"
 
 
 def _duration(seconds: float | None) -> str:

@@ -114,7 +114,7 @@ def render_report(
             _header(result, title),
             '<main><div class="stage">',
             _player(result, media, report_dir, playback, source_playback),
-            _facts(result, long_video),
+            _facts(result, long_video, source_playback or playback),
             "</div>",
             _timeline(result),
             _segments(result, data["drivers"], long_video),
@@ -166,7 +166,7 @@ def _header(result: DetectionResult, title: str) -> str:
         names = ", ".join(w.name for w in result.weights if not w.verified)
         unverified = (
             '<div class="banner" id="unverified" role="alert"><b>Unverified weights</b>: '
-            f"{_e(names)} {'is' if ',' not in names else 'are'} not the published file. "
+            f"{_e(names)} {'is not the published file' if ',' not in names else 'are not the published files'}. "
             "These scores are not those of the published model and may mean nothing.</div>"
         )
     return (
@@ -175,13 +175,13 @@ def _header(result: DetectionResult, title: str) -> str:
     )
 
 
-def _facts(result: DetectionResult, long_video: bool) -> str:
+def _facts(result: DetectionResult, long_video: bool, playback: Playback | None) -> str:
     v, p = result.video, result.params
     codec = f" ({_e(v.audio_codec)})" if v.audio_codec else ""
     audio = f"yes{codec}" if v.has_audio else '<b class="warn">no</b> (scored with silence)'
     facts = [
         ("duration", f"{clock(v.duration, long_video)} ({v.duration:.1f} s)"),
-        ("file", " · ".join(_e(x) for x in (v.container, v.video_codec) if x) or "not recorded"),
+        ("file", _e(playback.label) if playback is not None else _e(v.video_codec or "not recorded")),
         ("resolution", f"{v.width}x{v.height} · {v.fps:g} fps"),
         ("audio", audio),
         ("scored", f"{v.n_snippets} snippets ({v.scored_duration:.1f} s)"),
@@ -203,8 +203,8 @@ def _weights(result: DetectionResult) -> str:
     parts = []
     for w in result.weights:
         mark = '<span class="ok">verified</span>' if w.verified else '<b class="warn">UNVERIFIED</b>'
-        parts.append(f'<span title="{_e(w.path)} sha256 {_e(w.sha256)}">{_e(w.name)} {_e(w.sha256[:12])} {mark}</span>')
-    return " · ".join(parts) or "none recorded"
+        parts.append(f'<span class="weights" title="{_e(w.path)} sha256 {_e(w.sha256)}">{_e(w.name)} {_e(w.sha256[:12])} {mark}</span>')
+    return "<br>".join(parts) or "none recorded"
 
 
 def _player(

@@ -61,6 +61,12 @@ class Playback:
     audio_codec: str | None
     pixel_format: str | None
 
+    @property
+    def label(self) -> str:
+        """What the file is, in words: ``H264 + AAC in MP4``."""
+        what = " + ".join(c.upper() for c in (self.video_codec, self.audio_codec) if c) or "no streams"
+        return f"{what} in {_CONTAINER_NAMES.get(self.container, self.container.upper())}"
+
 
 def _container_kind(path: Path, format_name: str) -> str:
     suffix = path.suffix.lower()
@@ -92,25 +98,27 @@ def check_playback(path: str | os.PathLike[str], video_stream: int | None = None
         vcodec = video.codec_context.codec.canonical_name if video is not None else None
         acodec = audio.codec_context.codec.canonical_name if audio is not None else None
         pix = video.codec_context.format.name if video is not None and video.codec_context.format else None
-    return Playback(path, *_judge(kind, vcodec, acodec, pix), kind, vcodec, acodec, pix)
+    playback = Playback(path, False, "", kind, vcodec, acodec, pix)
+    playback.safe, why = _judge(playback)
+    playback.reason = f"{playback.label}: {why}"
+    return playback
 
 
-def _judge(kind: str, vcodec: str | None, acodec: str | None, pix: str | None) -> tuple[bool, str]:
-    what = " + ".join(c.upper() for c in (vcodec, acodec) if c) or "no streams"
-    where = _CONTAINER_NAMES.get(kind, kind.upper())
-    described = f"{what} in {where}"
-    if vcodec is None:
-        return False, f"{described}: no video stream for the player"
-    if kind not in _SAFE:
-        return False, f"{described}: most browsers do not play this container"
-    videos, audios = _SAFE[kind]
-    if vcodec not in videos:
-        return False, f"{described}: most browsers do not play {vcodec.upper()} video"
-    if vcodec == "h264" and pix is not None and pix not in _H264_PIXEL_FORMATS:
-        return False, f"{described}: browsers play 8-bit 4:2:0 H.264 only (this is {pix})"
-    if acodec is not None and acodec not in audios:
-        return False, f"{described}: most browsers do not play {acodec.upper()} audio in {where}"
-    return True, f"{described}: plays in web browsers"
+def _judge(p: Playback) -> tuple[bool, str]:
+    """(plays in browsers, why) for the streams and container ``p`` describes."""
+    where = _CONTAINER_NAMES.get(p.container, p.container.upper())
+    if p.video_codec is None:
+        return False, "no video stream for the player"
+    if p.container not in _SAFE:
+        return False, "most browsers do not play this container"
+    videos, audios = _SAFE[p.container]
+    if p.video_codec not in videos:
+        return False, f"most browsers do not play {p.video_codec.upper()} video"
+    if p.video_codec == "h264" and p.pixel_format is not None and p.pixel_format not in _H264_PIXEL_FORMATS:
+        return False, f"browsers play 8-bit 4:2:0 H.264 only (this is {p.pixel_format})"
+    if p.audio_codec is not None and p.audio_codec not in audios:
+        return False, f"most browsers do not play {p.audio_codec.upper()} audio in {where}"
+    return True, "plays in web browsers"
 
 
 def proxy_path(report: str | os.PathLike[str]) -> Path:

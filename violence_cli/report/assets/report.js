@@ -86,7 +86,8 @@
       g.moveTo(x, height - PAD.bottom);
       g.lineTo(x, height - PAD.bottom + 4);
       g.stroke();
-      g.fillText(clock(t, false), Math.min(Math.max(x, 14), width - 16), height - PAD.bottom + 6);
+      const label = clock(t, false), half = g.measureText(label).width / 2;
+      g.fillText(label, Math.min(Math.max(x, half + 2), width - half - 2), height - PAD.bottom + 6);
     }
     // curves: a step per snippet, or per pixel column the highest score when snippets outnumber pixels
     const plotWidth = width - PAD.left - PAD.right;
@@ -142,8 +143,12 @@
     height = canvas.clientHeight;
     canvas.width = Math.round(width * dpr);
     canvas.height = Math.round(height * dpr);
+    canvas.dataset.plotLeft = String(PAD.left); // css px within the canvas: where t = 0 and t = extent lie
+    canvas.dataset.plotRight = String(width - PAD.right);
+    const t0 = performance.now();
     drawLayer();
     draw();
+    canvas.dataset.drawMs = (performance.now() - t0).toFixed(1);
   }
 
   function draw() {
