@@ -297,7 +297,7 @@ def _run_one(
         result = detector.detect(video, progress=progress, **options)
         exports, plot_path = plan.targets(video)
         for fmt, target in exports:
-            writer = _html_writer(result, target, plan.report_proxy) if fmt == "html" else get_writer(fmt)
+            writer = _html_writer(result, target, plan.report_proxy, bar) if fmt == "html" else get_writer(fmt)
             writer.write(result, target)
         if plot_path is not None:
             plot_timeline(result, plot_path)
@@ -320,7 +320,7 @@ def _run_one(
     return result
 
 
-def _html_writer(result: DetectionResult, target: Path, proxy: bool) -> Any:
+def _html_writer(result: DetectionResult, target: Path, proxy: bool, bar: Any = None) -> Any:
     """The report's writer: it plays the video itself when browsers can, else a proxy (or says why not)."""
     from ..report import check_playback, make_proxy, proxy_path
     from ..writers import HtmlWriter
@@ -335,7 +335,18 @@ def _html_writer(result: DetectionResult, target: Path, proxy: bool) -> Any:
             "(--report-proxy writes a browser-safe copy beside the report)"
         )
         return HtmlWriter(source, playback)
-    copy = make_proxy(source, proxy_path(target), result.video.video_stream, result.video.audio_stream)
+    task = bar.add_task(f"{source.name}: browser copy", total=result.video.duration or None) if bar is not None else None
+    try:
+        copy = make_proxy(
+            source,
+            proxy_path(target),
+            result.video.video_stream,
+            result.video.audio_stream,
+            progress=(lambda seconds: bar.update(task, completed=seconds)) if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.remove_task(task)
     return HtmlWriter(copy, check_playback(copy), source_playback=playback)
 
 

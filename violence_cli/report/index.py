@@ -36,7 +36,7 @@ class IndexRow:
     verdict: str | None = None
     verified: bool | None = None  # weights verified
     threshold: float | None = None
-    scores: list[float] = field(default_factory=list)  # audio-visual score per snippet
+    scores: list[float] = field(default_factory=list)  # the sparkline: at most SPARK_POINTS bucket maxima
     error: str | None = None
 
 
@@ -60,18 +60,25 @@ def index_row(
         verdict=result.verdict,
         verified=result.weights_verified,
         threshold=result.params.threshold,
-        scores=[s.score for s in result.snippets],
+        scores=spark_values([s.score for s in result.snippets]),
         error=error,
     )
+
+
+def spark_values(scores: list[float]) -> list[float]:
+    """``scores`` cut into at most SPARK_POINTS buckets, the highest of each (a short peak stays
+    visible); what a row keeps, so an index over thousands of long videos stays small."""
+    n = len(scores)
+    buckets = min(SPARK_POINTS, n)
+    return [max(scores[b * n // buckets : (b + 1) * n // buckets]) for b in range(buckets)]  # buckets <= n
 
 
 def sparkline(scores: list[float], threshold: float | None = None) -> str:
     """An inline SVG of ``scores`` (0..1), at most SPARK_POINTS buckets (max per bucket)."""
     if not scores:
         return ""
-    n = len(scores)
-    buckets = min(SPARK_POINTS, n)
-    tops = [max(scores[b * n // buckets : (b + 1) * n // buckets]) for b in range(buckets)]  # buckets <= n: never empty
+    tops = spark_values(scores)
+    buckets = len(tops)
     step = SPARK_W / max(buckets - 1, 1)
     points = " ".join(f"{i * step:.1f},{(1 - v) * (SPARK_H - 2) + 1:.1f}" for i, v in enumerate(tops))
     line = ""
