@@ -335,7 +335,9 @@ def _html_writer(result: DetectionResult, target: Path, proxy: bool, bar: Any = 
             "(--report-proxy writes a browser-safe copy beside the report)"
         )
         return HtmlWriter(source, playback)
-    task = bar.add_task(f"{source.name}: browser copy", total=result.video.duration or None) if bar is not None else None
+    task = (
+        bar.add_task(f"{source.name}: browser copy", total=result.video.duration or None) if bar is not None else None
+    )
     try:
         copy = make_proxy(
             source,

@@ -203,7 +203,9 @@ def _weights(result: DetectionResult) -> str:
     parts = []
     for w in result.weights:
         mark = '<span class="ok">verified</span>' if w.verified else '<b class="warn">UNVERIFIED</b>'
-        parts.append(f'<span class="weights" title="{_e(w.path)} sha256 {_e(w.sha256)}">{_e(w.name)} {_e(w.sha256[:12])} {mark}</span>')
+        parts.append(
+            f'<span class="weights" title="{_e(w.path)} sha256 {_e(w.sha256)}">{_e(w.name)} {_e(w.sha256[:12])} {mark}</span>'
+        )
     return "<br>".join(parts) or "none recorded"
 
 
