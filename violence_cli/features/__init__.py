@@ -123,6 +123,7 @@ def load_i3d(
     fuse_bn: bool = True,
     channels_last: bool = True,
     reuse_memory: bool = False,
+    precision: str = "fp32",
 ) -> InceptionI3d:
     """Load piergiaj's ``rgb_imagenet.pt`` (or a file in its layout) for inference.
 
@@ -130,18 +131,25 @@ def load_i3d(
     (B, 3, 16, 224, 224) clips in [-1, 1] to (B, 1024) features. Batch norm is folded into
     the convolutions and tensors are kept channels-last unless told otherwise (same results
     to ~1e-5, faster). On the CPU, ``reuse_memory=True`` calls :func:`keep_freed_memory`
-    (read its caveat first). Run it
-    under ``torch.inference_mode()``, with clips batched (5-10 on a CPU); on CUDA it also
-    runs under ``torch.autocast("cuda", torch.bfloat16)``.
+    (read its caveat first). Run it under ``torch.inference_mode()``, with clips batched
+    (5-10 on a CPU). ``precision``: ``fp32``, ``bf16`` (folded weights and activations in
+    bfloat16, features still float32; needs ``fuse_bn``) or ``auto``
+    (:func:`violence_cli.precision.resolve_precision`); the model's ``compute_dtype`` says
+    which it got.
     """
+    from violence_cli.precision import compute_dtype, resolve_precision
+
     device = resolve_device(device)
+    dtype = compute_dtype(resolve_precision(precision, device))
+    if dtype != torch.float32 and not fuse_bn:
+        raise ValueError("I3D runs in bf16 only with batch norm folded (fuse_bn=True)")
     if reuse_memory and device.type == "cpu":
         keep_freed_memory()
     model = _load_into(InceptionI3d, path, device, drop=".num_batches_tracked")
     assert isinstance(model, InceptionI3d)
     if channels_last:
         model.use_channels_last()
-    return model.fuse_bn(fuse_bn)
+    return model.fuse_bn(fuse_bn, dtype=dtype)
 
 
 def load_vggish(
@@ -150,19 +158,25 @@ def load_vggish(
     *,
     channels_last: bool = True,
     reuse_memory: bool = False,
+    precision: str = "fp32",
 ) -> VGGish:
     """Load torchvggish's ``vggish-10086976.pth`` (or a file in its layout) for inference.
 
     Returns an eval-mode :class:`VGGish` on ``device``: (B, 96, 64) log-mel examples ->
     (B, 128) raw embeddings after the final ReLU (the XD-Violence audio features). Batch
     examples (64 or more on a CPU: the 200 MB first layer is read once per call).
+    ``precision``: ``fp32``, ``bf16`` (the weights converted to bfloat16, so this copy's
+    state dict is bf16 too; the outputs are bf16: call ``.float()``) or ``auto``.
     """
+    from violence_cli.precision import compute_dtype, resolve_precision
+
     device = resolve_device(device)
+    dtype = compute_dtype(resolve_precision(precision, device))
     if reuse_memory and device.type == "cpu":
         keep_freed_memory()
     model = _load_into(VGGish, path, device)
     assert isinstance(model, VGGish)
-    return model.use_channels_last(channels_last)
+    return model.use_channels_last(channels_last).to(dtype)
 
 
 def load_vggish_pca(path: str | Path, device: str | torch.device = "cpu", *, quantize: bool = True) -> VGGishPCA:

@@ -22,9 +22,10 @@ The protocol (REFERENCE.md, "XD-Violence feature protocol"):
 Speed: frames are decoded, grouped and resized in one thread and the audio decoded and
 turned into log-mel examples in another, each feeding a small bounded queue, while the
 calling thread runs the networks; so decoding overlaps compute and memory stays bounded
-(the outputs aside, 20 kB per snippet at 5 crops). On CUDA, I3D runs under bf16 autocast
-with channels-last tensors (VGGish, ~1/160 of the work, stays fp32), raw frames travel
-through pinned memory and are resized on the GPU.
+(the outputs aside, 20 kB per snippet at 5 crops). Both networks run with channels-last
+tensors, in fp32 or bf16 (``precision``, :mod:`violence_cli.precision`; bf16 is 2-3x faster
+on CUDA and on CPUs with native bf16). On CUDA raw frames travel through pinned memory and
+are resized on the GPU.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from ..protocol import (
     VGGISH_WEIGHTS,
     check_crops,
 )
+from ..precision import FP32, resolve_precision
 from . import frontend
 
 VGGISH_BATCH = 32  # log-mel examples per VGGish forward
@@ -77,7 +79,8 @@ class VideoFeatures:
     ``rgb`` (T, C, 1024) float32: I3D features per snippet and crop (crop order as
     :data:`CROP_NAMES`); ``audio`` (T, 128) float32: VGGish embeddings (>= 0) aligned with
     the snippets; ``n_frames``: frames decoded at 24 fps; ``has_audio`` False means the
-    audio features are those of silence (a warning says so).
+    audio features are those of silence (a warning says so); ``precision``: what the
+    networks ran in (``fp32`` or ``bf16``).
     """
 
     rgb: np.ndarray
@@ -87,6 +90,7 @@ class VideoFeatures:
     has_audio: bool
     crops: int
     warnings: list[str] = field(default_factory=list)
+    precision: str = FP32
 
     @property
     def n_snippets(self) -> int:
@@ -272,7 +276,10 @@ class FeatureExtractor:
     download unless ``download=False``). ``device``: ``auto``, ``cpu``, ``cuda`` or
     ``cuda:N``. ``crops``: 5 (the published protocol) or 1 (centre only, 5x cheaper).
     ``batch_size``: I3D clips per forward (default 5 on CPU, 40 on CUDA); the crops of a
-    snippet always travel together.
+    snippet always travel together. ``precision``: ``fp32`` (the default: features are a
+    dataset, fidelity first), ``bf16`` or ``auto`` (bf16 on CUDA and on CPUs with native
+    bf16, :func:`~violence_cli.precision.resolve_precision`); I3D and VGGish both run in it
+    and :attr:`precision` says which it resolved to.
     """
 
     def __init__(
@@ -284,6 +291,7 @@ class FeatureExtractor:
         batch_size: int | None = None,
         weights_dir: str | os.PathLike[str] | None = None,
         download: bool = True,
+        precision: str = FP32,
     ) -> None:
         from ..weights import resolve_weights
         from . import load_i3d, load_vggish
@@ -292,6 +300,7 @@ class FeatureExtractor:
         if batch_size is not None and batch_size < 1:
             raise UsageError(f"batch_size {batch_size}: expected a positive number")
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.crops = crops
         self.batch_size = int(batch_size or DEFAULT_BATCH[self.device.type])
         self.snippets_per_step = max(1, self.batch_size // crops)
@@ -299,19 +308,14 @@ class FeatureExtractor:
         self.i3d_path = resolve_weights(I3D_WEIGHTS, i3d_weights, weights_dir=weights_dir, download=download)
         self.vggish_path = resolve_weights(VGGISH_WEIGHTS, vggish_weights, weights_dir=weights_dir, download=download)
         # eval mode, batch norm folded, channels-last (the loaders' defaults)
-        self.i3d = load_i3d(self.i3d_path, device=self.device)
-        self.vggish = load_vggish(self.vggish_path, device=self.device)
+        self.i3d = load_i3d(self.i3d_path, device=self.device, precision=self.precision)
+        self.vggish = load_vggish(self.vggish_path, device=self.device, precision=self.precision)
         self._silence: np.ndarray | None = None
         # One clip buffer reused for every batch (48 MB per 5-crop snippet): allocating it
         # afresh each time fragments the heap when freed memory is kept (keep_freed_memory).
         self._clip_buffer: torch.Tensor | None = None
 
     # ----------------------------------------------------------------- networks
-
-    def _autocast(self):
-        if self.cuda:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return torch.autocast("cpu", enabled=False)
 
     @torch.inference_mode()
     def rgb_features(self, snippets: torch.Tensor) -> np.ndarray:
@@ -326,20 +330,17 @@ class FeatureExtractor:
             self._clip_buffer = torch.empty(n, dtype=torch.float32, device=x.device)
         clips = make_clips(x, self.crops, out=self._clip_buffer)  # (S*C, 3, 16, 224, 224)
         out = np.empty((s * self.crops, RGB_DIM), np.float32)
-        with self._autocast():
-            for i in range(0, clips.shape[0], self.batch_size):
-                out[i : i + self.batch_size] = self.i3d(clips[i : i + self.batch_size]).float().cpu().numpy()
+        for i in range(0, clips.shape[0], self.batch_size):  # the model casts to its precision
+            out[i : i + self.batch_size] = self.i3d(clips[i : i + self.batch_size]).float().cpu().numpy()
         return out.reshape(s, self.crops, RGB_DIM)
 
     @torch.inference_mode()
     def audio_features(self, examples: np.ndarray) -> np.ndarray:
         """(K, 96, 64) log-mel examples -> (K, 128) float32 VGGish embeddings."""
-        # fp32 even on CUDA: VGGish costs ~1/160 of I3D per snippet, and the audio
-        # features keep full precision
         out = np.empty((len(examples), AUDIO_DIM), np.float32)
         for i in range(0, len(examples), VGGISH_BATCH):
             x = torch.from_numpy(np.ascontiguousarray(examples[i : i + VGGISH_BATCH]))
-            y = self.vggish(x.to(self.device))  # (B, 128)
+            y = self.vggish(x.to(self.device))  # (B, 128), in the model's precision
             out[i : i + len(x)] = y.float().cpu().numpy()
         return out
 
@@ -412,6 +413,7 @@ class FeatureExtractor:
             has_audio=info.has_audio,
             crops=self.crops,
             warnings=warnings,
+            precision=self.precision,
         )
 
     def _run_video(
@@ -565,6 +567,7 @@ class ExtractOutcome:
     has_audio: bool | None = None
     duration: float | None = None
     seconds: float = 0.0
+    precision: str | None = None  # what the networks ran in: fp32 or bf16
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     hint: str | None = None
@@ -639,6 +642,7 @@ def extract_to_folder(
             has_audio=feats.has_audio,
             duration=feats.info.duration,
             seconds=time.perf_counter() - start,
+            precision=feats.precision,
             warnings=list(feats.warnings),
         )
 

@@ -45,6 +45,7 @@ class VGGish(nn.Module):
     """(B, 96, 64) log-mel examples -> (B, 128) embeddings after the final ReLU (no PCA).
 
     ``channels_last`` (see :meth:`use_channels_last`) also makes the NHWC flatten free.
+    Inputs are cast to the weights' dtype: ``model.to(torch.bfloat16)`` runs it in bf16.
     """
 
     def __init__(self) -> None:
@@ -65,7 +66,7 @@ class VGGish(nn.Module):
             x = x.unsqueeze(1)  # (B, 1, 96, 64)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        x = self.features(x)  # (B, 512, 6, 4)
+        x = self.features(x.to(self.features[0].weight.dtype))  # (B, 512, 6, 4), in the weights' dtype
         x = x.permute(0, 2, 3, 1).flatten(1)  # (B, 6*4*512) in TF's NHWC order
         return self.embeddings(x)  # (B, 128)
 
