@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=5, choices=(1, 5))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=None, help="I3D clips per forward")
+    parser.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--video", type=Path, default=None, help="benchmark this file instead")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -128,12 +129,17 @@ def main() -> None:
     weights = save_fake_weights(tmp / "weights")
     video = args.video or make_video(tmp / "bench.mp4", args.seconds, width, height)
     fx = FeatureExtractor(
-        weights["i3d_rgb_imagenet"], weights["vggish"], device=args.device, crops=args.crops, batch_size=args.batch_size
+        weights["i3d_rgb_imagenet"],
+        weights["vggish"],
+        device=args.device,
+        crops=args.crops,
+        batch_size=args.batch_size,
+        precision=args.precision,
     )
     device = fx.device
     info = media.probe(video)
     print(
-        f"device {device} ({torch.get_num_threads()} torch threads), crops {fx.crops}, "
+        f"device {device} ({torch.get_num_threads()} torch threads), crops {fx.crops}, {fx.precision}, "
         f"batch {fx.batch_size} clips; RANDOM weights (speed only)"
     )
     print(
@@ -161,8 +167,7 @@ def main() -> None:
 
     @torch.inference_mode()
     def network() -> None:
-        with fx._autocast():
-            fx.i3d(clips)
+        fx.i3d(clips)
         sync(device)
 
     network()  # warm-up

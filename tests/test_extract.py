@@ -306,7 +306,14 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
     res = runner.invoke(app, [*base, *w, str(short), str(good), str(tmp_path / "nope.mp4")])
     assert res.exit_code == 1, res.output
     assert cli_extractor == [
-        {"crops": 1, "device": torch.device("cpu"), "batch_size": None, "weights_dir": None, "download": True}
+        {
+            "crops": 1,
+            "device": torch.device("cpu"),
+            "batch_size": None,
+            "precision": "fp32",  # extract's default: features are a dataset, fidelity first
+            "weights_dir": None,
+            "download": True,
+        }
     ]
     import inspect
 

@@ -97,6 +97,9 @@ class Detector:
     ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a ``torch.device``. ``weights``: files
     already resolved at the edge (:func:`~violence_cli.weights.resolve_weight_files`),
     used as they are instead of the three path options.
+    ``precision``: ``auto`` (bf16 feature networks on CUDA and on CPUs with native bf16,
+    2-3x faster, scores within 0.01; fp32 elsewhere), ``fp32`` or ``bf16``
+    (:mod:`violence_cli.precision`); :attr:`precision` and each result's params say which ran.
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class Detector:
         device: str | torch.device = "auto",
         crops: int = DEFAULT_CROPS,
         batch_size: int | None = None,
+        precision: str = "auto",
         checkpoint: str | os.PathLike[str] | None = None,
         i3d_weights: str | os.PathLike[str] | None = None,
         vggish_weights: str | os.PathLike[str] | None = None,
@@ -133,13 +137,14 @@ class Detector:
         from .features.extract import FeatureExtractor
         from .model import load_model
 
-        options: dict[str, Any] = {"device": self.device, "crops": crops, "download": False}
+        options: dict[str, Any] = {"device": self.device, "crops": crops, "precision": precision, "download": False}
         if batch_size is not None:
             options["batch_size"] = batch_size
         self.extractor = FeatureExtractor(
             i3d_weights=paths[I3D_WEIGHTS], vggish_weights=paths[VGGISH_WEIGHTS], **options
         )
         self.batch_size = int(getattr(self.extractor, "batch_size", batch_size or 0))
+        self.precision = str(self.extractor.precision)
         self.model = load_model(paths[MACIL_WEIGHTS], device=self.device)
 
     def detect(
@@ -172,6 +177,7 @@ class Detector:
             crops=self.crops,
             device=str(self.device),
             batch_size=self.batch_size,
+            precision=features.precision,
         )
         snippets = make_snippets(scores.av, scores.audio, scores.visual, SNIPPET_SECONDS)
         segments = find_segments(snippets, threshold, min_duration, merge_gap)
@@ -184,7 +190,7 @@ class Detector:
 def detect(path: str | os.PathLike[str], **options: Any) -> DetectionResult:
     """One-shot detection: ``Detector(**model options).detect(path, **detect options)``.
 
-    Model options: device, crops, batch_size, checkpoint, i3d_weights, vggish_weights,
+    Model options: device, crops, batch_size, precision, checkpoint, i3d_weights, vggish_weights,
     weights_dir, download. Detect options: threshold, min_duration, merge_gap,
     video_stream, audio_stream, progress. Use a :class:`Detector` for several videos.
     """

@@ -81,6 +81,7 @@ class DetectionParams:
     crops: int = 5
     device: str = "cpu"
     batch_size: int = 8
+    precision: str = "fp32"  # what I3D and VGGish ran in: fp32 or bf16 (MACIL-SD: always fp32)
 
 
 @dataclass

@@ -33,9 +33,12 @@ from .options import (
     DownloadOpt,
     I3dWeightsOpt,
     OutputFormat,
+    Precision,
+    PrecisionOpt,
     VggishWeightsOpt,
     VideoStreamOpt,
     WeightsDirOpt,
+    resolve_precision_option,
 )
 
 EXTENSIONS = " ".join(w.extension for w in WRITERS.values())
@@ -188,6 +191,7 @@ def detect_command(
     batch_size: Annotated[
         int | None, typer.Option(help="I3D clips per forward pass (memory vs speed).", rich_help_panel=OPT_GROUP_MODEL)
     ] = None,
+    precision: PrecisionOpt = Precision.auto,
     checkpoint: Annotated[
         Path | None,
         typer.Option(
@@ -216,6 +220,7 @@ def detect_command(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     resolved_device = resolve_device(device)
+    resolved_precision = resolve_precision_option(precision, resolved_device)
     videos, failures = find_videos(inputs)
     batch = len(inputs) > 1 or any(p.is_dir() for p in inputs)
     plan = plan_outputs(videos, batch, output, output_dir, formats, plot, report_proxy)
@@ -235,7 +240,13 @@ def detect_command(
                 download=download,
                 progress=_download_progress(bar),
             )
-            detector = Detector(device=resolved_device, crops=int(crops.value), batch_size=batch_size, weights=weights)
+            detector = Detector(
+                device=resolved_device,
+                crops=int(crops.value),
+                batch_size=batch_size,
+                precision=resolved_precision,
+                weights=weights,
+            )
             if bar is not None:
                 bar.remove_task(loading)
             seen_warnings: set[str] = set()
@@ -489,7 +500,8 @@ def print_summary(result: DetectionResult) -> None:
     )
     out.print(
         f"  scored {v.n_snippets} snippet{'s' if v.n_snippets != 1 else ''} ({v.scored_duration:.1f} s) · threshold {result.params.threshold:g} · "
-        f"{result.params.crops} crop{'s' if result.params.crops != 1 else ''} · {result.params.device}"
+        f"{result.params.crops} crop{'s' if result.params.crops != 1 else ''} · {result.params.device} "
+        f"{result.params.precision}"
     )
     if result.segments:
         table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")

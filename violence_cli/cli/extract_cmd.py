@@ -27,9 +27,12 @@ from .options import (
     DeviceOpt,
     DownloadOpt,
     I3dWeightsOpt,
+    Precision,
+    PrecisionOpt,
     VggishWeightsOpt,
     VideoStreamOpt,
     WeightsDirOpt,
+    resolve_precision_option,
 )
 
 HELP = """Extract I3D RGB + VGGish audio features in the XD-Violence layout.
@@ -47,6 +50,8 @@ Examples:
   violence-detect extract videos/ --out features/ --crops 1 --device cuda
 
   violence-detect extract a.mp4 b.mkv --out feats/ --overwrite --json
+
+  violence-detect extract videos/ --out feats/ --precision auto   # bf16 where it pays: faster, not bit-exact
 """
 
 GROUP_OUT = "Output"
@@ -97,6 +102,7 @@ def extract_command(
         int | None,
         typer.Option(help="I3D clips per forward pass (default 5 on CPU, 40 on CUDA).", rich_help_panel=GROUP_MODEL),
     ] = None,
+    precision: PrecisionOpt = Precision.fp32,
     i3d_weights: I3dWeightsOpt = None,
     vggish_weights: VggishWeightsOpt = None,
     weights_dir: WeightsDirOpt = None,
@@ -114,6 +120,7 @@ def extract_command(
         raise UsageError(f"--out {out}: exists and is not a folder")
     n_crops = int(crops.value)
     resolved = resolve_device(device)
+    resolved_precision = resolve_precision_option(precision, resolved)
     videos, not_found = find_videos(inputs)
     outcomes: list[dict[str, Any]] = []
     for path, exc in not_found:
@@ -128,6 +135,7 @@ def extract_command(
             device=resolved,
             crops=n_crops,
             batch_size=batch_size,
+            precision=resolved_precision,
             weights_dir=weights_dir,
             download=download,
         )
@@ -164,7 +172,14 @@ def extract_command(
 
     counts = {status: sum(o["status"] == status for o in outcomes) for status in ("written", "skipped", "failed")}
     if json_out:
-        document = {"out_dir": str(out), "crops": n_crops, "device": str(resolved), **counts, "videos": outcomes}
+        document = {
+            "out_dir": str(out),
+            "crops": n_crops,
+            "device": str(resolved),
+            "precision": resolved_precision,
+            **counts,
+            "videos": outcomes,
+        }
         typer.echo(json.dumps(document, indent=2))
     else:
         console.info(
@@ -193,5 +208,5 @@ def _report(record: dict[str, Any], json_out: bool, quiet: bool) -> None:
     audio = "audio" if record["has_audio"] else "no audio: silence"
     typer.echo(
         f"wrote {folder / (name + '__*.npy')} ({len(files)} files): {record['n_snippets']} snippet(s), "
-        f"{audio}, {record['seconds']:.1f} s"
+        f"{audio}, {record['precision']}, {record['seconds']:.1f} s"
     )

@@ -48,6 +48,7 @@ from .. import media
 from ..devices import resolve_device
 from ..errors import InputError, UsageError
 from ..media import MediaInfo
+from ..precision import FP32, resolve_precision
 from ..protocol import (
     AUDIO_DIM,
     CROP_NAMES,
@@ -61,7 +62,6 @@ from ..protocol import (
     VGGISH_WEIGHTS,
     check_crops,
 )
-from ..precision import FP32, resolve_precision
 from . import frontend
 
 VGGISH_BATCH = 32  # log-mel examples per VGGish forward
