@@ -19,7 +19,9 @@ from fakeweights import save_fake_weights
 from mediagen import make_clip
 from typer.testing import CliRunner, Result
 
+from violence_cli import precision
 from violence_cli.cli import app
+from violence_cli.precision import resolve_precision
 from violence_cli.schema import SCHEMA_VERSION
 
 runner = CliRunner()
@@ -112,8 +114,17 @@ def test_json_is_one_document(media, weight_args) -> None:
     doc = json.loads(r.stdout)  # nothing else on stdout
     assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["params"]["crops"] == 1 and doc["params"]["device"] == "cpu"
+    assert doc["params"]["precision"] == resolve_precision("auto", "cpu")  # detect's default: auto
     assert len(doc["snippets"]) == 2 and doc["video"]["has_audio"] is True
     assert doc["weights_verified"] is False and all(len(w["sha256"]) == 64 for w in doc["weights"])
+
+
+def test_precision_recorded_and_emulated_bf16_warned(media, weight_args, monkeypatch) -> None:
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    r = run(media["good"], *weight_args, "--json", "--precision", "bf16")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["params"]["precision"] == "bf16"
+    assert "emulated" in r.stderr
 
 
 def test_exports_and_plot(media, weight_args, tmp_path) -> None:
@@ -257,6 +268,7 @@ def test_output_dir_missing_and_read_only(media, tmp_path) -> None:
         ["--min-duration", "-1"],
         ["--crops", "3"],
         ["--device", "tpu"],
+        ["--precision", "fp16"],
         ["-o", "x.txt"],
         ["--format", "csv"],  # needs --output-dir
     ],

@@ -319,7 +319,7 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
 
     inspect.signature(FeatureExtractor).bind(weights["i3d_rgb_imagenet"], weights["vggish"], **cli_extractor[0])
     assert sorted(p.name for p in out.iterdir()) == ["good__0.npy", "good__vggish.npy"]
-    assert "good" in res.stdout and "wrote" in res.stdout
+    assert "good" in res.stdout and "wrote" in res.stdout and "fp32" in res.stdout
     assert "failed: " in res.stderr and "short.mp4" in res.stderr and "nope.mp4" in res.stderr
     assert np.load(out / "good__0.npy").shape == (1, 1024)
 
@@ -331,6 +331,7 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
 
     doc = json.loads(res.stdout)
     assert doc["skipped"] == 1 and doc["failed"] == 0 and doc["videos"][0]["status"] == "skipped"
+    assert doc["precision"] == "fp32"  # extract's default, recorded
 
     # --overwrite extracts again
     np.save(out / "good__vggish.npy", np.zeros((1, 128), np.float32))

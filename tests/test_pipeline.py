@@ -17,6 +17,7 @@ from violence_cli.devices import resolve_device
 from violence_cli.errors import InputError, UsageError, WeightsError
 from violence_cli.pipeline import SNIPPET_SECONDS, Detector, detect, find_videos
 from violence_cli.schema import SCHEMA_VERSION
+from violence_cli.precision import resolve_precision
 from violence_cli.segments import find_segments
 from violence_cli.weights import file_sha256
 
@@ -77,6 +78,7 @@ def test_result_video_facts_and_params(av_result, clips) -> None:
     assert v.duration == pytest.approx(40 / 24, abs=0.1)
     p = av_result.params
     assert (p.crops, p.device, p.threshold, p.batch_size) == (1, "cpu", 0.5, 2)
+    assert p.precision == resolve_precision("auto", "cpu")  # the Detector's default: auto
 
 
 def test_weights_recorded_with_sha256_and_unverified(av_result, fake_weights) -> None:
