@@ -16,8 +16,8 @@ from mediagen import make_clip
 from violence_cli.devices import resolve_device
 from violence_cli.errors import InputError, UsageError, WeightsError
 from violence_cli.pipeline import SNIPPET_SECONDS, Detector, detect, find_videos
-from violence_cli.schema import SCHEMA_VERSION
 from violence_cli.precision import resolve_precision
+from violence_cli.schema import SCHEMA_VERSION
 from violence_cli.segments import find_segments
 from violence_cli.weights import file_sha256
 
