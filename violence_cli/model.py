@@ -352,7 +352,8 @@ def load_model(
 
     path = resolve_weights(MACIL_WEIGHTS, checkpoint, weights_dir=weights_dir, download=download)
     model = MacilSD(dims or MacilDims())
-    state = load_state_dict(path, map_location="cpu")
+    expected_bytes = sum(4 * t.numel() for t in model.state_dict().values())  # float32
+    state = load_state_dict(path, map_location="cpu", expected_bytes=expected_bytes)
     check_state_dict(state, expected_shapes(model), path)
     model.load_state_dict(state, strict=True)
     return model.to(resolve_device(device)).eval()

@@ -26,6 +26,7 @@ import re
 import urllib.error
 import urllib.request
 import warnings
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .atomic import atomic_path
+from .atomic import write_text as atomic_write_text
 from .errors import WeightsError
 
 if TYPE_CHECKING:
@@ -45,6 +47,10 @@ WEIGHTS_URL_ENV = "VIOLENCE_DETECT_WEIGHTS_URL"  # a folder URL (https://, http:
 CACHE_SUBDIR = "violence-detect"
 CHUNK_BYTES = 1 << 20  # read size when hashing and downloading
 TIMEOUT_S = 60.0  # seconds a download may wait for data before it fails
+DOWNLOAD_CAP_BYTES = 2 * 2**30  # bytes: a download of unknown size stops beyond this
+VERIFIED_FILE = "verified.json"  # in the cache: full sha256 of every file `weights verify` passed
+_VERIFIED_ABOUT = "sha256 of weights files when `violence-detect weights verify` last passed them; a change is reported"
+ARCHIVE_SLACK_BYTES = 16 * 2**20  # bytes a checkpoint archive may declare beyond its expected size
 
 ProgressCallback = Callable[[int, "int | None"], None]  # (bytes done, total bytes or None)
 
@@ -406,28 +412,57 @@ def _fetch(
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else expected_size
+            cap = expected_size if expected_size is not None else DOWNLOAD_CAP_BYTES
+            if total is not None and total > cap:
+                raise WeightsError(_too_big(label, url, f"announces {total:,} bytes", cap, expected_size))
             done = 0
             if progress is not None:
                 progress(0, total)
             while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
                 done += len(chunk)
+                if done > cap:  # stop at once: an endless answer must not fill the disk
+                    raise WeightsError(_too_big(label, url, f"sent more than {cap:,} bytes", cap, expected_size))
+                out.write(chunk)
                 if progress is not None:
                     progress(done, total)
     except urllib.error.HTTPError as exc:
-        raise WeightsError(f"{label}: not on this machine, and download failed from {url} (HTTP {exc.code} {exc.reason})", hint=hint) from None
+        raise WeightsError(
+            f"{label}: not on this machine, and download failed from {url} (HTTP {exc.code} {exc.reason})", hint=hint
+        ) from None
     except urllib.error.URLError as exc:
-        raise WeightsError(f"{label}: not on this machine, and download failed from {url} ({exc.reason})", hint=hint) from None
+        raise WeightsError(
+            f"{label}: not on this machine, and download failed from {url} ({exc.reason})", hint=hint
+        ) from None
     except (OSError, http.client.HTTPException) as exc:
-        raise WeightsError(f"{label}: not on this machine, and download failed from {url} ({type(exc).__name__}: {exc})", hint=hint) from None
+        raise WeightsError(
+            f"{label}: not on this machine, and download failed from {url} ({type(exc).__name__}: {exc})", hint=hint
+        ) from None
+
+
+def _too_big(label: str, url: str, what: str, cap: int, expected_size: int | None) -> str:
+    reason = (
+        f"the manifest says {expected_size:,}"
+        if expected_size is not None
+        else f"the cap for a file of unknown size is {cap:,}"
+    )
+    return f"{label}: download from {url} stopped: the server {what} ({reason}); nothing was kept"
 
 
 def verify_weights(
     names: list[str] | None = None, *, weights_dir: str | os.PathLike[str] | None = None
 ) -> list[WeightsCheck]:
-    """Check every registry file present in weights_dir, $VIOLENCE_DETECT_WEIGHTS and the cache."""
+    """Check every registry file present in weights_dir, $VIOLENCE_DETECT_WEIGHTS and the cache.
+
+    Beside the manifest (whose check is weak for some files: an 8-hex-digit sha256 prefix
+    for VGGish), each file's full sha256 is recorded in :data:`VERIFIED_FILE` in the cache
+    the first time it passes; a later verify reports a file whose content has changed
+    since, even where the manifest's check would still pass.
+    """
     checks: list[WeightsCheck] = []
     folders = _search_folders(weights_dir)
+    record_path = cache_dir() / VERIFIED_FILE
+    record = _read_verified(record_path)
+    changed = False
     for name in names or weight_names():
         entry = get_entry(name)
         for origin, folder in folders:
@@ -435,25 +470,60 @@ def verify_weights(
             if candidate.is_file():
                 problem = integrity_problem(candidate, entry)
                 sha = file_sha256(candidate)
+                key = str(candidate.resolve())
+                known = record.get(key)
+                if problem is None and known is not None and known != sha:
+                    problem = f"changed since it was last verified (sha256 was {known}, now {sha})"
+                elif problem is None and known is None:
+                    record[key] = sha
+                    changed = True
                 checks.append(WeightsCheck(name, candidate, origin, sha, problem is None, problem))
+    if changed:
+        _write_verified(record_path, record)
     return checks
+
+
+def _read_verified(path: Path) -> dict[str, str]:
+    """The recorded sha256 of files verified before (path -> hex digest); {} if none or unreadable."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        files = raw["files"]
+        return {str(k): str(v) for k, v in files.items() if re.fullmatch(r"[0-9a-f]{64}", str(v))}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _write_verified(path: Path, record: dict[str, str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"schema_version": 1, "about": _VERIFIED_ABOUT, "files": record}, indent=2, sort_keys=True)
+        atomic_write_text(path, text + "\n")
+    except OSError:
+        pass  # a read-only cache: verification itself still reported
 
 
 # --- loading --------------------------------------------------------------------------------
 
 
-def load_state_dict(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+def load_state_dict(
+    path: str | os.PathLike[str], map_location: Any = "cpu", *, expected_bytes: int | None = None
+) -> dict[str, torch.Tensor]:
     """A checkpoint's tensors by name, loaded with ``weights_only=True`` (no code can run).
 
     Accepts a plain state dict, one wrapped under ``state_dict`` or ``model``, DataParallel's
     ``module.`` prefix (stripped) and numpy arrays (converted, as torchvggish's PCA file holds).
-    Anything else is a :class:`WeightsError` naming the file.
+    Every tensor must be of a real floating type (integers only for batch norm's
+    ``num_batches_tracked`` counters) and hold no NaN or infinity. A torch zip archive that
+    declares more data than :func:`archive_limit` allows (``expected_bytes``: what the
+    model's tensors take in float32) is refused before anything is inflated. Anything
+    else is a :class:`WeightsError` naming the file (and the first bad key).
     """
     import torch
 
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"{p}: weights file not found")
+    check_archive_size(p, expected_bytes)
     try:
         with torch.serialization.safe_globals(_numpy_array_globals()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols; we report failures ourselves
@@ -469,7 +539,53 @@ def load_state_dict(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     except Exception as exc:  # noqa: BLE001  (torch.load raises many types on a damaged or foreign file)
         reason = f"{type(exc).__name__}: {_first_line(exc)}"
         raise WeightsError(f"{p}: not a readable PyTorch checkpoint ({reason})") from None
-    return _as_state_dict(obj, p)
+    state = _as_state_dict(obj, p)
+    check_tensors(state, p)
+    return state
+
+
+def archive_limit(file_size: int, expected_bytes: int | None) -> int:
+    """Most bytes a torch zip archive may declare: 4x the expected float32 size (float64 and
+    extra keys fit) or, when unknown, twice the file (torch stores tensors uncompressed);
+    plus 16 MiB of slack either way."""
+    if expected_bytes is not None:
+        return 4 * expected_bytes + ARCHIVE_SLACK_BYTES
+    return 2 * file_size + ARCHIVE_SLACK_BYTES
+
+
+def check_archive_size(path: Path, expected_bytes: int | None = None) -> None:
+    """Refuse a zip checkpoint whose members declare more than :func:`archive_limit`,
+    reading only its directory (nothing is inflated)."""
+    if not zipfile.is_zipfile(path):
+        return  # legacy torch format, plain pickle: torch.load reports what it is
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint (damaged zip archive: {exc})") from None
+    limit = archive_limit(path.stat().st_size, expected_bytes)
+    if declared > limit:
+        raise WeightsError(
+            f"{path}: refused to load: the archive declares {declared:,} bytes of data, "
+            f"far more than the {limit:,} expected (a file that inflates to fill memory)"
+        )
+
+
+def check_tensors(state: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
+    """Raise a WeightsError naming ``path`` and the first key whose tensor is not a real
+    floating type (integer counters ``*num_batches_tracked`` excepted) or holds NaN/inf."""
+    import torch
+
+    for key, tensor in state.items():
+        if tensor.is_floating_point():
+            if not bool(torch.isfinite(tensor).all()):
+                bad = "NaN" if bool(torch.isnan(tensor).any()) else "infinite values"
+                raise WeightsError(
+                    f"{path}: refused to load: {key} holds {bad}",
+                    hint="the file is damaged or was saved from a diverged training run",
+                )
+        elif not (key.endswith("num_batches_tracked") and not tensor.is_complex() and tensor.dtype != torch.bool):
+            raise WeightsError(f"{path}: refused to load: {key} is {tensor.dtype}, not a real floating type")
 
 
 def _numpy_array_globals() -> list[Any]:
@@ -586,7 +702,10 @@ __all__ = [
     "WeightsEntry",
     "available_weights",
     "cache_dir",
+    "archive_limit",
+    "check_archive_size",
     "check_state_dict",
+    "check_tensors",
     "describe_weights",
     "download_weights",
     "file_digest",

@@ -105,11 +105,12 @@ def _load_into(model_cls: type[nn.Module], path: str | Path, device: torch.devic
     """Build ``model_cls`` straight on ``device`` from a checked state dict (no random init)."""
     from violence_cli.weights import check_state_dict, load_state_dict
 
-    state = load_state_dict(path, map_location="cpu")
-    if drop:  # tensors the published file lacks but later PyTorch versions add on save
-        state = {k: v for k, v in state.items() if not k.endswith(drop)}
     with torch.device("meta"):
         model = model_cls()
+    expected_bytes = sum(4 * t.numel() for t in model.state_dict().values())  # float32
+    state = load_state_dict(path, map_location="cpu", expected_bytes=expected_bytes)
+    if drop:  # tensors the published file lacks but later PyTorch versions add on save
+        state = {k: v for k, v in state.items() if not k.endswith(drop)}
     check_state_dict(state, _expected_shapes(model), Path(path))
     model = model.to_empty(device=device)
     model.load_state_dict(state, strict=True)

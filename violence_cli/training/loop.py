@@ -19,6 +19,7 @@ atomically, so an interrupted run resumes from its last complete epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -351,7 +352,78 @@ def read_state(out_dir: Path) -> dict[str, Any]:
         raise InputError(f"{path}: unreadable training state ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise InputError(f"{path}: not a violence-detect training state (version {STATE_VERSION})")
+    problem = state_problem(state)
+    if problem is not None:
+        raise InputError(f"{path}: damaged training state ({problem}); cannot resume from it")
     return state
+
+
+_STATE_KEYS = (
+    "version", "config", "epoch", "model", "teacher", "opt_av", "opt_teacher",
+    "sched_av", "sched_teacher", "rng", "history", "best",
+)  # fmt: skip
+_RNG_KEYS = ("torch", "cuda", "shuffle", "numpy", "python")
+
+
+def state_problem(state: dict[str, Any]) -> str | None:
+    """What is wrong with a loaded training state (missing keys, config fields, tensor
+    shapes, non-finite weights), or None when it can be resumed from."""
+    missing = [key for key in _STATE_KEYS if key not in state]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    config = state["config"]
+    if not isinstance(config, dict):
+        return f"config is a {type(config).__name__}, not a table"
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(config) - set(fields))
+    absent = sorted(set(fields) - set(config))
+    if unknown or absent:
+        return "; ".join(
+            part
+            for part in (
+                f"unknown config field(s) {', '.join(map(str, unknown))}" if unknown else "",
+                f"config field(s) {', '.join(absent)} missing" if absent else "",
+            )
+            if part
+        )
+    defaults = asdict(TrainConfig())
+    for name, value in config.items():
+        expected = type(defaults[name])
+        ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+        if not ok or isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
+            return f"config field {name} is {value!r}, expected a finite {expected.__name__}"
+    try:
+        TrainConfig(**config).check()
+    except UsageError as exc:
+        return f"config: {exc.message}"
+    if not isinstance(state["epoch"], int) or isinstance(state["epoch"], bool) or state["epoch"] < 0:
+        return f"epoch is {state['epoch']!r}, expected a count >= 0"
+    for key, net in (("model", MacilSD(MacilDims())), ("teacher", VisualOnlyNet(MacilDims()))):
+        problem = _weights_problem(state[key], net, key)
+        if problem is not None:
+            return problem
+    if not isinstance(state["rng"], dict) or any(key not in state["rng"] for key in _RNG_KEYS):
+        return f"rng lacks one of {', '.join(_RNG_KEYS)}"
+    if not isinstance(state["history"], list) or not isinstance(state["best"], dict):
+        return "history or best is not of the saved kind"
+    return None
+
+
+def _weights_problem(weights: Any, net: torch.nn.Module, key: str) -> str | None:
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        return f"{key} is not a table of tensors"
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    missing = [k for k in expected if k not in weights]
+    extra = [k for k in weights if k not in expected]
+    wrong = [k for k in expected if k in weights and tuple(weights[k].shape) != expected[k]]
+    if missing or extra or wrong:
+        first = (missing or extra or wrong)[0]
+        what = "missing" if missing else "unexpected" if extra else f"shape {tuple(weights[first].shape)}"
+        return f"{key}.{first}: {what} ({len(missing)} missing, {len(extra)} unexpected, {len(wrong)} wrong shapes)"
+    for name, tensor in weights.items():
+        if not tensor.is_floating_point() or not bool(torch.isfinite(tensor).all()):
+            return f"{key}.{name} is not finite floating-point"
+    return None
 
 
 def train(
@@ -394,18 +466,23 @@ def train(
     initial_ap = None
     start = 0
     if state is not None:
-        model.load_state_dict(state["model"])
-        teacher.load_state_dict(state["teacher"])
-        opt_av.load_state_dict(state["opt_av"])
-        opt_t.load_state_dict(state["opt_teacher"])
-        sched_av.load_state_dict(state["sched_av"])
-        sched_t.load_state_dict(state["sched_teacher"])
-        _set_rng_state(state["rng"], shuffle)
-        history = [EpochRecord(**r) for r in state["history"]]
-        best = dict(state["best"])
-        initial_ap = state.get("initial_ap")
-        start = int(state["epoch"])
-        extra_state = state.get("extra", {}) | (extra_state or {})
+        try:
+            model.load_state_dict(state["model"])
+            teacher.load_state_dict(state["teacher"])
+            opt_av.load_state_dict(state["opt_av"])
+            opt_t.load_state_dict(state["opt_teacher"])
+            sched_av.load_state_dict(state["sched_av"])
+            sched_t.load_state_dict(state["sched_teacher"])
+            _set_rng_state(state["rng"], shuffle)
+            history = [EpochRecord(**r) for r in state["history"]]
+            best = dict(state["best"])
+            initial_ap = state.get("initial_ap")
+            start = int(state["epoch"])
+            extra_state = state.get("extra", {}) | (extra_state or {})
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise InputError(
+                f"{out_dir / STATE_FILE}: damaged training state ({type(exc).__name__}: {exc}); cannot resume from it"
+            ) from None
     elif validate is not None:
         if progress is not None:
             progress(Progress(0, cfg.epochs, 0, 0, stage="initial"))
