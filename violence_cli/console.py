@@ -26,8 +26,17 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 DEBUG_ENV = "VIOLENCE_DETECT_DEBUG"  # set to 1 to see tracebacks of expected errors
 
 
+_debug_flag = False  # set by the CLI's --debug option
+
+
+def set_debug(on: bool) -> None:
+    global _debug_flag
+    _debug_flag = on
+
+
 def debug_enabled() -> bool:
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    """True with ``--debug`` or ``VIOLENCE_DETECT_DEBUG=1``: errors show their traceback."""
+    return _debug_flag or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def error(message: str, hint: str | None = None) -> None:

@@ -35,3 +35,14 @@ class UsageError(ViolenceDetectError):
     """Options that do not make sense together (exit code 2, like click's usage errors)."""
 
     exit_code = 2
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM, what schedulers and containers send).
+
+    A :class:`KeyboardInterrupt`, so every path that cleans up after Ctrl-C (temporary
+    files of downloads, exports, features; the many-video runner's record of where it
+    stopped) handles it the same way; the CLI exits with 143 (128 + SIGTERM) instead of 130.
+    """
+
+    exit_code = 143

@@ -6,11 +6,11 @@ One module per command registers itself on the shared Typer app (``_app.app``).
 from __future__ import annotations
 
 from . import detect_cmd, eval_cmd, extract_cmd, train_cmd, weights_cmd  # noqa: F401  (registration)
-from ._app import app
+from ._app import app, run_app
 
 
 def main() -> None:
-    app(prog_name="violence-detect")
+    run_app()
 
 
 __all__ = ["app", "main"]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import math
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -17,9 +19,10 @@ from typer.core import TyperGroup
 
 from .. import console
 from .._version import __version__
-from ..errors import ViolenceDetectError
+from ..errors import Terminated, ViolenceDetectError
 
 DEFAULT_COMMAND = "detect"
+DEBUG_OPTION = "--debug"
 _GROUP_OPTIONS = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
 
 
@@ -35,6 +38,9 @@ class DefaultCommandGroup(TyperGroup):
         _finite_floats(self)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)  # after "--": file names, never options
+        console.set_debug(DEBUG_OPTION in args[:end])  # --debug is accepted anywhere before "--"
+        args = [a for i, a in enumerate(args) if not (i < end and a == DEBUG_OPTION)]
         if args and args[0] not in self.commands and args[0] not in _GROUP_OPTIONS:
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
@@ -71,6 +77,14 @@ def _root(
         bool | None,
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
     ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            DEBUG_OPTION,
+            help="Show the traceback of an error, for a bug report (accepted anywhere on the command line; "
+            "the same as VIOLENCE_DETECT_DEBUG=1).",
+        ),
+    ] = False,
 ) -> None:
     """Root options."""
 
@@ -100,25 +114,71 @@ def _finite_check(previous: Callable[..., Any] | None) -> Callable[..., Any]:
 
 
 def cli_errors(fn: F) -> F:
-    """Turn expected errors into one line on stderr and an exit code (no traceback).
+    """Turn errors into one line on stderr and an exit code (no traceback).
 
-    Set VIOLENCE_DETECT_DEBUG=1 to see the traceback as well.
+    Expected errors (:class:`ViolenceDetectError`) exit with their code (1, or 2 for usage);
+    Ctrl-C exits 130, SIGTERM (:class:`Terminated`) 143; anything else is a bug: one line
+    with the exception's type, exit 1. ``--debug`` or VIOLENCE_DETECT_DEBUG=1 adds the traceback.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
         except ViolenceDetectError as exc:
             if console.debug_enabled():
                 console.stderr.print_exception()
             console.error(exc.message, exc.hint)
             raise typer.Exit(exc.exit_code) from None
+        except Terminated:
+            console.error("terminated (SIGTERM); temporary files removed")
+            raise typer.Exit(Terminated.exit_code) from None
         except KeyboardInterrupt:
             console.error("interrupted")
             raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - the last resort: a bug, still one line
+            if console.debug_enabled():
+                console.stderr.print_exception()
+            message = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "no detail"
+            console.error(
+                f"unexpected error ({type(exc).__name__}: {message})",
+                hint=None
+                if console.debug_enabled()
+                else f"this is a bug: rerun with {DEBUG_OPTION} to see the traceback and report it",
+            )
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+_terminated = False  # set by the SIGTERM handler: the exit code is 143 whatever path the exception took
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    global _terminated
+    _terminated = True
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup run
+    raise Terminated()
+
+
+def run_app() -> None:
+    """The command line's entry point: SIGTERM raises :class:`Terminated` in the main thread
+    (cleaned up like Ctrl-C, exit code 143)."""
+    global _terminated
+    _terminated = False
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app(prog_name="violence-detect")
+    except SystemExit as exc:
+        if _terminated and exc.code != Terminated.exit_code:
+            raise SystemExit(Terminated.exit_code) from None
+        raise
+    except Terminated:
+        console.error("terminated (SIGTERM)")
+        raise SystemExit(Terminated.exit_code) from None
 
 
 def exit_code(failed: int) -> None:
