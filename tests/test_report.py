@@ -296,3 +296,26 @@ def test_cli_report_proxy_for_hevc(media_dir, tmp_path, weight_args) -> None:
     r = run(media_dir / "hevc_aac_4s.mkv", *weight_args, "-o", tmp_path / "plain.html")  # no proxy: warned
     assert r.exit_code == 0 and "--report-proxy" in r.stderr
     assert "--report-proxy" in (tmp_path / "plain.html").read_text(encoding="utf-8")
+
+
+def test_html_to_string_links_relative_to_the_working_folder(result, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result.video.path = str(tmp_path / "v" / "a b.mp4")
+    page = get_writer("html").to_string(result)
+    assert 'src="v/a%20b.mp4"' in page
+
+
+def test_assets_refuse_text_that_would_end_their_block(monkeypatch, tmp_path) -> None:
+    from violence_cli.report import _assets
+
+    for name in ("report.js", "report.css", "index.js", "index.css"):
+        assert "</" not in _assets.asset(name)
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "bad.js").write_text("let s = '</script>';")
+    monkeypatch.setattr(_assets, "files", lambda package: tmp_path)
+    _assets.asset.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="bad.js"):
+            _assets.asset("bad.js")
+    finally:
+        _assets.asset.cache_clear()
