@@ -236,6 +236,23 @@ def test_index_lists_videos_and_failures(tmp_path) -> None:
 # --------------------------------------------------------------------------- CLI
 
 runner = CliRunner()
+_DETECTORS: dict[tuple, object] = {}
+
+
+@pytest.fixture
+def _load_networks_once(monkeypatch) -> None:
+    """One set of networks for the CLI tests here (what a Detector serving many videos does)."""
+    from violence_cli import pipeline
+
+    real = pipeline.Detector
+
+    def shared(**options):
+        key = tuple(sorted((k, str(v)) for k, v in options.items() if k != "download_progress"))
+        if key not in _DETECTORS:
+            _DETECTORS[key] = real(**options)
+        return _DETECTORS[key]
+
+    monkeypatch.setattr(pipeline, "Detector", shared)
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +283,7 @@ def test_cli_report_proxy_needs_html(tmp_path, weight_args) -> None:
     assert r.exit_code == 2 and "--report-proxy" in r.stderr
 
 
+@pytest.mark.usefixtures("_load_networks_once")
 def test_cli_output_dir_html_writes_reports_and_index(tmp_path, weight_args) -> None:
     src = tmp_path / "in"
     src.mkdir()
@@ -284,6 +302,7 @@ def test_cli_output_dir_html_writes_reports_and_index(tmp_path, weight_args) -> 
     assert len(data["result"]["snippets"]) == 2
 
 
+@pytest.mark.usefixtures("_load_networks_once")
 def test_cli_report_proxy_for_hevc(media_dir, tmp_path, weight_args) -> None:
     out = tmp_path / "rep"
     out.mkdir()
@@ -293,9 +312,18 @@ def test_cli_report_proxy_for_hevc(media_dir, tmp_path, weight_args) -> None:
     page = (out / "hevc.html").read_text(encoding="utf-8")
     assert 'src="hevc.proxy.mp4"' in page and "does not play in most browsers" in page
     assert check_playback(out / "hevc.proxy.mp4").safe
-    r = run(media_dir / "hevc_aac_4s.mkv", *weight_args, "-o", tmp_path / "plain.html")  # no proxy: warned
-    assert r.exit_code == 0 and "--report-proxy" in r.stderr
-    assert "--report-proxy" in (tmp_path / "plain.html").read_text(encoding="utf-8")
+
+
+def test_without_proxy_an_unplayable_video_is_warned_about(media_dir, tmp_path, capsys) -> None:
+    from violence_cli.cli.detect_cmd import _html_writer
+
+    result = make_result([0.2, 0.9, 0.8, 0.1, 0.1])
+    result.video.path = str(media_dir / "hevc_aac_4s.mkv")
+    _html_writer(result, tmp_path / "plain.html", proxy=False).write(result, tmp_path / "plain.html")
+    assert "--report-proxy" in capsys.readouterr().err
+    page = (tmp_path / "plain.html").read_text(encoding="utf-8")
+    assert "--report-proxy" in page and "HEVC" in page
+    assert [p.name for p in tmp_path.iterdir()] == ["plain.html"]  # no copy without --report-proxy
 
 
 def test_html_to_string_links_relative_to_the_working_folder(result, tmp_path, monkeypatch) -> None:
