@@ -126,7 +126,7 @@ def test_unverified_weights_are_impossible_to_miss(result, tmp_path) -> None:
 
 def test_header_facts(result, tmp_path) -> None:
     page = render_report(result, tmp_path)
-    for text in ("clip one.mp4", "320x180", "threshold 0.5", "1 crop", "cpu", "violence-detect 0.", "yes"):
+    for text in ("clip one.mp4", "320x180", "threshold 0.5", "1 crop", "cpu · fp32", "violence-detect 0.", "yes"):
         assert text in page, text
     result.video.has_audio = False
     assert "scored with silence" in render_report(result, tmp_path)

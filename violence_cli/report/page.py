@@ -189,7 +189,7 @@ def _facts(result: DetectionResult, long_video: bool, playback: Playback | None)
             "parameters",
             _e(
                 f"threshold {p.threshold:g} · min duration {p.min_duration:g} s · merge gap {p.merge_gap:g} s"
-                f" · {p.crops} crop{'s' if p.crops != 1 else ''} · {p.device}"
+                f" · {p.crops} crop{'s' if p.crops != 1 else ''} · {p.device} · {p.precision}"
             ),
         ),
         ("weights", _weights(result)),
