@@ -1,0 +1,1462 @@
+"""The GPU path proven in one call: correctness against the CPU, speed, many videos.
+
+    python benchmarks/gpu_check.py                       # on a CUDA machine: everything, < 5 min on an H100
+    python benchmarks/gpu_check.py --device cpu --quick  # CI: every part on tiny inputs, < 1 min
+
+Sections (each one timed and capped; a section that fails is recorded and the next runs):
+
+1. environment: GPU, driver, CUDA, cuDNN, torch/torchvision/PyAV, CPU cores;
+2. correctness on the device against CPU fp32, with random I3D/VGGish weights in the
+   published layouts (tests/fakeweights.py) and the published MACIL-SD checkpoint: the GPU
+   resize, I3D through the extractor's own path (pinned memory, non-blocking copy, GPU
+   resize, bf16 autocast, channels-last), VGGish, MACIL-SD scores from the same features
+   (<= 1e-4) and from the device's bf16 features (<= 0.01), and a whole ``detect`` of a real
+   XD-Violence clip (same snippets, scores within 0.01, same segments);
+3. speed: I3D clips/s and TFLOP/s at batch 1, 8, 40, 80; decode frames/s (1 thread and the
+   pipeline's threads) for 640x360 and 1920x1080 H.264; resize, transfer and audio stages;
+   end-to-end ``extract`` at 5 and 1 crops on 60 s clips made here with PyAV, as x real
+   time, with GPU utilisation, peak GPU memory and what bounds it;
+4. many videos: 40 short clips with 1 and 2 workers on the one device: videos/s.
+
+Random weights give features far larger than real ones, which would saturate every
+MACIL-SD score; so features are scaled to XD-Violence magnitudes (RGB mean 0.4, audio
+mean 0.1, as tests/test_precision.py does) before scoring, and for ``detect`` the last
+layers of the random I3D and VGGish are scaled by the same factors.
+
+Prints a readable report on stdout (progress with timestamps on stderr) and writes the
+same figures as JSON to ``--json PATH`` and to ``$OUT/gpu_check.json`` when ``OUT`` is set,
+rewritten after every section. Every figure and check names the device that produced it.
+Exit status: 0 every check passed; 10 the report is complete but a check failed or a
+section did not finish; 2 bad arguments; anything else: the script itself crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import datetime as _dt
+import itertools
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+for _p in (REPO, REPO / "tests"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+SCHEMA = "violence-detect-gpu-check/1"
+SECTIONS = ("environment", "correctness", "speed", "many_videos")
+EXIT_FAILED_CHECKS = 10
+XD_CLIP = "explosion1.mp4"  # 640x360: not 256 on its short side, so the resize runs too
+RGB_MEAN, AUDIO_MEAN = 0.4, 0.1  # XD-Violence-like feature magnitudes (REFERENCE.md; test_precision)
+COSINE_MIN = 0.999
+MACIL_FP32_TOL, MACIL_BF16_TOL, DETECT_TOL = 1e-4, 0.01, 0.01
+TARGET_X_REALTIME = 150.0  # 5 crops, 640x360, one H100
+I3D_LAST = [f"Mixed_5c.{b}.bn.{p}" for b in ("b0", "b1b", "b2b", "b3b") for p in ("weight", "bias")]
+VGGISH_LAST = ["embeddings.4.weight", "embeddings.4.bias"]
+CPU_NOTE = (
+    "device is the CPU: every comparison is CPU against CPU and proves nothing about CUDA; "
+    "this run only shows the script works"
+)
+
+# Sizes of everything, full run and --quick. Budgets are seconds (hard caps per section).
+FULL = {
+    "crops": 5,
+    "snippets": 8,  # snippets compared in the I3D check: 40 clips = one CUDA batch
+    "examples": 64,
+    "long_t": 400,
+    "batches": (1, 8, 40, 80),
+    "bench_seconds": 60.0,
+    "sizes": ((640, 360), (1920, 1080)),
+    "src_fps": 30,
+    "decode_cap": 4.0,  # s of wall time per decode measurement
+    "many_n": 40,
+    "many_seconds": 4.0,
+    "many_size": (480, 270),
+    "budget": {"environment": 30, "correctness": 100, "speed": 190, "many_videos": 70},
+}
+QUICK = {
+    "crops": 1,
+    "snippets": 2,
+    "examples": 4,
+    "long_t": 20,
+    "batches": (1, 2),
+    "bench_seconds": 1.0,
+    "sizes": ((320, 180),),
+    "src_fps": 30,
+    "decode_cap": 1.0,
+    "many_n": 3,
+    "many_seconds": 1.0,
+    "many_size": (160, 120),
+    "budget": {"environment": 30, "correctness": 120, "speed": 120, "many_videos": 90},
+}
+
+T0 = time.perf_counter()
+
+
+def log(message: str) -> None:
+    """Progress on stderr with the seconds since start."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%H:%M:%S")
+    print(f"[{stamp} +{time.perf_counter() - T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def out(line: str = "") -> None:
+    print(line, flush=True)
+
+
+# --------------------------------------------------------------------------- report
+
+
+class SectionTimeout(BaseException):
+    """Raised in the main thread when a section runs past its cap (BaseException: library
+    code that catches Exception must not swallow it)."""
+
+
+class Report:
+    """The figures and checks, printed as they come and kept for the JSON file."""
+
+    def __init__(self, device_label: str, args: argparse.Namespace, json_paths: list[Path]) -> None:
+        self.device_label = device_label
+        self.json_paths = json_paths
+        cpu = device_label.startswith("cpu")
+        self.data: dict[str, Any] = {
+            "schema": SCHEMA,
+            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "argv": sys.argv[1:],
+            "device": device_label,
+            "reference_device": "cpu (fp32)",
+            "quick": bool(args.quick),
+            "cpu_vs_cpu": cpu,
+            "note": CPU_NOTE if cpu else "device figures come from the GPU; 'host' figures from its CPU",
+            "sections_asked": list(getattr(args, "sections", SECTIONS)),
+            "sections": {},
+            "summary": {},
+        }
+        self.section: dict[str, Any] | None = None
+
+    # -- sections
+    def begin(self, key: str, title: str, budget: float) -> None:
+        self.section = {
+            "title": title,
+            "status": "running",
+            "seconds": None,
+            "budget_seconds": budget,
+            "figures": {},
+            "checks": [],
+            "notes": [],
+            "error": None,
+        }
+        self.data["sections"][key] = self.section
+        out(f"\n== {title} (cap {budget:.0f} s)")
+        log(f"{key}: start")
+
+    def end(self, status: str, seconds: float, error: str | None = None) -> None:
+        assert self.section is not None
+        self.section.update(status=status, seconds=round(seconds, 2), error=error)
+        if error:
+            out(f"  !! section {status}: {error}")
+        log(f"{self.section['title']}: {status} in {seconds:.1f} s")
+        self.section = None
+        self.write()
+
+    # -- content
+    def figure(self, key: str, value: Any, unit: str = "", device: str | None = None, note: str = "") -> None:
+        device = device or self.device_label
+        assert self.section is not None
+        self.section["figures"][key] = {"value": _plain(value), "unit": unit, "device": device, "note": note}
+        if isinstance(value, dict):
+            out(f"  {key} ({unit or 'values'}) [{device}]" + (f"  {note}" if note else ""))
+            for k, v in value.items():
+                out(f"      {k:56s} {_fmt(v):>12s}")
+            return
+        out(f"  {key:46s} {_fmt(value):>12s} {unit:12s} [{device}]" + (f"  {note}" if note else ""))
+
+    def check(
+        self, name: str, passed: bool, value: Any, bound: str, device: str | None = None, detail: str = ""
+    ) -> bool:
+        device = device or self.device_label
+        entry = {
+            "name": name,
+            "passed": bool(passed),
+            "value": _plain(value),
+            "bound": bound,
+            "device": device,
+            "reference": self.data["reference_device"],
+            "detail": detail,
+        }
+        assert self.section is not None
+        self.section["checks"].append(entry)
+        mark = "PASS" if passed else "FAIL"
+        out(
+            f"  {mark}  {name}: {_fmt(value)} (bound {bound}) [{device} vs cpu fp32]"
+            + (f"  {detail}" if detail else "")
+        )
+        return bool(passed)
+
+    def note(self, text: str) -> None:
+        assert self.section is not None
+        self.section["notes"].append(text)
+        out(f"  note: {text}")
+
+    # -- output
+    def summarise(self) -> int:
+        checks = [c for s in self.data["sections"].values() for c in s["checks"]]
+        failed = [c["name"] for c in checks if not c["passed"]]
+        unfinished = [k for k, s in self.data["sections"].items() if s["status"] != "ok"]
+        missing = [k for k in self.data["sections_asked"] if k not in self.data["sections"]]
+        self.data["summary"] = {
+            "checks": len(checks),
+            "passed": len(checks) - len(failed),
+            "failed": failed,
+            "sections_not_ok": unfinished,
+            "sections_not_run": missing,
+            "seconds": round(time.perf_counter() - T0, 1),
+        }
+        self.write()
+        out("\n== Summary")
+        out(f"  device {self.device_label}; {self.data['note']}")
+        for key, sec in self.data["sections"].items():
+            n_fail = sum(not c["passed"] for c in sec["checks"])
+            out(
+                f"  {key:14s} {sec['status']:8s} {sec['seconds'] or 0:6.1f} s   "
+                f"checks {len(sec['checks']) - n_fail}/{len(sec['checks'])} passed"
+            )
+        for name in failed:
+            out(f"  FAILED: {name}")
+        out(
+            f"  total {self.data['summary']['seconds']:.1f} s; JSON: {', '.join(map(str, self.json_paths)) or '(none)'}"
+        )
+        return 0 if not failed and not unfinished and not missing else EXIT_FAILED_CHECKS
+
+    def write(self) -> None:
+        for path in self.json_paths:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(self.data, indent=1, default=_plain) + "\n")
+                os.replace(tmp, path)
+            except OSError as exc:
+                log(f"could not write {path}: {exc}")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able: numpy scalars and arrays, paths, tuples."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if v == 0 or not math.isfinite(v):
+            return f"{v:g}"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        if abs(v) >= 1:
+            return f"{v:.2f}"
+        return f"{v:.3g}"
+    if isinstance(value, (list, tuple)) and len(value) > 6:
+        return f"[{len(value)} values]"
+    return str(value)
+
+
+@contextlib.contextmanager
+def time_cap(seconds: float) -> Iterator[None]:
+    """Raise SectionTimeout in the main thread after ``seconds`` (POSIX; a no-op elsewhere)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise SectionTimeout(f"ran past its {seconds:.0f} s cap")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class Deadline:
+    """Soft time left in a section, so optional steps are skipped rather than cut."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.perf_counter() + seconds
+
+    def left(self) -> float:
+        return self.end - time.perf_counter()
+
+
+# --------------------------------------------------------------------------- small tools
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(
+    fn: Callable[[], object],
+    device: torch.device,
+    min_time: float,
+    warmup: int = 1,
+    min_reps: int = 3,
+    max_reps: int = 50,
+) -> float:
+    """Median wall time of ``fn`` (device synchronised): at least ``min_reps`` runs and ``min_time`` s."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start < min_time):
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of (..., D) arrays (1 where both rows are zero)."""
+    a = a.reshape(-1, a.shape[-1]).astype(np.float64)
+    b = b.reshape(-1, b.shape[-1]).astype(np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    dot = (a * b).sum(1)
+    both_zero = (na == 0) & (nb == 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(both_zero, 1.0, dot / np.maximum(na * nb, 1e-300))
+    return cos
+
+
+def compare_features(rep: Report, name: str, got: np.ndarray, ref: np.ndarray, device: str) -> None:
+    cos = cosines(got, ref)
+    err = np.abs(got.astype(np.float64) - ref)
+    rel = float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-30))
+    rep.figure(f"{name}: features compared", int(cos.size), device=device)
+    rep.figure(f"{name}: max abs error", float(err.max()), device=device, note=f"|ref| mean {np.abs(ref).mean():.3g}")
+    rep.figure(f"{name}: relative L2 error", rel, device=device)
+    rep.check(
+        f"{name}: cosine per feature", float(cos.min()) >= COSINE_MIN, float(cos.min()), f">= {COSINE_MIN}", device
+    )
+
+
+def rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+class Sampler:
+    """GPU utilisation (NVML through torch, else nvidia-smi) and host RSS, sampled in a thread."""
+
+    def __init__(self, device: torch.device, period: float = 0.1) -> None:
+        self.device, self.period = device, period
+        self.gpu: list[float] = []
+        self.rss: list[float] = []
+        self.source = "none"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._smi: subprocess.Popen | None = None
+
+    def __enter__(self) -> Sampler:
+        if self.device.type == "cuda":
+            try:
+                torch.cuda.utilization(self.device)
+                self.source = "nvml"
+            except Exception:  # noqa: BLE001 - no pynvml: fall back to nvidia-smi
+                self._start_smi()
+        self._thread.start()
+        return self
+
+    def _start_smi(self) -> None:
+        exe = shutil.which("nvidia-smi")
+        if exe is None:
+            return
+        index = str(self.device.index or 0)
+        cmd = [exe, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "100", "-i", index]
+        try:
+            self._smi = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self.source = "nvidia-smi"
+            threading.Thread(target=self._read_smi, daemon=True).start()
+        except OSError:
+            self._smi = None
+
+    def _read_smi(self) -> None:
+        assert self._smi is not None and self._smi.stdout is not None
+        for line in self._smi.stdout:
+            try:
+                self.gpu.append(float(line.strip()))
+            except ValueError:
+                continue
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.rss.append(rss_mb())
+            if self.source == "nvml":
+                try:
+                    self.gpu.append(float(torch.cuda.utilization(self.device)))
+                except Exception:  # noqa: BLE001 - stop sampling, keep what was read
+                    self.source = "nvml (failed mid-way)"
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        if self._smi is not None:
+            self._smi.terminate()
+            try:
+                self._smi.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._smi.kill()
+
+    def summary(self) -> dict[str, Any]:
+        gpu = np.asarray(self.gpu, float)
+        return {
+            "gpu_util_mean": float(gpu.mean()) if gpu.size else None,
+            "gpu_util_max": float(gpu.max()) if gpu.size else None,
+            "gpu_util_samples": int(gpu.size),
+            "gpu_util_source": self.source,
+            "host_rss_peak_mb": float(max(self.rss)) if self.rss else rss_mb(),
+        }
+
+
+# --------------------------------------------------------------------------- media made here
+
+
+def make_video(
+    path: Path, seconds: float, size: tuple[int, int], fps: int = 30, audio: bool = True, deadline: float | None = None
+) -> tuple[Path, float]:
+    """H.264 (x264 veryfast, crf 23) + stereo 44.1 kHz AAC: a textured scene panning and drifting.
+
+    Content compresses like real footage (a few Mbit/s at 1080p), not like noise. Stops
+    early, with a shorter clip, at ``deadline`` (perf_counter); returns (path, seconds written).
+    """
+    import av
+
+    width, height = size
+    n = max(1, round(seconds * fps))
+    rng = np.random.default_rng(0)
+
+    def smooth(h: int, w: int, cell: int) -> np.ndarray:
+        coarse = torch.from_numpy(rng.standard_normal((1, 1, h // cell + 3, w // cell + 3)).astype(np.float32))
+        return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0, 0].numpy()
+
+    ph, pw = height + 64, width + 64
+    luma = sum(a * smooth(ph, pw, c) for c, a in ((max(8, width // 24), 50.0), (16, 20.0), (4, 8.0)))
+    luma = np.clip(128 + luma + rng.normal(0, 1.5, (ph, pw)), 16, 235).astype(np.uint8)
+    chroma = smooth(ph // 2, pw // 2, max(8, width // 48)) * 25
+    u = np.clip(128 + chroma, 16, 240).astype(np.uint8)
+    v = np.clip(128 - chroma, 16, 240).astype(np.uint8)
+    written = 0
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "23"}
+        sound = None
+        if audio:
+            sound = container.add_stream("aac", rate=44100)
+            sound.layout = "stereo"
+        audio_pos, block = 0, 1024
+        for i in range(n):
+            if deadline is not None and i and i % fps == 0 and time.perf_counter() > deadline:
+                break
+            t = i % 128
+            dy = dx = t if t < 64 else 128 - t  # the camera pans back and forth over 64 pixels
+            y = luma[dy : dy + height, dx : dx + width]
+            uu = u[dy // 2 : dy // 2 + height // 2, dx // 2 : dx // 2 + width // 2]
+            vv = v[dy // 2 : dy // 2 + height // 2, dx // 2 : dx // 2 + width // 2]
+            box = (i * 7) % max(1, width - 64)  # a bright block crossing the frame
+            y = y.copy()
+            y[height // 3 : height // 3 + 48, box : box + 48] = 230
+            planes = np.concatenate([y.ravel(), uu.ravel(), vv.ravel()]).reshape(-1, width)  # PyAV's yuv420p layout
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            written = i + 1
+            while sound is not None and audio_pos < (i + 1) / fps * 44100:
+                t_a = (audio_pos + np.arange(block)) / 44100
+                wave = 0.2 * np.sin(2 * np.pi * (220 + 200 * np.sin(t_a)) * t_a) + 0.02 * rng.standard_normal(block)
+                samples = np.stack([wave, 0.8 * wave]).astype(np.float32)
+                aframe = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
+                aframe.sample_rate, aframe.pts, aframe.time_base = 44100, audio_pos, Fraction(1, 44100)
+                for packet in sound.encode(aframe):
+                    container.mux(packet)
+                audio_pos += block
+        for packet in stream.encode():
+            container.mux(packet)
+        if sound is not None:
+            for packet in sound.encode():
+                container.mux(packet)
+    return path, written / fps
+
+
+def decode_rate(path: Path, threads: int, cap: float) -> tuple[float, int]:
+    """Source frames/s of plain PyAV decoding + RGB conversion with ``threads`` (0: FFmpeg's auto)."""
+    import av
+
+    n = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        start = time.perf_counter()
+        for frame in container.decode(stream):
+            frame.to_ndarray(format="rgb24")
+            n += 1
+            if time.perf_counter() - start > cap:
+                break
+        seconds = time.perf_counter() - start
+    return n / seconds, n
+
+
+def pipeline_decode_rate(path: Path, cap: float) -> tuple[float, int]:
+    """24-fps RGB frames/s of media.iter_frames (the pipeline's decoder and threads)."""
+    from violence_cli import media
+
+    n = 0
+    frames = media.iter_frames(path)
+    start = time.perf_counter()
+    try:
+        for _ in frames:
+            n += 1
+            if time.perf_counter() - start > cap:
+                break
+    finally:
+        frames.close()
+    return n / (time.perf_counter() - start), n
+
+
+def first_frames(path: Path, count: int) -> np.ndarray:
+    """(count, H, W, 3) uint8: the first frames at 24 fps."""
+    from violence_cli import media
+
+    frames = media.iter_frames(path)
+    try:
+        got = list(itertools.islice(frames, count))
+    finally:
+        frames.close()
+    return np.stack(got)
+
+
+# --------------------------------------------------------------------------- the networks
+
+
+def scale_outputs(module: torch.nn.Module, keys: list[str], factor: float) -> None:
+    """Multiply the last layer's scale and shift by ``factor``: the ReLU'd outputs scale by it.
+
+    Done through load_state_dict, so I3D's folded batch norm is recomputed (its load hook).
+    """
+    state = module.state_dict()
+    for key in keys:
+        state[key] = state[key] * factor
+    module.load_state_dict(state)
+
+
+def twin_extractor(fx: Any, crops: int) -> Any:
+    """A second FeatureExtractor sharing ``fx``'s loaded networks, with its own buffers.
+
+    Avoids loading the 290 MB VGGish again for another crop count or another worker
+    thread; inference on shared modules is thread-safe, the per-call buffers are not.
+    """
+    twin = copy.copy(fx)
+    twin.crops = crops
+    twin.snippets_per_step = max(1, fx.batch_size // crops)
+    for attr in ("_clip_buffer", "_silence"):
+        if hasattr(twin, attr):
+            setattr(twin, attr, None)
+    return twin
+
+
+def twin_detector(det: Any) -> Any:
+    twin = copy.copy(det)
+    twin.extractor = twin_extractor(det.extractor, det.crops)
+    return twin
+
+
+class Context:
+    """What the sections share: device, sizes, weights, the clip, the loaded detectors."""
+
+    def __init__(self, args: argparse.Namespace, device: torch.device, device_label: str) -> None:
+        self.args = args
+        self.device = device
+        self.label = device_label
+        self.cuda = device.type == "cuda"
+        self.host = "host cpu" if self.cuda else "cpu"
+        self.sizes = QUICK if args.quick else FULL
+        self.tmp = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+        self.shared = Path(args.shared)
+        self.weights: dict[str, Path] = {}
+        self.checkpoint: Path | None = None
+        self.clip: Path | None = None
+        self.detector: Any = None
+        self.reference: Any = None
+        self.scales: tuple[float, float] | None = None
+        self.videos: dict[str, tuple[Path, float]] = {}
+        self.stage_rates: dict[str, float] = {}
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- set up on first use, so a section can run alone
+    def ensure_detectors(self, rep: Report) -> None:
+        if self.detector is not None:
+            return
+        from fakeweights import random_macil_state_dict, save_fake_weights
+
+        from violence_cli.pipeline import Detector
+
+        log("writing random I3D/VGGish weights (published layouts)")
+        self.weights = save_fake_weights(self.tmp / "weights")
+        published = self.shared / "weights" / "macil_sd.pkl"
+        if published.is_file():
+            self.checkpoint = published
+        else:
+            self.checkpoint = self.tmp / "weights" / "macil_sd.pkl"
+            torch.save(random_macil_state_dict(0), self.checkpoint)
+            rep.note(f"published MACIL-SD checkpoint not found at {published}: a RANDOM one is used")
+        xd = self.shared / "media" / "xd"
+        candidates = [xd / XD_CLIP] + sorted(xd.glob("*.mp4")) if xd.is_dir() else []
+        found = next((p for p in candidates if p.is_file()), None)
+        if self.args.quick or found is None:
+            if found is None:
+                rep.note(f"no XD-Violence clip under {xd}: a synthetic clip is used for detect")
+            self.clip, _ = make_video(self.tmp / "detect_clip.mp4", 1.6 if self.args.quick else 8.0, (160, 120), fps=24)
+        else:
+            self.clip = found
+        options = dict(
+            crops=self.sizes["crops"],
+            checkpoint=self.checkpoint,
+            i3d_weights=self.weights["i3d_rgb_imagenet"],
+            vggish_weights=self.weights["vggish"],
+            download=False,
+        )
+        log(f"loading the detector on {self.device}")
+        self.detector = Detector(device=str(self.device), **options)
+        if self.cuda:
+            log("loading the reference detector on cpu")
+            self.reference = Detector(device="cpu", **options)
+        else:
+            self.reference = self.detector
+        rep.figure("MACIL-SD checkpoint", str(self.checkpoint), device="-")
+        rep.figure("clip for the checks", str(self.clip), device="-")
+
+
+# --------------------------------------------------------------------------- 1. environment
+
+
+def section_environment(rep: Report, ctx: Context, deadline: Deadline) -> None:
+    import violence_cli
+
+    rep.figure("python", platform.python_version(), device=ctx.host)
+    rep.figure("platform", platform.platform(), device=ctx.host)
+    rep.figure("cpu model", _cpu_model(), device=ctx.host)
+    rep.figure("cpu cores (os.cpu_count)", os.cpu_count(), device=ctx.host)
+    if hasattr(os, "sched_getaffinity"):
+        rep.figure("cpu cores usable (affinity)", len(os.sched_getaffinity(0)), device=ctx.host)
+    rep.figure("torch threads", torch.get_num_threads(), device=ctx.host)
+    rep.figure("load average (1 min)", os.getloadavg()[0] if hasattr(os, "getloadavg") else None, device=ctx.host)
+    rep.figure("violence-detect", getattr(violence_cli, "__version__", "?"), device="-")
+    rep.figure("git commit", _git_commit(), device="-")
+    rep.figure("torch", torch.__version__, device="-")
+    rep.figure("torch CUDA (build)", torch.version.cuda, device="-")
+    try:
+        import torchvision
+
+        rep.figure("torchvision", torchvision.__version__, device="-")
+    except Exception as exc:  # noqa: BLE001 - report, do not fail: the project does not need it
+        rep.figure("torchvision", f"not importable ({type(exc).__name__})", device="-")
+    import av
+
+    rep.figure("PyAV", av.__version__, device="-")
+    rep.figure("FFmpeg libavcodec", ".".join(map(str, av.library_versions.get("libavcodec", ()))), device="-")
+    rep.figure("numpy", np.__version__, device="-")
+    rep.figure("cuda available", torch.cuda.is_available(), device="-")
+    if not ctx.cuda:
+        rep.note(CPU_NOTE)
+        return
+    dev = ctx.device
+    props = torch.cuda.get_device_properties(dev)
+    rep.figure("gpu", props.name)
+    rep.figure("gpu memory", props.total_memory / 2**30, "GiB")
+    rep.figure("compute capability", f"{props.major}.{props.minor}")
+    rep.figure("multiprocessors", props.multi_processor_count)
+    l2 = getattr(props, "L2_cache_size", None)
+    if l2:
+        rep.figure("L2 cache", l2 / 2**20, "MiB")
+    rep.figure("cuDNN", torch.backends.cudnn.version())
+    rep.figure("cudnn.benchmark (as run)", torch.backends.cudnn.benchmark)
+    rep.figure("TF32 matmul / cuDNN", f"{torch.backends.cuda.matmul.allow_tf32} / {torch.backends.cudnn.allow_tf32}")
+    rep.figure("bf16 supported", torch.cuda.is_bf16_supported())
+    smi = _nvidia_smi("driver_version,name,memory.total,clocks.max.sm,power.limit,temperature.gpu,utilization.gpu")
+    if smi:
+        rep.figure("nvidia-smi", smi)
+        rep.figure("driver", smi.split(",")[0].strip())
+    else:
+        rep.figure("driver", "nvidia-smi not available")
+    x = torch.ones(1, device=dev)
+    rep.check("a CUDA tensor computes", float((x + 1).item()) == 2.0, float((x + 1).item()), "== 2")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str:
+    try:
+        res = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        return res.stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def _nvidia_smi(fields: str) -> str | None:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        res = subprocess.run(
+            [exe, f"--query-gpu={fields}", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip().splitlines()[0] if res.returncode == 0 and res.stdout.strip() else None
+
+
+# --------------------------------------------------------------------------- 2. correctness
+
+
+def section_correctness(rep: Report, ctx: Context, deadline: Deadline) -> None:
+    from violence_cli import media
+    from violence_cli.features import frontend
+    from violence_cli.features.extract import resize_frames, resized_size
+    from violence_cli.model import score_snippets
+
+    ctx.ensure_detectors(rep)
+    dev, label = ctx.device, ctx.label
+    fx, fx_ref = ctx.detector.extractor, ctx.reference.extractor
+    n_snip = ctx.sizes["snippets"]
+    log(f"decoding {n_snip} snippets of {ctx.clip.name}")
+    frames = first_frames(ctx.clip, 16 * n_snip)
+    n_snip = len(frames) // 16
+    frames = frames[: 16 * n_snip]
+    h, w = frames.shape[1:3]
+    rep.figure("frames compared", f"{len(frames)} x {w}x{h} -> {n_snip} snippets x {fx.crops} crops", device="-")
+
+    # GPU resize (float, then rounded) against the CPU's uint8 kernel
+    raw = torch.from_numpy(frames)
+    target = resized_size(h, w)
+    ref_resized = resize_frames(raw, target)
+    got_resized = resize_frames(raw.to(dev), target).cpu()
+    diff = (got_resized.int() - ref_resized.int()).abs()
+    rep.figure("resize: values differing", float((diff > 0).float().mean()), "fraction")
+    rep.check("resize to short side 256: max difference", int(diff.max()) <= 1, int(diff.max()), "<= 1 grey level")
+
+    # I3D through the extractor's own path: pinned batch, non-blocking copy, GPU resize, bf16
+    snippets = [raw[16 * k : 16 * k + 16] for k in range(n_snip)]
+    stack = getattr(fx, "_stack", None)
+    batch = stack(snippets) if stack is not None else torch.stack(snippets)
+    if ctx.cuda:
+        rep.check("snippet batch in pinned memory (async copy)", batch.is_pinned(), batch.is_pinned(), "True")
+    log("I3D on the device and on the cpu")
+    same = ctx.reference is ctx.detector  # on the CPU: compute once (CPU vs CPU proves nothing anyway)
+    got = fx.rgb_features(batch)
+    ref = got.copy() if same else fx_ref.rgb_features(torch.stack(snippets))
+    compare_features(
+        rep, "I3D (extractor path, bf16 autocast)" if ctx.cuda else "I3D (extractor path)", got, ref, label
+    )
+    if ctx.cuda:  # the same path without autocast: tells a precision loss from a wrong result
+        fx._autocast = lambda: contextlib.nullcontext()  # instance attribute shadows the method
+        try:
+            got32 = fx.rgb_features(fx._stack(snippets) if stack is not None else torch.stack(snippets))
+        finally:
+            del fx._autocast
+        cos32 = cosines(got32, ref)
+        rep.figure("I3D fp32 on device: min cosine", float(cos32.min()), note="TF32 convolutions if cuDNN allows")
+        rep.figure("I3D fp32 on device: max abs error", float(np.abs(got32 - ref).max()))
+
+    # VGGish on log-mel examples of the clip's audio (padded with perturbed copies)
+    log("VGGish on the device and on the cpu")
+    chunks = media.iter_audio(ctx.clip)
+    try:
+        examples = np.concatenate(list(frontend.aligned_examples(chunks)))
+    finally:
+        chunks.close()
+    want = ctx.sizes["examples"]
+    rng = np.random.default_rng(1)
+    while len(examples) < want:
+        examples = np.concatenate([examples, examples[: want - len(examples)] + rng.normal(0, 0.3, examples[:1].shape)])
+    examples = examples[:want].astype(np.float32)
+    a_got = fx.audio_features(examples)
+    a_ref = a_got.copy() if same else fx_ref.audio_features(examples)
+    compare_features(rep, "VGGish (fp32)", a_got, a_ref, label)
+
+    # MACIL-SD: scales that bring the random features to XD-like magnitudes
+    k_rgb = RGB_MEAN / max(float(ref.mean()), 1e-12)
+    k_aud = AUDIO_MEAN / max(float(a_ref[:n_snip].mean()), 1e-12)
+    ctx.scales = (k_rgb, k_aud)
+    rep.figure("feature scale (rgb, audio)", f"{k_rgb:.3g}, {k_aud:.3g}", device="-", note="to XD-like means 0.4 / 0.1")
+    model, model_ref = ctx.detector.model, ctx.reference.model
+    rgb_ref, aud_ref = ref * k_rgb, a_ref[:n_snip] * k_aud
+    rng = np.random.default_rng(2)
+    t_long = ctx.sizes["long_t"]
+    pick = rng.integers(0, n_snip, t_long)
+    jitter = rng.lognormal(0, 0.3, (t_long, 1, 1)).astype(np.float32)
+    rgb_long = rgb_ref[pick] * jitter
+    aud_long = aud_ref[pick] * jitter[:, 0]
+    worst = 0.0
+    for rgb_in, aud_in in ((rgb_ref, aud_ref), (rgb_long, aud_long)):
+        s_got = score_snippets(model, rgb_in, aud_in)
+        s_ref = score_snippets(model_ref, rgb_in, aud_in)
+        worst = max(
+            worst, *(float(np.abs(getattr(s_got, k) - getattr(s_ref, k)).max()) for k in ("av", "audio", "visual"))
+        )
+    rep.figure("MACIL-SD snippets scored", f"T = {n_snip} and T = {t_long}, {fx.crops} crops", device="-")
+    rep.check("MACIL-SD scores, same fp32 features", worst <= MACIL_FP32_TOL, worst, f"<= {MACIL_FP32_TOL:g}")
+
+    s_ref = score_snippets(model_ref, rgb_ref, aud_ref)
+    s_got = score_snippets(model, got * k_rgb, a_got[:n_snip] * k_aud)
+    spread = (float(s_ref.visual.min()), float(s_ref.visual.max()))
+    rep.check(
+        "MACIL-SD visual scores not saturated (the next check can fail)",
+        0.001 < spread[0] and spread[1] < 0.999,
+        f"{spread[0]:.3f}..{spread[1]:.3f}",
+        "within (0.001, 0.999)",
+        device="cpu",
+    )
+    worst = max(float(np.abs(getattr(s_got, k) - getattr(s_ref, k)).max()) for k in ("av", "audio", "visual"))
+    what = "bf16" if ctx.cuda else "device"
+    rep.check(
+        f"MACIL-SD scores from {what} features vs CPU fp32 features",
+        worst <= MACIL_BF16_TOL,
+        worst,
+        f"<= {MACIL_BF16_TOL:g}",
+    )
+
+    # Whole detect with the last layers scaled the same way
+    for det in {id(ctx.detector): ctx.detector, id(ctx.reference): ctx.reference}.values():
+        scale_outputs(det.extractor.i3d, I3D_LAST, k_rgb)
+        scale_outputs(det.extractor.vggish, VGGISH_LAST, k_aud)
+    log(f"detect {ctx.clip.name} on {dev}")
+    r_got = ctx.detector.detect(ctx.clip)
+    if same:
+        r_ref = r_got
+    else:
+        log(f"detect {ctx.clip.name} on cpu")
+        r_ref = ctx.reference.detect(ctx.clip)
+    compare_detect(rep, r_got, r_ref)
+
+
+def compare_detect(rep: Report, got: Any, ref: Any) -> None:
+    from violence_cli.segments import find_segments
+
+    n_got, n_ref = len(got.snippets), len(ref.snippets)
+    rep.check("detect: same number of snippets", n_got == n_ref and n_ref > 0, f"{n_got} vs {n_ref}", "equal, > 0")
+    if n_got != n_ref:
+        return
+    worst = {}
+    for attr in ("score", "audio_score", "visual_score"):
+        a = np.array([getattr(s, attr) for s in got.snippets])
+        b = np.array([getattr(s, attr) for s in ref.snippets])
+        worst[attr] = float(np.abs(a - b).max())
+        rep.figure(f"detect: cpu {attr} range", f"{b.min():.3f}..{b.max():.3f}", device="cpu")
+    rep.check(
+        "detect: scores within 0.01",
+        max(worst.values()) <= DETECT_TOL,
+        max(worst.values()),
+        f"<= {DETECT_TOL:g}",
+        detail=", ".join(f"{k} {v:.2g}" for k, v in worst.items()),
+    )
+    threshold = ref.params.threshold
+    same, detail = segments_agree(got.segments, ref.segments, got.snippets, ref.snippets, threshold)
+    rep.check(
+        f"detect: same segments (threshold {threshold:g})",
+        same,
+        len(got.segments),
+        f"== {len(ref.segments)}",
+        detail=detail,
+    )
+    # the default threshold may leave no segment at all: also cut at the median CPU score
+    median = float(np.median([s.score for s in ref.snippets]))
+    seg_got, seg_ref = find_segments(got.snippets, median), find_segments(ref.snippets, median)
+    same, detail = segments_agree(seg_got, seg_ref, got.snippets, ref.snippets, median)
+    rep.check(
+        f"detect: same segments (threshold {median:.4f}, the median)",
+        same,
+        len(seg_got),
+        f"== {len(seg_ref)}",
+        detail=detail,
+    )
+    rep.figure("detect: verdict (device / cpu)", f"{got.verdict} / {ref.verdict}", device="-")
+
+
+def segments_agree(seg_got: list, seg_ref: list, snip_got: list, snip_ref: list, threshold: float) -> tuple[bool, str]:
+    """Equal segments, or differences only from snippets whose two scores both lie within 0.01 of the threshold."""
+    times_got = [(round(s.start, 3), round(s.end, 3)) for s in seg_got]
+    times_ref = [(round(s.start, 3), round(s.end, 3)) for s in seg_ref]
+    if times_got == times_ref:
+        return True, f"{len(times_ref)} segment(s), identical"
+    flips = [r.index for r, g in zip(snip_ref, snip_got) if (r.score >= threshold) != (g.score >= threshold)]
+    near = bool(flips) and all(
+        abs(snip_ref[i].score - threshold) <= DETECT_TOL and abs(snip_got[i].score - threshold) <= DETECT_TOL
+        for i in flips
+    )
+    detail = f"device {times_got[:4]} vs cpu {times_ref[:4]}; snippets on the other side: {flips[:8]}"
+    return near, detail + (" (all within 0.01 of the threshold: accepted)" if near else "")
+
+
+# --------------------------------------------------------------------------- 3. speed
+
+
+def section_speed(rep: Report, ctx: Context, deadline: Deadline) -> None:
+    ctx.ensure_detectors(rep)
+    fx = ctx.detector.extractor
+    i3d_rates = bench_i3d(rep, ctx, fx, deadline)
+    ctx.stage_rates["i3d_by_batch"] = i3d_rates  # type: ignore[assignment]
+
+    # the 60 s clips
+    sizes, secs, fps = ctx.sizes["sizes"], ctx.sizes["bench_seconds"], ctx.sizes["src_fps"]
+    for size in sizes:
+        name = f"{size[0]}x{size[1]}"
+        if name in ctx.videos:
+            continue
+        log(f"encoding a {secs:.0f} s {name} {fps} fps H.264 clip")
+        start = time.perf_counter()
+        ctx.videos[name] = make_video(
+            ctx.tmp / f"bench_{name}.mp4", secs, size, fps, deadline=start + max(10.0, deadline.left() / 5)
+        )
+        took = time.perf_counter() - start
+        path, got = ctx.videos[name]
+        rep.figure(
+            f"clip {name}: made",
+            f"{got:.1f} s, {path.stat().st_size * 8 / got / 1e6:.1f} Mbit/s",
+            device=ctx.host,
+            note=f"x264 veryfast crf 23 + AAC, {took:.1f} s to encode",
+        )
+
+    per_size: dict[str, dict[str, float]] = {}
+    for name, (path, _) in ctx.videos.items():
+        per_size[name] = bench_stages(rep, ctx, fx, name, path, deadline)
+    crops_runs = (5, 1)
+    for crops in crops_runs:
+        extractor = fx if fx.crops == crops else twin_extractor(fx, crops)
+        for name, (path, seconds) in ctx.videos.items():
+            if deadline.left() < 5:
+                rep.note(f"skipped extract {name} {crops} crop(s): section time cap")
+                continue
+            run_extract(rep, ctx, extractor, name, path, seconds, per_size[name], i3d_rates, deadline)
+    if ctx.cuda:
+        bench_i3d_variants(rep, ctx, fx, deadline)
+
+
+def _i3d_forward(fx: Any, x: torch.Tensor, autocast: bool = True) -> Callable[[], object]:
+    """One I3D forward as the extractor runs it (its autocast: bf16 on CUDA)."""
+
+    def go() -> object:
+        with torch.inference_mode(), fx._autocast() if autocast else contextlib.nullcontext():
+            return fx.i3d(x)
+
+    return go
+
+
+def _random_clips(n: int, device: torch.device) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    clips = (torch.rand(n, 3, 16, 224, 224, generator=gen) * 2 - 1).to(device)
+    return clips.contiguous(memory_format=torch.channels_last_3d)  # as make_clips lays them out
+
+
+def bench_i3d(rep: Report, ctx: Context, fx: Any, deadline: Deadline) -> dict[int, float]:
+    """I3D clips/s at each batch size, the path extract runs (cudnn.benchmark as it is)."""
+    from violence_cli.features.i3d import GFLOP_PER_CLIP
+
+    dev, quick = ctx.device, ctx.args.quick
+    rates: dict[int, float] = {}
+    if ctx.cuda:
+        n = 8192
+        a, b = (torch.randn(n, n, device=dev, dtype=torch.bfloat16) for _ in range(2))
+        t = median_time(lambda: a @ b, dev, 0.3)
+        rep.figure("bf16 matmul 8192^3 (ceiling)", 2 * n**3 / t / 1e12, "TFLOP/s")
+        a = b = None
+    batches = ctx.sizes["batches"]
+    clips = _random_clips(max(batches), dev)
+    precision = "bf16 autocast" if ctx.cuda else "fp32"
+    for b in batches:
+        if deadline.left() < 10:
+            rep.note(f"skipped I3D batch {b}: section time cap")
+            continue
+        run = _i3d_forward(fx, clips[:b])
+        t = median_time(run, dev, 0.05 if quick else 0.6, warmup=0 if quick else 2, min_reps=1 if quick else 3)
+        rates[b] = b / t
+        rep.figure(
+            f"I3D batch {b:2d} ({precision})", b / t, "clips/s", note=f"{b / t * GFLOP_PER_CLIP / 1000:.2f} TFLOP/s"
+        )
+    if ctx.cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
+        _i3d_forward(fx, clips)()
+        sync(dev)
+        rep.figure(f"I3D peak memory at batch {len(clips)}", torch.cuda.max_memory_allocated(dev) / 2**30, "GiB")
+        clips = None
+        torch.cuda.empty_cache()
+    return rates
+
+
+def bench_i3d_variants(rep: Report, ctx: Context, fx: Any, deadline: Deadline) -> None:
+    """CUDA only, last (cuDNN autotuning takes a while): cudnn.benchmark on, and fp32 without autocast."""
+    from violence_cli.features.i3d import GFLOP_PER_CLIP
+
+    dev = ctx.device
+    b = 40
+    clips = _random_clips(b, dev)
+    saved = torch.backends.cudnn.benchmark
+    if deadline.left() > 25:
+        torch.backends.cudnn.benchmark = True
+        try:
+            t = median_time(_i3d_forward(fx, clips), dev, 0.6, warmup=3)
+        finally:
+            torch.backends.cudnn.benchmark = saved
+        note = f"{b / t * GFLOP_PER_CLIP / 1000:.1f} TFLOP/s (extract does not set it)"
+        rep.figure(f"I3D batch {b} bf16 with cudnn.benchmark", b / t, "clips/s", note=note)
+    if deadline.left() > 10:
+        t = median_time(_i3d_forward(fx, clips, autocast=False), dev, 0.6)
+        rep.figure(
+            f"I3D batch {b} fp32 (no autocast)", b / t, "clips/s", note=f"{b / t * GFLOP_PER_CLIP / 1000:.1f} TFLOP/s"
+        )
+
+
+def bench_stages(rep: Report, ctx: Context, fx: Any, name: str, path: Path, deadline: Deadline) -> dict[str, float]:
+    """Per-stage capacities, in seconds of video per second (x real time)."""
+    from violence_cli import media
+    from violence_cli.features import frontend
+    from violence_cli.features.extract import resize_frames, resized_size
+
+    dev, host, cap = ctx.device, ctx.host, ctx.sizes["decode_cap"]
+    info = media.probe(path)
+    src_fps = info.fps or ctx.sizes["src_fps"]
+    stages: dict[str, float] = {}
+    r1, _ = decode_rate(path, 1, cap)
+    rep.figure(f"{name}: decode+RGB, 1 thread", r1, "frames/s", device=host, note=f"{r1 / src_fps:.0f}x real time")
+    rn, _ = decode_rate(path, 0, cap)
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    rep.figure(
+        f"{name}: decode+RGB, FFmpeg auto threads",
+        rn,
+        "frames/s",
+        device=host,
+        note=f"{threads} cores; {rn / src_fps:.0f}x real time",
+    )
+    rp, _ = pipeline_decode_rate(path, cap)
+    stages["decode (media.iter_frames)"] = rp / media.VIDEO_FPS
+    rep.figure(
+        f"{name}: media.iter_frames (24 fps RGB)",
+        rp,
+        "frames/s",
+        device=host,
+        note=f"{rp / media.VIDEO_FPS:.0f}x real time",
+    )
+
+    frames = first_frames(path, 16 * max(1, fx.snippets_per_step))
+    h, w = frames.shape[1:3]
+    target = resized_size(h, w)
+    raw = torch.from_numpy(frames)
+    one = raw[:16]
+
+    def resize_cpu() -> None:  # what the decode thread does per snippet on the CPU path
+        resize_frames(one, target)
+
+    with _torch_threads(1):
+        t = median_time(resize_cpu, torch.device("cpu"), 0.2 if not ctx.args.quick else 0.02)
+    rep.figure(
+        f"{name}: resize on cpu (1 thread, 16 frames)",
+        16 / t,
+        "frames/s",
+        device=host,
+        note=f"{16 / t / 24:.0f}x real time",
+    )
+    if not ctx.cuda:
+        stages["resize (cpu, decode thread)"] = 16 / t / 24
+        return stages
+
+    snippets = [raw[16 * k : 16 * k + 16] for k in range(len(frames) // 16)]
+    pinned = fx._stack(snippets)
+    t_stack = median_time(lambda: fx._stack(snippets), torch.device("cpu"), 0.2)
+    stages["stack into pinned memory"] = len(frames) / t_stack / 24
+    rep.figure(f"{name}: stack {len(frames)} frames into pinned memory", len(frames) / t_stack, "frames/s", device=host)
+    t_copy = median_time(lambda: pinned.to(dev, non_blocking=True), dev, 0.2)
+    gbps = pinned.numel() / t_copy / 1e9
+    stages["host-to-device copy"] = len(frames) / t_copy / 24
+    rep.figure(
+        f"{name}: host-to-device copy (pinned)", gbps, "GB/s", note=f"{len(frames) / t_copy / 24:.0f}x real time"
+    )
+    pageable = raw.clone()
+    t_page = median_time(lambda: pageable.to(dev), dev, 0.2)
+    rep.figure(f"{name}: host-to-device copy (pageable)", pageable.numel() / t_page / 1e9, "GB/s")
+    on_dev = pinned.to(dev)
+    t_rs = median_time(lambda: resize_frames(on_dev.view(-1, h, w, 3), target), dev, 0.2)
+    stages["resize (gpu)"] = len(frames) / t_rs / 24
+    rep.figure(
+        f"{name}: resize on gpu ({len(frames)} frames)",
+        len(frames) / t_rs,
+        "frames/s",
+        note=f"{len(frames) / t_rs / 24:.0f}x real time",
+    )
+    torch.cuda.reset_peak_memory_stats(dev)
+    resize_frames(on_dev.view(-1, h, w, 3), target)
+    sync(dev)
+    rep.figure(f"{name}: resize on gpu, peak memory", torch.cuda.max_memory_allocated(dev) / 2**30, "GiB")
+
+    # audio thread: decode + resample + aligned log-mel; VGGish in the main thread
+    chunks = media.iter_audio(path)
+    start = time.perf_counter()
+    try:
+        examples = np.concatenate(list(frontend.aligned_examples(chunks)))
+    finally:
+        chunks.close()
+    t_audio = time.perf_counter() - start
+    stages["audio decode + log-mel"] = info.duration / t_audio
+    rep.figure(f"{name}: audio decode + log-mel", info.duration / t_audio, "x real time", device=host)
+    t_vgg = median_time(lambda: fx.audio_features(examples), dev, 0.2)
+    stages["VGGish"] = len(examples) / t_vgg / 1.5
+    rep.figure(
+        f"{name}: VGGish ({len(examples)} examples)",
+        len(examples) / t_vgg,
+        "examples/s",
+        note=f"{len(examples) / t_vgg / 1.5:.0f}x real time",
+    )
+    on_dev = pinned = pageable = None  # free the device copy before the next stage
+    torch.cuda.empty_cache()
+    return stages
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_extract(
+    rep: Report,
+    ctx: Context,
+    fx: Any,
+    name: str,
+    path: Path,
+    seconds: float,
+    stages: dict[str, float],
+    i3d_rates: dict[int, float],
+    deadline: Deadline,
+) -> None:
+    dev = ctx.device
+    key = f"extract {name}, {fx.crops} crop{'s' if fx.crops > 1 else ''}"
+    if ctx.cuda:
+        fx.extract(ctx.clip)  # warm-up: cuDNN handles, the pinned pool, the clip buffer
+        torch.cuda.reset_peak_memory_stats(dev)
+    log(f"{key}: {seconds:.0f} s of video")
+    cpu0 = time.process_time()
+    with Sampler(dev) as sampler:
+        start = time.perf_counter()
+        feats = fx.extract(path)
+        took = time.perf_counter() - start
+    cpu_cores = (time.process_time() - cpu0) / took
+    x_rt = feats.n_frames / 24 / took
+    target = f"target >= {TARGET_X_REALTIME:.0f}x" if (fx.crops == 5 and name == "640x360" and ctx.cuda) else ""
+    rep.figure(key, x_rt, "x real time", note=f"{feats.n_snippets} snippets in {took:.2f} s; {target}")
+    s = sampler.summary()
+    figures = {
+        "gpu util mean %": s["gpu_util_mean"],
+        "host cpu cores busy": cpu_cores,
+        "host rss peak MB": s["host_rss_peak_mb"],
+    }
+    if ctx.cuda:
+        figures["gpu peak memory GiB"] = torch.cuda.max_memory_allocated(dev) / 2**30
+        figures["gpu peak reserved GiB"] = torch.cuda.max_memory_reserved(dev) / 2**30
+    rep.figure(
+        f"{key}: load",
+        {k: (round(v, 2) if isinstance(v, float) else v) for k, v in figures.items()},
+        note=f"util from {s['gpu_util_source']} ({s['gpu_util_samples']} samples)",
+    )
+    if fx.crops == 5 and name == "640x360" and ctx.cuda:
+        rep.check(
+            f"{key}: >= {TARGET_X_REALTIME:.0f}x real time",
+            x_rt >= TARGET_X_REALTIME,
+            x_rt,
+            f">= {TARGET_X_REALTIME:.0f}",
+        )
+    # what bounds it: each stage's capacity in x real time, chains in one thread combined
+    batch = fx.batch_size
+    rate = i3d_rates.get(batch) or (max(i3d_rates.items())[1] if i3d_rates else float("nan"))
+    cap = dict(stages)
+    cap[f"I3D at batch {batch}"] = rate / (fx.crops * 1.5)
+    decode_thread = [k for k in cap if k.startswith("decode") or k.startswith("resize (cpu")]
+    main_thread = [k for k in cap if k not in decode_thread and not k.startswith("audio")]
+    chains = {
+        "decode thread (" + " + ".join(decode_thread) + ")": _serial(cap, decode_thread),
+        "main thread (" + " + ".join(main_thread) + ")": _serial(cap, main_thread),
+    }
+    if "audio decode + log-mel" in cap:
+        chains["audio thread (decode + log-mel)"] = cap["audio decode + log-mel"]
+    bound, value = min(chains.items(), key=lambda kv: kv[1])
+    verdict = f"{bound}: {value:.0f}x real time"
+    if x_rt < 0.6 * value:
+        verdict += f"; measured {x_rt:.0f}x is well below it: the threads do not overlap (GIL, per-batch sync)"
+    rep.figure(f"{key}: capacities", {k: round(v, 1) for k, v in {**cap, **chains}.items()}, "x real time")
+    rep.figure(f"{key}: bound by", verdict, device="-")
+
+
+def _serial(cap: dict[str, float], keys: list[str]) -> float:
+    """Capacity of stages run one after another in one thread: 1 / sum(1 / c)."""
+    parts = [cap[k] for k in keys if cap.get(k) and math.isfinite(cap[k])]
+    return 1.0 / sum(1.0 / c for c in parts) if parts else float("inf")
+
+
+# --------------------------------------------------------------------------- 4. many videos
+
+
+def find_runner() -> tuple[str, Callable[..., Any] | None]:
+    """The library's many-video runner if this checkout has one (issue 8), else None."""
+    try:
+        from violence_cli import runner  # noqa: F401
+    except ImportError:
+        return "none in this checkout: a plain loop over Detector, one thread per worker", None
+    return "violence_cli.runner present but not wired into this check yet: plain loop used", None
+
+
+def loop_detect(detectors: list[Any], videos: list[Path]) -> list[str]:
+    """Share ``videos`` among one thread per detector; returns the errors."""
+    errors: list[str] = []
+    todo = iter(videos)
+    lock = threading.Lock()
+
+    def work(det: Any) -> None:
+        while True:
+            with lock:
+                video = next(todo, None)
+            if video is None:
+                return
+            try:
+                det.detect(video)
+            except Exception as exc:  # noqa: BLE001 - counted and reported, like a runner would
+                errors.append(f"{video.name}: {exc}")
+
+    threads = [threading.Thread(target=work, args=(d,)) for d in detectors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def section_many(rep: Report, ctx: Context, deadline: Deadline) -> None:
+    ctx.ensure_detectors(rep)
+    n, secs, size = ctx.sizes["many_n"], ctx.sizes["many_seconds"], ctx.sizes["many_size"]
+    folder = ctx.tmp / "many"
+    folder.mkdir(exist_ok=True)
+    first, made = make_video(folder / "clip_00.mp4", secs, size, fps=30)
+    videos = [first]
+    for i in range(1, n):
+        videos.append(Path(shutil.copyfile(first, folder / f"clip_{i:02d}.mp4")))
+    rep.figure(
+        "videos", f"{n} x {made:.1f} s {size[0]}x{size[1]} 30 fps + AAC, {ctx.detector.crops} crop(s)", device="-"
+    )
+    how, _runner = find_runner()
+    rep.figure("runner", how, device="-")
+    base = ctx.detector
+    ctx.detector.detect(first)  # warm-up
+    for workers in (1, 2):
+        if deadline.left() < 10:
+            rep.note(f"skipped {workers} worker(s): section time cap")
+            continue
+        detectors = [base] + [twin_detector(base) for _ in range(workers - 1)]
+        log(f"{n} videos, {workers} worker(s)")
+        with Sampler(ctx.device) as sampler:
+            start = time.perf_counter()
+            errors = loop_detect(detectors, videos)
+            took = time.perf_counter() - start
+        s = sampler.summary()
+        rep.figure(
+            f"{workers} worker(s)",
+            n / took,
+            "videos/s",
+            note=f"{n * made / took:.0f}x real time; gpu util {s['gpu_util_mean']}",
+        )
+        rep.check(
+            f"{workers} worker(s): every video scored",
+            not errors,
+            len(errors),
+            "0 errors",
+            detail="; ".join(errors[:3]),
+        )
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run_section(
+    rep: Report, ctx: Context, key: str, title: str, fn: Callable[[Report, Context, Deadline], None]
+) -> None:
+    budget = float(ctx.sizes["budget"][key]) * ctx.args.budget_scale
+    rep.begin(key, title, budget)
+    start = time.perf_counter()
+    status, error = "ok", None
+    try:
+        with time_cap(budget):
+            fn(rep, ctx, Deadline(budget * 0.9))
+    except SectionTimeout as exc:
+        status, error = "timeout", str(exc)
+    except Exception as exc:  # noqa: BLE001 - recorded in the report; the next section runs
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        tb = traceback.format_exc().strip().splitlines()
+        rep.section["traceback"] = tb[-12:]  # type: ignore[index]
+        for line in tb[-12:]:
+            out(f"  | {line}")
+    rep.end(status, time.perf_counter() - start, error)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    default_shared = os.environ.get("VIOLENCE_DETECT_SHARED") or str(REPO.parent / "shared")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA when available), cuda, cuda:N or cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny inputs: every part in under a minute (CI)")
+    parser.add_argument(
+        "--shared",
+        default=default_shared,
+        help=f"test assets: weights/macil_sd.pkl, media/xd/*.mp4 (default {default_shared})",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the report here (always $OUT/gpu_check.json when OUT is set)",
+    )
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every section's time cap")
+    args = parser.parse_args(argv)
+    args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"--sections: unknown {', '.join(unknown)} (choose from {', '.join(SECTIONS)})")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    json_paths = [args.json] if args.json else []
+    if os.environ.get("OUT"):
+        json_paths.append(Path(os.environ["OUT"]) / "gpu_check.json")
+    wanted = args.device.strip().lower()
+    no_cuda = wanted == "auto" and not torch.cuda.is_available()
+    device = torch.device("cpu") if no_cuda or wanted == "cpu" else None
+    if device is None:
+        try:
+            from violence_cli.devices import resolve_device
+
+            device = resolve_device(wanted)
+        except Exception as exc:  # noqa: BLE001 - a usage error: one line, exit 2
+            print(f"gpu_check: --device {args.device}: {exc}", file=sys.stderr)
+            return 2
+    label = str(device)
+    if device.type == "cuda":
+        label = f"{device} ({torch.cuda.get_device_name(device)})"
+    rep = Report(label, args, json_paths)
+    ctx = Context(args, device, label)
+    out(
+        f"violence-detect GPU check: device {label}, {'quick' if args.quick else 'full'} run, sections {', '.join(args.sections)}"
+    )
+    if device.type == "cpu":
+        out(f"NOTE: {CPU_NOTE}")
+    if device.type == "cpu" and not args.quick:
+        out("NOTE: a full run on the CPU takes long; --quick is the CI mode")
+    titles = {
+        "environment": "1. Environment",
+        "correctness": f"2. Correctness: {label} against cpu fp32",
+        "speed": f"3. Speed on {label}",
+        "many_videos": f"4. Many videos on one {'GPU' if device.type == 'cuda' else 'CPU'}",
+    }
+    functions = {
+        "environment": section_environment,
+        "correctness": section_correctness,
+        "speed": section_speed,
+        "many_videos": section_many,
+    }
+    sections = args.sections
+    if no_cuda and not args.quick:  # on a GPU machine whose CUDA is broken: say so, do not crawl on the CPU
+        out(
+            "NOTE: no CUDA device (torch.cuda.is_available() is False): environment only; "
+            "use --device cpu --quick for the CPU check"
+        )
+        sections = [s for s in sections if s == "environment"]
+    try:
+        for key in sections:
+            run_section(rep, ctx, key, titles[key], functions[key])
+        if no_cuda and not args.quick and "environment" in rep.data["sections"]:
+            env = rep.data["sections"]["environment"]
+            env["checks"].append(
+                {
+                    "name": "CUDA available",
+                    "passed": False,
+                    "value": False,
+                    "bound": "True",
+                    "device": label,
+                    "reference": "-",
+                    "detail": "torch.cuda.is_available() is False",
+                }
+            )
+            out("  FAIL  CUDA available: False")
+    finally:
+        ctx.close()
+    return rep.summarise()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
