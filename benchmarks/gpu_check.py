@@ -91,7 +91,7 @@ FULL = {
     "many_n": 40,
     "many_seconds": 4.0,
     "many_size": (480, 270),
-    "budget": {"environment": 30, "correctness": 100, "speed": 190, "many_videos": 70},
+    "budget": {"environment": 30, "correctness": 110, "speed": 170, "many_videos": 60},
 }
 QUICK = {
     "crops": 1,
