@@ -9,8 +9,8 @@ Sections (each one timed and capped; a section that fails is recorded and the ne
 2. correctness on the device against CPU fp32, with random I3D/VGGish weights in the
    published layouts (tests/fakeweights.py) and the published MACIL-SD checkpoint: the GPU
    resize, I3D through the extractor's own path (pinned memory, non-blocking copy, GPU
-   resize, bf16 autocast, channels-last), VGGish, MACIL-SD scores from the same features
-   (<= 1e-4) and from the device's bf16 features (<= 0.01), and a whole ``detect`` of a real
+   resize, channels-last, detect's precision: bf16 on CUDA), VGGish, MACIL-SD scores from the
+   same features (<= 1e-4) and from the device's bf16 features (<= 0.01), and a whole ``detect`` of a real
    XD-Violence clip (same snippets, scores within 0.01, same segments);
 3. speed: I3D clips/s and TFLOP/s at batch 1, 8, 40, 80; decode frames/s (1 thread and the
    pipeline's threads) for 640x360 and 1920x1080 H.264; resize, transfer and audio stages;
@@ -626,6 +626,9 @@ class Context:
         self.clip: Path | None = None
         self.detector: Any = None
         self.reference: Any = None
+        self.fx32: Any = None  # CUDA: the feature networks in fp32 on the device, for comparison
+        self.i3d_fp32_rates: dict[int, float] = {}
+        self.precision = args.precision or ("auto" if self.cuda else "fp32")
         self.scales: tuple[float, float] | None = None
         self.videos: dict[str, tuple[Path, float]] = {}
         self.stage_rates: dict[str, float] = {}
@@ -666,15 +669,28 @@ class Context:
             vggish_weights=self.weights["vggish"],
             download=False,
         )
-        log(f"loading the detector on {self.device}")
-        self.detector = Detector(device=str(self.device), **options)
-        if self.cuda:
-            log("loading the reference detector on cpu")
-            self.reference = Detector(device="cpu", **options)
+        log(f"loading the detector on {self.device} (precision {self.precision})")
+        self.detector = Detector(device=str(self.device), precision=self.precision, **options)
+        if self.cuda or self.detector.precision != "fp32":
+            log("loading the reference detector on cpu (fp32)")
+            self.reference = Detector(device="cpu", precision="fp32", **options)
         else:
             self.reference = self.detector
+        if self.cuda and self.detector.precision != "fp32":  # the device in fp32: precision loss vs a wrong result
+            from violence_cli.features.extract import FeatureExtractor
+
+            log(f"loading an fp32 extractor on {self.device}")
+            self.fx32 = FeatureExtractor(
+                self.weights["i3d_rgb_imagenet"],
+                self.weights["vggish"],
+                device=self.device,
+                crops=self.sizes["crops"],
+                download=False,
+                precision="fp32",
+            )
         rep.figure("MACIL-SD checkpoint", str(self.checkpoint), device="-")
         rep.figure("clip for the checks", str(self.clip), device="-")
+        rep.figure("feature networks' precision (detect's default: auto)", self.detector.precision)
 
 
 # --------------------------------------------------------------------------- 1. environment
@@ -806,15 +822,9 @@ def section_correctness(rep: Report, ctx: Context, deadline: Deadline) -> None:
     same = ctx.reference is ctx.detector  # on the CPU: compute once (CPU vs CPU proves nothing anyway)
     got = fx.rgb_features(batch)
     ref = got.copy() if same else fx_ref.rgb_features(torch.stack(snippets))
-    compare_features(
-        rep, "I3D (extractor path, bf16 autocast)" if ctx.cuda else "I3D (extractor path)", got, ref, label
-    )
-    if ctx.cuda:  # the same path without autocast: tells a precision loss from a wrong result
-        fx._autocast = lambda: contextlib.nullcontext()  # instance attribute shadows the method
-        try:
-            got32 = fx.rgb_features(fx._stack(snippets) if stack is not None else torch.stack(snippets))
-        finally:
-            del fx._autocast
+    compare_features(rep, f"I3D (extractor path, {fx.precision})", got, ref, label)
+    if ctx.fx32 is not None:  # the same path in fp32: tells a precision loss from a wrong result
+        got32 = ctx.fx32.rgb_features(stack(snippets) if stack is not None else torch.stack(snippets))
         cos32 = cosines(got32, ref)
         rep.figure("I3D fp32 on device: min cosine", float(cos32.min()), note="TF32 convolutions if cuDNN allows")
         rep.figure("I3D fp32 on device: max abs error", float(np.abs(got32 - ref).max()))
@@ -833,7 +843,9 @@ def section_correctness(rep: Report, ctx: Context, deadline: Deadline) -> None:
     examples = examples[:want].astype(np.float32)
     a_got = fx.audio_features(examples)
     a_ref = a_got.copy() if same else fx_ref.audio_features(examples)
-    compare_features(rep, "VGGish (fp32)", a_got, a_ref, label)
+    compare_features(rep, f"VGGish ({fx.precision})", a_got, a_ref, label)
+    if ctx.fx32 is not None:
+        rep.figure("VGGish fp32 on device: min cosine", float(cosines(ctx.fx32.audio_features(examples), a_ref).min()))
 
     # MACIL-SD: scales that bring the random features to XD-like magnitudes
     k_rgb = RGB_MEAN / max(float(ref.mean()), 1e-12)
@@ -869,7 +881,7 @@ def section_correctness(rep: Report, ctx: Context, deadline: Deadline) -> None:
         device="cpu",
     )
     worst = max(float(np.abs(getattr(s_got, k) - getattr(s_ref, k)).max()) for k in ("av", "audio", "visual"))
-    what = "bf16" if ctx.cuda else "device"
+    what = fx.precision if ctx.cuda else "device"
     rep.check(
         f"MACIL-SD scores from {what} features vs CPU fp32 features",
         worst <= MACIL_BF16_TOL,
@@ -989,15 +1001,20 @@ def section_speed(rep: Report, ctx: Context, deadline: Deadline) -> None:
                 rep.note(f"skipped extract {name} {crops} crop(s): section time cap")
                 continue
             run_extract(rep, ctx, extractor, name, path, seconds, per_size[name], i3d_rates, deadline)
+    small = next(iter(ctx.videos))
+    if ctx.fx32 is not None and deadline.left() > 15:  # what `extract` runs by default (fp32: a dataset)
+        fx32 = ctx.fx32 if ctx.fx32.crops == 5 else twin_extractor(ctx.fx32, 5)
+        path, seconds = ctx.videos[small]
+        run_extract(rep, ctx, fx32, small, path, seconds, per_size[small], ctx.i3d_fp32_rates, deadline)
     if ctx.cuda:
         bench_i3d_variants(rep, ctx, fx, deadline)
 
 
-def _i3d_forward(fx: Any, x: torch.Tensor, autocast: bool = True) -> Callable[[], object]:
-    """One I3D forward as the extractor runs it (its autocast: bf16 on CUDA)."""
+def _i3d_forward(fx: Any, x: torch.Tensor) -> Callable[[], object]:
+    """One I3D forward as the extractor runs it (in the extractor's precision; fp32 clips in)."""
 
     def go() -> object:
-        with torch.inference_mode(), fx._autocast() if autocast else contextlib.nullcontext():
+        with torch.inference_mode():
             return fx.i3d(x)
 
     return go
@@ -1023,7 +1040,7 @@ def bench_i3d(rep: Report, ctx: Context, fx: Any, deadline: Deadline) -> dict[in
         a = b = None
     batches = ctx.sizes["batches"]
     clips = _random_clips(max(batches), dev)
-    precision = "bf16 autocast" if ctx.cuda else "fp32"
+    precision = fx.precision
     for b in batches:
         if deadline.left() < 10:
             rep.note(f"skipped I3D batch {b}: section time cap")
@@ -1034,6 +1051,12 @@ def bench_i3d(rep: Report, ctx: Context, fx: Any, deadline: Deadline) -> dict[in
         rep.figure(
             f"I3D batch {b:2d} ({precision})", b / t, "clips/s", note=f"{b / t * GFLOP_PER_CLIP / 1000:.2f} TFLOP/s"
         )
+    if ctx.fx32 is not None and deadline.left() > 15:  # what `extract` runs by default
+        b = 40 if 40 in batches else batches[-1]
+        t = median_time(_i3d_forward(ctx.fx32, clips[:b]), dev, 0.6)
+        ctx.i3d_fp32_rates = {b: b / t}
+        note = f"{b / t * GFLOP_PER_CLIP / 1000:.1f} TFLOP/s (TF32 convolutions: {torch.backends.cudnn.allow_tf32})"
+        rep.figure(f"I3D batch {b} (fp32)", b / t, "clips/s", note=note)
     if ctx.cuda:
         torch.cuda.reset_peak_memory_stats(dev)
         _i3d_forward(fx, clips)()
@@ -1045,7 +1068,7 @@ def bench_i3d(rep: Report, ctx: Context, fx: Any, deadline: Deadline) -> dict[in
 
 
 def bench_i3d_variants(rep: Report, ctx: Context, fx: Any, deadline: Deadline) -> None:
-    """CUDA only, last (cuDNN autotuning takes a while): cudnn.benchmark on, and fp32 without autocast."""
+    """CUDA only, last (cuDNN autotuning takes a while): I3D with cudnn.benchmark on."""
     from violence_cli.features.i3d import GFLOP_PER_CLIP
 
     dev = ctx.device
@@ -1056,15 +1079,13 @@ def bench_i3d_variants(rep: Report, ctx: Context, fx: Any, deadline: Deadline) -
         torch.backends.cudnn.benchmark = True
         try:
             t = median_time(_i3d_forward(fx, clips), dev, 0.6, warmup=3)
+        except SectionTimeout:  # cuDNN's autotuning ran into the cap: it is the last step, keep the rest
+            rep.note("I3D with cudnn.benchmark: autotuning ran past the section's cap (not measured)")
+            return
         finally:
             torch.backends.cudnn.benchmark = saved
         note = f"{b / t * GFLOP_PER_CLIP / 1000:.1f} TFLOP/s (extract does not set it)"
-        rep.figure(f"I3D batch {b} bf16 with cudnn.benchmark", b / t, "clips/s", note=note)
-    if deadline.left() > 10:
-        t = median_time(_i3d_forward(fx, clips, autocast=False), dev, 0.6)
-        rep.figure(
-            f"I3D batch {b} fp32 (no autocast)", b / t, "clips/s", note=f"{b / t * GFLOP_PER_CLIP / 1000:.1f} TFLOP/s"
-        )
+        rep.figure(f"I3D batch {b} {fx.precision} with cudnn.benchmark", b / t, "clips/s", note=note)
 
 
 def bench_stages(rep: Report, ctx: Context, fx: Any, name: str, path: Path, deadline: Deadline) -> dict[str, float]:
@@ -1194,6 +1215,8 @@ def run_extract(
 ) -> None:
     dev = ctx.device
     key = f"extract {name}, {fx.crops} crop{'s' if fx.crops > 1 else ''}"
+    if getattr(fx, "precision", "fp32") != "fp32" or ctx.fx32 is not None:
+        key += f", {fx.precision}"
     if ctx.cuda:
         fx.extract(ctx.clip)  # warm-up: cuDNN handles, the pinned pool, the clip buffer
         torch.cuda.reset_peak_memory_stats(dev)
@@ -1205,7 +1228,8 @@ def run_extract(
         took = time.perf_counter() - start
     cpu_cores = (time.process_time() - cpu0) / took
     x_rt = feats.n_frames / 24 / took
-    target = f"target >= {TARGET_X_REALTIME:.0f}x" if (fx.crops == 5 and name == "640x360" and ctx.cuda) else ""
+    targeted = fx.crops == 5 and name == "640x360" and ctx.cuda
+    target = f"target >= {TARGET_X_REALTIME:.0f}x" if targeted else ""
     rep.figure(key, x_rt, "x real time", note=f"{feats.n_snippets} snippets in {took:.2f} s; {target}")
     s = sampler.summary()
     figures = {
@@ -1221,7 +1245,7 @@ def run_extract(
         {k: (round(v, 2) if isinstance(v, float) else v) for k, v in figures.items()},
         note=f"util from {s['gpu_util_source']} ({s['gpu_util_samples']} samples)",
     )
-    if fx.crops == 5 and name == "640x360" and ctx.cuda:
+    if targeted:
         rep.check(
             f"{key}: >= {TARGET_X_REALTIME:.0f}x real time",
             x_rt >= TARGET_X_REALTIME,
@@ -1376,6 +1400,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--precision", default=None, help="of the feature networks on the device (default: auto on CUDA, fp32 on cpu)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every section's time cap")
