@@ -1237,6 +1237,8 @@ def run_extract(
         "host cpu cores busy": cpu_cores,
         "host rss peak MB": s["host_rss_peak_mb"],
     }
+    step_for = getattr(fx, "step_for", None)
+    figures["snippets per step"] = step_for(feats.info.width, feats.info.height) if step_for else fx.snippets_per_step
     if ctx.cuda:
         figures["gpu peak memory GiB"] = torch.cuda.max_memory_allocated(dev) / 2**30
         figures["gpu peak reserved GiB"] = torch.cuda.max_memory_reserved(dev) / 2**30

@@ -23,6 +23,7 @@ from violence_cli.cli import app
 from violence_cli.errors import InputError, UsageError
 from violence_cli.features import frontend
 from violence_cli.features.extract import (
+    RAW_STEP_BYTES,
     FeatureExtractor,
     _snippets,
     check_geometry,
@@ -391,6 +392,22 @@ def test_snippets_hold_resized_frames_whatever_the_input(resize_here: bool) -> N
     small = np.zeros((48, 64, 3), np.uint8)
     kept = list(_snippets(iter([small] * 17), resize_here, {}))[0]
     assert tuple(kept.shape[1:3]) == ((256, 341) if resize_here else (48, 64))  # CUDA resizes small ones itself
+
+
+def test_cuda_steps_bound_the_raw_frames_they_hold(
+    extractor: FeatureExtractor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On CUDA, frames up to RAW_PIXELS_MAX travel unresized: at one crop (40 snippets a step)
+    1080p was 4 GB per step in host memory and 16 GB of float on the GPU while resizing."""
+    monkeypatch.setattr(extractor, "cuda", True)
+    monkeypatch.setattr(extractor, "snippets_per_step", 40)  # CUDA's batch of 40 clips at one crop
+    assert extractor.step_for(640, 360) == 40  # 11 MB a snippet: the whole batch fits
+    step = extractor.step_for(1920, 1080)
+    assert step == 5 and step * 16 * 1920 * 1080 * 3 <= RAW_STEP_BYTES
+    assert extractor.step_for(3840, 2160) == 40  # resized on the CPU as decoded: small snippets
+    assert extractor.step_for(0, 0) == 40  # size unknown before decoding
+    monkeypatch.setattr(extractor, "cuda", False)
+    assert extractor.step_for(1920, 1080) == 40
 
 
 def test_absurd_frame_geometry_is_refused(probed: FeatureExtractor, tmp_path: Path) -> None:

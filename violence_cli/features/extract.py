@@ -67,6 +67,7 @@ from . import frontend
 VGGISH_BATCH = 32  # log-mel examples per VGGish forward
 DEFAULT_BATCH = {"cpu": 5, "cuda": 40}  # I3D clips per forward
 RAW_PIXELS_MAX = 2560 * 1440  # pixels: larger frames are resized on the CPU as decoded, even for CUDA
+RAW_STEP_BYTES = 512 * 2**20  # bytes: raw (unresized) frames one CUDA step may hold; 4x that as float on the GPU
 CAPACITY_MAX = 4096  # snippets of results allocated up front (more grow the arrays as they come)
 
 Progress = Callable[[int, "int | None"], None]  # (snippets done, total estimate or None)
@@ -368,7 +369,8 @@ class FeatureExtractor:
         warnings: list[str] = []
         estimate = count_snippets(round(info.duration * media.VIDEO_FPS)) if info.duration > 0 else None
         stop = threading.Event()
-        video_q: queue.Queue = queue.Queue(maxsize=2 * self.snippets_per_step + 1)
+        step = self.step_for(info.width, info.height)
+        video_q: queue.Queue = queue.Queue(maxsize=2 * step + 1)
         audio_q: queue.Queue = queue.Queue(maxsize=8)
         count: dict[str, int] = {}
         threads: list[threading.Thread] = []
@@ -389,7 +391,7 @@ class FeatureExtractor:
                 t.start()
             capacity = min(estimate or 0, CAPACITY_MAX) + 2  # a header may claim any duration
             sink = _AudioSink(self, audio_q if info.has_audio else None, capacity)
-            rgb = self._run_video(video_q, sink, progress, estimate, capacity)
+            rgb = self._run_video(video_q, sink, progress, estimate, capacity, step)
             n_frames = count.get("frames", 0)
             if not len(rgb):
                 raise InputError(
@@ -416,10 +418,31 @@ class FeatureExtractor:
             precision=self.precision,
         )
 
+    def step_for(self, width: int, height: int) -> int:
+        """Snippets per I3D step for frames of ``width`` x ``height``: :attr:`snippets_per_step`,
+        fewer on CUDA when the raw frames of a step would pass :data:`RAW_STEP_BYTES`.
+
+        On CUDA frames up to :data:`RAW_PIXELS_MAX` travel unresized and are resized on the
+        GPU in float: at 1 crop, 40 snippets of 1080p were 4 GB in the queue, 4 GB pinned and
+        16 GB of float on the GPU at once. Fewer snippets per step only shrink I3D's batch
+        for large frames, where decoding bounds the speed anyway.
+        """
+        if not self.cuda or width < 1 or height < 1 or width * height > RAW_PIXELS_MAX:
+            return self.snippets_per_step  # resized on the CPU as decoded: small snippets
+        raw_snippet = SNIPPET_FRAMES * width * height * 3  # bytes, uint8 RGB
+        return max(1, min(self.snippets_per_step, RAW_STEP_BYTES // raw_snippet))
+
     def _run_video(
-        self, q: queue.Queue, sink: _AudioSink, progress: Progress | None, estimate: int | None, capacity: int
+        self,
+        q: queue.Queue,
+        sink: _AudioSink,
+        progress: Progress | None,
+        estimate: int | None,
+        capacity: int,
+        step: int | None = None,
     ) -> _Rows:
-        """I3D over the snippets as they arrive; VGGish keeps pace on what audio is ready."""
+        """I3D over the snippets as they arrive, ``step`` at a time; VGGish keeps pace on what audio is ready."""
+        step = step or self.snippets_per_step
         rgb = _Rows((self.crops, RGB_DIM), capacity)
         batch: list[torch.Tensor] = []
         done = 0
@@ -430,7 +453,7 @@ class FeatureExtractor:
             end = isinstance(item, _End)
             if not end:
                 batch.append(item)
-            if batch and (end or len(batch) == self.snippets_per_step):
+            if batch and (end or len(batch) == step):
                 rgb.extend(self.rgb_features(self._stack(batch)))
                 done += len(batch)
                 batch = []
