@@ -742,12 +742,12 @@ def section_environment(rep: Report, ctx: Context, deadline: Deadline) -> None:
     rep.figure("cudnn.benchmark (as run)", torch.backends.cudnn.benchmark)
     rep.figure("TF32 matmul / cuDNN", f"{torch.backends.cuda.matmul.allow_tf32} / {torch.backends.cudnn.allow_tf32}")
     rep.figure("bf16 supported", torch.cuda.is_bf16_supported())
-    smi = _nvidia_smi("driver_version,name,memory.total,clocks.max.sm,power.limit,temperature.gpu,utilization.gpu")
+    smi = _nvidia_smi("driver_version,name,memory.total")
+    rep.figure("driver", smi.split(",")[0].strip() if smi else "nvidia-smi not available")
     if smi:
         rep.figure("nvidia-smi", smi)
-        rep.figure("driver", smi.split(",")[0].strip())
-    else:
-        rep.figure("driver", "nvidia-smi not available")
+        extra = _nvidia_smi("clocks.max.sm,power.limit,temperature.gpu,utilization.gpu,persistence_mode")
+        rep.figure("nvidia-smi: max SM clock, power limit, temperature, utilisation, persistence", extra or "?")
     x = torch.ones(1, device=dev)
     rep.check("a CUDA tensor computes", float((x + 1).item()) == 2.0, float((x + 1).item()), "== 2")
 
