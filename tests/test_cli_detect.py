@@ -154,6 +154,7 @@ def test_exports_and_plot(media, weight_args, tmp_path) -> None:
         "good.srt",
         "good.vtt",
         "index.html",
+        "results.csv",
     ]
     doc = json.loads((out / "good.json").read_text())
     rows = list(csv.DictReader((out / "good.csv").open(newline="")))
@@ -183,7 +184,16 @@ def test_several_videos_one_bad_does_not_stop_the_others(media, weight_args, tmp
     doc = json.loads(r.stdout)
     assert [Path(x["video"]["path"]).name for x in doc["results"]] == ["good.mp4", "mute.mp4"]
     assert [Path(e["path"]).name for e in doc["errors"]] == ["notes.mp4"]
-    assert sorted(os.listdir(tmp_path)) == ["good.csv", "mute.csv", "plots"]
+    # NAME.json always: it is the record a rerun checks; results.csv and failures.jsonl: the run's tables
+    assert sorted(os.listdir(tmp_path)) == [
+        "failures.jsonl",
+        "good.csv",
+        "good.json",
+        "mute.csv",
+        "mute.json",
+        "plots",
+        "results.csv",
+    ]
     assert sorted(os.listdir(plots)) == ["good.timeline.png", "mute.timeline.png"]
     assert "notes.mp4" in r.stderr and "Traceback" not in r.stderr
 

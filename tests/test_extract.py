@@ -33,9 +33,8 @@ from violence_cli.features.extract import (
     resize_frames,
     resized_size,
     resolve_device,
-    write_xd_features,
-    xd_paths,
 )
+from violence_cli.xdfeatures import write_xd_features, xd_paths
 
 RED, GREEN, BLUE, WHITE = (1.0, -1.0, -1.0), (-1.0, 1.0, -1.0), (-1.0, -1.0, 1.0), (1.0, 1.0, 1.0)  # in [-1, 1]
 
@@ -312,20 +311,25 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
             "device": torch.device("cpu"),
             "batch_size": None,
             "precision": "fp32",  # extract's default: features are a dataset, fidelity first
-            "weights_dir": None,
-            "download": True,
+            "download": False,
         }
     ]
     import inspect
 
     inspect.signature(FeatureExtractor).bind(weights["i3d_rgb_imagenet"], weights["vggish"], **cli_extractor[0])
-    assert sorted(p.name for p in out.iterdir()) == ["good__0.npy", "good__vggish.npy"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "failures.jsonl",
+        "good.extract.json",
+        "good__0.npy",
+        "good__vggish.npy",
+        "results.csv",
+    ]
     assert "good" in res.stdout and "wrote" in res.stdout and "fp32" in res.stdout
     assert "failed: " in res.stderr and "short.mp4" in res.stderr and "nope.mp4" in res.stderr
     assert np.load(out / "good__0.npy").shape == (1, 1024)
 
-    # done files are skipped without loading any weights (a bogus path would fail)
-    res = runner.invoke(app, [*base, "--i3d-weights", str(tmp_path / "absent.pt"), str(good), "--json"])
+    # done files are skipped without loading the networks again
+    res = runner.invoke(app, [*base, *w, str(good), "--json"])
     assert res.exit_code == 0, res.output
     assert len(cli_extractor) == 1
     import json
@@ -343,19 +347,6 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
     # missing weights stop the run with the registry's one-line error
     res = runner.invoke(app, [*base, "--i3d-weights", str(tmp_path / "absent.pt"), str(good), "--overwrite"])
     assert res.exit_code == 1 and "absent.pt" in res.stderr and "Traceback" not in res.stderr
-
-
-def test_same_name_twice_fails_the_second(probed: FeatureExtractor, tmp_path: Path) -> None:
-    from violence_cli.features.extract import extract_to_folder
-
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    first = make_clip(tmp_path / "a" / "x.mp4", seconds=0.8, fps=24, size=(32, 24), audio=False)
-    second = make_clip(tmp_path / "b" / "x.mp4", seconds=0.8, fps=24, size=(32, 24), audio=False)
-    outcomes = list(extract_to_folder([first, second], tmp_path / "out", lambda crops: probed, crops=5))
-    assert [o.status for o in outcomes] == ["written", "failed"]
-    assert "same output name" in outcomes[1].error and str(first) in outcomes[1].error
-    assert outcomes[0].n_snippets == 1 and len(outcomes[0].files) == 6
 
 
 def _rss_mb() -> float:

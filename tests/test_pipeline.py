@@ -15,8 +15,9 @@ from mediagen import make_clip
 
 from violence_cli.devices import resolve_device
 from violence_cli.errors import InputError, UsageError, WeightsError
-from violence_cli.pipeline import SNIPPET_SECONDS, Detector, detect, find_videos
+from violence_cli.pipeline import SNIPPET_SECONDS, Detector, detect
 from violence_cli.precision import resolve_precision
+from violence_cli.runner.inputs import discover
 from violence_cli.schema import SCHEMA_VERSION
 from violence_cli.segments import find_segments
 from violence_cli.weights import file_sha256
@@ -185,7 +186,7 @@ def test_resolve_device(monkeypatch) -> None:
             resolve_device(bad)
 
 
-def test_find_videos(tmp_path) -> None:
+def test_discover_videos(tmp_path) -> None:
     folder = tmp_path / "videos"
     folder.mkdir()
     for name in ("b.mp4", "a.MKV", "notes.txt", "._b.mp4"):  # ._b.mp4: a macOS resource fork
@@ -194,7 +195,8 @@ def test_find_videos(tmp_path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("hi")
-    videos, failures = find_videos([folder, tmp_path / "missing.mp4", empty, folder / "notes.txt"])
+    found = discover([folder, tmp_path / "missing.mp4", empty, folder / "notes.txt"])
+    videos, failures = [v.path for v in found.videos], found.failures
     assert [p.name for p in videos] == ["a.MKV", "b.mp4", "notes.txt"]  # a named file is always tried
     assert [(Path(p).name, type(e)) for p, e in failures] == [("missing.mp4", InputError), ("empty", InputError)]
     assert "no such file" in failures[0][1].message and "no video files" in failures[1][1].message

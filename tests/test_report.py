@@ -294,7 +294,10 @@ def test_cli_output_dir_html_writes_reports_and_index(tmp_path, weight_args) -> 
     out.mkdir()
     r = run(src, *weight_args, "--output-dir", out, "--format", "html", "--threshold", "0")
     assert r.exit_code == 1  # the broken file
-    assert sorted(p.name for p in out.iterdir()) == ["b clip.html", "index-2.html", "index.html"]
+    # NAME.json: the runner's resume record, results.csv / failures.jsonl: the run's tables
+    reports = sorted(p.name for p in out.iterdir() if p.suffix == ".html")
+    assert reports == ["b clip.html", "index-2.html", "index.html"]
+    assert (out / "index.json").is_file() and (out / "results.csv").is_file()
     index = (out / "index.html").read_text(encoding="utf-8")
     assert sorted(re.findall(r'<a href="([^"]+)"', index)) == ["b%20clip.html", "index-2.html"]
     assert "broken.mp4" in index and 'id="failures"' in index

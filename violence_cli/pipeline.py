@@ -15,12 +15,12 @@ substitutes random weights.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .devices import resolve_device
-from .errors import InputError, UsageError, ViolenceDetectError
+from .errors import InputError, UsageError
 from .protocol import (
     DEFAULT_CROPS,
     I3D_WEIGHTS,
@@ -33,59 +33,12 @@ from .protocol import (
 from .schema import DetectionParams, DetectionResult, VideoFacts, WeightsUsed
 from .segments import DEFAULT_THRESHOLD, check_params, find_segments, make_snippets
 
-VIDEO_EXTENSIONS = frozenset(
-    [
-        ".mp4",
-        ".m4v",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".mov",
-        ".mpg",
-        ".mpeg",
-        ".ts",
-        ".mts",
-        ".m2ts",
-        ".wmv",
-        ".flv",
-        ".3gp",
-        ".ogv",
-    ]
-)
-
 if TYPE_CHECKING:
     import torch
 
     from .weights import ResolvedWeights
 
 Progress = Callable[[int, "int | None"], None]  # (snippets done, total or None)
-
-
-def find_videos(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[tuple[str, ViolenceDetectError]]]:
-    """Expand files and folders (every video file directly inside, sorted; hidden files skipped).
-
-    Returns ``(videos, failures)``: a missing path or a folder without videos is a failure
-    (with its one-line error), so the caller can go on with the others.
-    """
-    videos: list[Path] = []
-    failures: list[tuple[str, ViolenceDetectError]] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.iterdir()
-                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
-            )
-            if not found:
-                exts = " ".join(sorted(VIDEO_EXTENSIONS))
-                failures.append((str(path), InputError(f"{path}: no video files in this folder (looked for {exts})")))
-            videos.extend(found)
-        elif path.exists():
-            videos.append(path)
-        else:
-            failures.append((str(path), InputError(f"{path}: no such file or folder")))
-    return videos, failures
 
 
 class Detector:
@@ -167,7 +120,7 @@ class Detector:
             raise UsageError(str(exc)) from None
         path = Path(path)
         if path.is_dir():
-            raise InputError(f"{path}: is a folder (pass the video files, or use find_videos)")
+            raise InputError(f"{path}: is a folder (pass the video files, or use violence_cli.runner.discover)")
         features = self.extractor.extract(path, video_stream=video_stream, audio_stream=audio_stream, progress=progress)
         scores = score_snippets(self.model, features.rgb, features.audio, device=self.device)
         params = DetectionParams(

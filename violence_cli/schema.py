@@ -92,6 +92,9 @@ class DetectionResult:
     weights: list[WeightsUsed]
     params: DetectionParams
     warnings: list[str] = field(default_factory=list)
+    # what a many-video run checks before skipping this video: input fingerprint, weights
+    # sha256, result-changing parameters (violence_cli.runner.records.make_record)
+    record: dict[str, Any] | None = None
 
     @property
     def verdict(self) -> str:
@@ -140,6 +143,7 @@ class DetectionResult:
             "warnings": list(self.warnings),
             "segments": [asdict(s) for s in self.segments],
             "snippets": [asdict(s) for s in self.snippets],
+            **({"record": self.record} if self.record is not None else {}),
         }
 
     @classmethod
@@ -155,4 +159,5 @@ class DetectionResult:
             weights=[WeightsUsed(**w) for w in data["weights"]],
             params=DetectionParams(**data["params"]),
             warnings=list(data.get("warnings", [])),
+            record=data.get("record"),
         )

@@ -9,14 +9,20 @@ video, in the same order. Names ending in ``_label_A`` are the normal (non-viole
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .atomic import save_npy
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .features.extract import VideoFeatures
 
 MAX_CROPS = 10
 NORMAL_TAG = "_label_A"  # XD-Violence names normal videos ..._label_A
@@ -217,4 +223,55 @@ def load_entry(
     return np.stack(crops), np.ascontiguousarray(audio)
 
 
-__all__ = ["MAX_CROPS", "VideoEntry", "discover_folder", "is_normal", "load_entry", "read_lists"]
+# --------------------------------------------------------------------------- writing
+
+
+def xd_paths(out_dir: str | os.PathLike[str], name: str, crops: int) -> list[Path]:
+    """NAME__0.npy .. NAME__{C-1}.npy, then NAME__vggish.npy."""
+    out = Path(out_dir)
+    return [out / f"{name}__{c}.npy" for c in range(crops)] + [out / f"{name}{AUDIO_SUFFIX}"]
+
+
+def write_xd_features(features: VideoFeatures, out_dir: str | os.PathLike[str], name: str) -> list[Path]:
+    """Write one video's features in the layout: a (T, 1024) float32 file per crop, a (T, 128) audio file.
+
+    Each file is written atomically (:mod:`violence_cli.atomic`), the audio file last.
+    Returns the paths written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = xd_paths(out, name, features.crops)
+    arrays = [features.rgb[:, c] for c in range(features.crops)] + [features.audio]
+    for path, array in zip(paths, arrays):
+        save_npy(path, np.ascontiguousarray(array, dtype=np.float32))
+    return paths
+
+
+def npy_rows(path: Path, width: int) -> int | None:
+    """Rows of a whole (rows, width) float32 ``.npy`` file, read from its header and size;
+    None when the file is missing, empty, damaged, cut short or of another shape."""
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            offset = fh.tell()
+        size = path.stat().st_size
+    except (OSError, ValueError, EOFError, SyntaxError):
+        return None
+    if dtype != np.float32 or len(shape) != 2 or shape[1] != width or fortran:
+        return None
+    return shape[0] if size == offset + shape[0] * width * 4 else None
+
+
+__all__ = [
+    "MAX_CROPS",
+    "VideoEntry",
+    "discover_folder",
+    "is_normal",
+    "load_entry",
+    "npy_rows",
+    "read_lists",
+    "write_xd_features",
+    "xd_paths",
+]

@@ -1,9 +1,9 @@
 """``violence-detect [detect] VIDEO...``: scores, violent segments and exports.
 
-A thin layer over :class:`violence_cli.pipeline.Detector`: check the options and every
-output location first, load the networks once, then score each video in turn. A video
-that fails is reported on stderr and the others go on; the exit code is 1 at the end if
-any failed.
+A thin layer over the library's runner (:mod:`violence_cli.runner`): check the options and
+every output location first, resolve the device and the weights once, then let the runner
+score each video (skipping those already done in --output-dir). A video that fails is
+reported on stderr and the others go on; the exit code is 1 at the end if any failed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +18,8 @@ import typer
 
 from .. import console
 from ..errors import UsageError, ViolenceDetectError
+from ..runner.jobs import DetectJob
+from ..runner.records import Outcome
 from ..schema import DetectionResult
 from ..writers import FORMATS, WRITERS
 from ._app import _version_callback, app, cli_errors, exit_code
@@ -27,22 +28,31 @@ from .options import (
     DEFAULT_CROPS_CHOICE,
     FORMAT_METAVAR,
     PANEL_MODEL,
+    ActorsOpt,
     AudioStreamOpt,
     Crops,
     DeviceOpt,
     DownloadOpt,
+    Engine,
+    EngineOpt,
+    FromListOpt,
     I3dWeightsOpt,
     OutputFormat,
+    OverwriteOpt,
     Precision,
     PrecisionOpt,
+    RayAddressOpt,
+    RecursiveOpt,
+    RetryFailedOpt,
+    ShardOpt,
     VggishWeightsOpt,
     VideoStreamOpt,
     WeightsDirOpt,
     resolve_precision_option,
 )
+from .run_view import RunView, closing_line
 
 EXTENSIONS = " ".join(w.extension for w in WRITERS.values())
-INDEX_NAME = "index.html"  # the many-video page written beside the reports
 
 HELP = """Find violent segments in videos (several files, or a folder of videos).
 
@@ -62,6 +72,8 @@ Examples:
   violence-detect videos/ --output-dir out/ --format csv --format vtt --crops 1
 
   violence-detect clip.mkv -o report.html --report-proxy
+
+  violence-detect archive/ -r --output-dir out/ --shard 0/2    # rerun: resumes
 """
 
 OPT_GROUP_OUT = "Output"
@@ -69,44 +81,13 @@ OPT_GROUP_SEG = "Segments"
 OPT_GROUP_MODEL = PANEL_MODEL
 
 
-@dataclass
-class Plan:
-    """Where each video's exports go, decided (and checked) before any work."""
-
-    output: Path | None = None
-    output_dir: Path | None = None
-    formats: list[str] = field(default_factory=list)
-    plot: Path | None = None
-    plot_dir: Path | None = None
-    report_proxy: bool = False
-    stems: dict[Path, str] = field(default_factory=dict)
-
-    @property
-    def index(self) -> Path | None:
-        """``index.html`` in --output-dir when reports are written there."""
-        return self.output_dir / INDEX_NAME if self.output_dir is not None and "html" in self.formats else None
-
-    def targets(self, video: Path) -> tuple[list[tuple[str, Path]], Path | None]:
-        from ..writers import format_for_path, get_writer
-
-        exports: list[tuple[str, Path]] = []
-        if self.output is not None:
-            exports.append((format_for_path(self.output), self.output))
-        if self.output_dir is not None:
-            stem = self.stems[video]
-            exports += [(fmt, self.output_dir / get_writer(fmt).file_name(stem)) for fmt in self.formats]
-        plot = self.plot
-        if self.plot_dir is not None:
-            plot = self.plot_dir / f"{self.stems[video]}.timeline.png"
-        return exports, plot
-
-
 @app.command("detect", help=HELP, no_args_is_help=True)
 @cli_errors
 def detect_command(
     inputs: Annotated[
-        list[Path], typer.Argument(metavar="VIDEO", help="Video files or folders of videos.", show_default=False)
-    ],
+        list[Path] | None,
+        typer.Argument(metavar="VIDEO", help="Video files or folders of videos.", show_default=False),
+    ] = None,
     json_out: Annotated[
         bool,
         typer.Option(
@@ -128,7 +109,7 @@ def detect_command(
         Path | None,
         typer.Option(
             "--output-dir",
-            help="Write exports for every video into this existing folder, named after the video.",
+            help="Write NAME.json (+ --format) for every video into this existing folder; a rerun skips the done ones.",
             rich_help_panel=OPT_GROUP_OUT,
         ),
     ] = None,
@@ -204,14 +185,22 @@ def detect_command(
     download: DownloadOpt = True,
     video_stream: VideoStreamOpt = None,
     audio_stream: AudioStreamOpt = None,
+    recursive: RecursiveOpt = False,
+    from_list: FromListOpt = None,
+    overwrite: OverwriteOpt = False,
+    retry_failed: RetryFailedOpt = False,
+    shard: ShardOpt = None,
+    engine: EngineOpt = Engine("local"),
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
     version: Annotated[
         bool | None,
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
     from ..devices import resolve_device
-    from ..pipeline import Detector, find_videos
     from ..protocol import I3D_WEIGHTS, MACIL_WEIGHTS, VGGISH_WEIGHTS
+    from ..runner import discover, parse_shard, run, select_shard
     from ..segments import check_params
     from ..weights import resolve_weight_files
 
@@ -219,59 +208,77 @@ def detect_command(
         check_params(threshold, min_duration, merge_gap)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"--batch-size {batch_size}: expected a positive number")
+    if not inputs and from_list is None:
+        raise UsageError("give video files or folders (or --from-list FILE)")
+    parts = parse_shard(shard) if shard is not None else None
     resolved_device = resolve_device(device)
     resolved_precision = resolve_precision_option(precision, resolved_device)
-    videos, failures = find_videos(inputs)
-    batch = len(inputs) > 1 or any(p.is_dir() for p in inputs)
-    plan = plan_outputs(videos, batch, output, output_dir, formats, plot, report_proxy)
+    found = discover(inputs or [], recursive=recursive, from_list=from_list)
+    videos = select_shard(found.videos, parts)
+    batch = len(inputs or []) > 1 or any(p.is_dir() for p in inputs or []) or from_list is not None
+    job = plan_outputs(batch, output, output_dir, formats, plot, report_proxy)
     failed: list[tuple[str, str]] = []
-    for path, exc in failures:
+    for path, exc in found.failures:
         console.error(exc.message, exc.hint)
         failed.append((path, exc.message))
 
     results: list[DetectionResult] = []
+    seen_warnings: set[str] = set()
+    index_rows: list[Any] = []  # index.html, built from the outcome rows as they come
+
+    def on_outcome(outcome: Outcome) -> None:
+        if job.index is not None:
+            index_rows.append(_index_row(job, outcome))
+        if outcome.status in ("failed", "failed-before"):
+            console.error(outcome.error or outcome.path, outcome.hint)
+            failed.append((outcome.path, outcome.error or ""))
+            return
+        for warning in outcome.warnings if outcome.status == "done" or not batch else ():
+            if warning not in seen_warnings:
+                seen_warnings.add(warning)
+                console.warn(warning)
+        if json_out:
+            results.append(outcome.result)
+        elif outcome.status == "done" or not batch:
+            print_summary(outcome.result)
+
+    summary = None
     if videos:
         show_progress = console.progress_enabled(quiet, json_out)
         with console.progress_bar(show_progress) as bar:
-            loading = bar.add_task("loading the networks", total=None) if bar is not None else None
-            weights = resolve_weight_files(
+            job.weights = resolve_weight_files(
                 {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, MACIL_WEIGHTS: checkpoint},
                 weights_dir=weights_dir,
                 download=download,
                 progress=_download_progress(bar),
             )
-            detector = Detector(
-                device=resolved_device,
-                crops=int(crops.value),
-                batch_size=batch_size,
-                precision=resolved_precision,
-                weights=weights,
-            )
-            if bar is not None:
-                bar.remove_task(loading)
-            seen_warnings: set[str] = set()
-            for video in videos:
-                result = _run_one(
-                    detector,
-                    video,
-                    plan,
-                    bar,
-                    seen_warnings,
-                    failed,
-                    threshold=threshold,
-                    min_duration=min_duration,
-                    merge_gap=merge_gap,
-                    video_stream=video_stream,
-                    audio_stream=audio_stream,
+            job.crops, job.batch_size, job.precision = int(crops.value), batch_size, resolved_precision
+            job.threshold, job.min_duration, job.merge_gap = threshold, min_duration, merge_gap
+            job.video_stream, job.audio_stream = video_stream, audio_stream
+            try:
+                summary = run(
+                    videos,
+                    job,
+                    device=resolved_device,
+                    engine=engine.value,
+                    overwrite=overwrite,
+                    retry_failed=retry_failed,
+                    events=RunView(bar, on_outcome),
+                    want_durations=show_progress,
+                    ray_address=ray_address,
+                    actors=actors,
                 )
-                if result is None:
-                    continue
-                results.append(result)
-                if not json_out:
-                    print_summary(result)
+            except KeyboardInterrupt as exc:
+                stopped = getattr(exc, "run_summary", None)
+                if stopped is not None:
+                    console.warn(f"{closing_line(stopped, 'scored')}; rerun the same command to resume")
+                raise
 
-    if plan.index is not None:
-        _write_index(plan, results, failed)
+    if job.index is not None:
+        index_rows += [_index_row(job, None, path, message) for path, message in failed[: len(found.failures)]]
+        _write_index(job.index, index_rows, failed)
 
     if json_out:
         from ..writers import batch_document
@@ -282,106 +289,31 @@ def detect_command(
             document = results[0].to_dict() if results else None
         if document is not None:
             typer.echo(json.dumps(document, indent=2, allow_nan=False))
+    if summary is not None and (batch or len(videos) > 1):
+        console.info(closing_line(summary, "scored", len(found.failures)), quiet=quiet or json_out)
     exit_code(len(failed))
 
 
-def _run_one(
-    detector: Any,
-    video: Path,
-    plan: Plan,
-    bar: Any,
-    seen_warnings: set[str],
-    failed: list[tuple[str, str]],
-    **options: Any,
-) -> DetectionResult | None:
-    """Score and export one video; a failure is reported and recorded, never raised."""
-    from ..plot import plot_timeline
-    from ..writers import get_writer
+def _index_row(job: DetectJob, outcome: Outcome | None, path: str = "", error: str | None = None) -> Any:
+    from ..report import index_row
 
-    task = bar.add_task(video.name, total=None) if bar is not None else None
-
-    def progress(done: int, total: int | None) -> None:
-        if bar is not None:
-            bar.update(task, completed=done, total=total)
-
-    try:
-        result = detector.detect(video, progress=progress, **options)
-        exports, plot_path = plan.targets(video)
-        for fmt, target in exports:
-            writer = _html_writer(result, target, plan.report_proxy, bar) if fmt == "html" else get_writer(fmt)
-            writer.write(result, target)
-        if plot_path is not None:
-            plot_timeline(result, plot_path)
-    except ViolenceDetectError as exc:
-        console.error(exc.message, exc.hint)
-        failed.append((str(video), exc.message))
-        return None
-    except OSError as exc:  # writing an export failed (disk full, permissions changed...)
-        message = f"{video}: could not write an export: {exc}"
-        console.error(message)
-        failed.append((str(video), message))
-        return None
-    finally:
-        if bar is not None:
-            bar.remove_task(task)
-    for warning in result.warnings:
-        if warning not in seen_warnings:
-            seen_warnings.add(warning)
-            console.warn(warning)
-    return result
+    assert job.out_dir is not None
+    if outcome is None or outcome.result is None:
+        return index_row(outcome.path if outcome else path, job.out_dir, error=outcome.error if outcome else error)
+    reports = [Path(f) for f in outcome.files if f.endswith(".html")]
+    return index_row(outcome.path, job.out_dir, outcome.result, reports[0] if reports else None)
 
 
-def _html_writer(result: DetectionResult, target: Path, proxy: bool, bar: Any = None) -> Any:
-    """The report's writer: it plays the video itself when browsers can, else a proxy (or says why not)."""
-    from ..report import check_playback, make_proxy, proxy_path
-    from ..writers import HtmlWriter
-
-    source = Path(result.video.path)
-    playback = check_playback(source, result.video.video_stream)
-    if playback.safe:
-        return HtmlWriter(source, playback)
-    if not proxy:
-        console.warn(
-            f"{source.name}: {playback.reason}; the report's player may stay blank "
-            "(--report-proxy writes a browser-safe copy beside the report)"
-        )
-        return HtmlWriter(source, playback)
-    task = (
-        bar.add_task(f"{source.name}: browser copy", total=result.video.duration or None) if bar is not None else None
-    )
-    try:
-        copy = make_proxy(
-            source,
-            proxy_path(target),
-            result.video.video_stream,
-            result.video.audio_stream,
-            progress=(lambda seconds: bar.update(task, completed=seconds)) if bar is not None else None,
-        )
-    finally:
-        if bar is not None:
-            bar.remove_task(task)
-    return HtmlWriter(copy, check_playback(copy), source_playback=playback)
-
-
-def _write_index(plan: Plan, results: list[DetectionResult], failed: list[tuple[str, str]]) -> None:
+def _write_index(index: Path, rows: list[Any], failed: list[tuple[str, str]]) -> None:
     """index.html over every video of the run: the scored ones link to their reports, failures say why."""
-    from ..report import index_row, write_index
-    from ..writers import get_writer
+    from ..report import write_index
 
-    assert plan.output_dir is not None and plan.index is not None
-    by_path = {str(video): video for video in plan.stems}
-    rows = []
-    for result in results:
-        video = by_path.get(result.video.path, Path(result.video.path))
-        report = plan.output_dir / get_writer("html").file_name(plan.stems[video]) if video in plan.stems else None
-        rows.append(index_row(result.video.path, plan.output_dir, result, report))
-    rows += [index_row(path, plan.output_dir, error=message) for path, message in failed]
     try:
-        write_index(rows, plan.index)
+        write_index(rows, index)
     except OSError as exc:
-        message = f"{plan.index}: could not write the index: {exc}"
+        message = f"{index}: could not write the index: {exc}"
         console.error(message)
-        failed.append((str(plan.index), message))
+        failed.append((str(index), message))
 
 
 def _download_progress(bar: Any) -> Any:
@@ -398,61 +330,44 @@ def _download_progress(bar: Any) -> Any:
 
 
 def plan_outputs(
-    videos: list[Path],
     batch: bool,
     output: Path | None,
     output_dir: Path | None,
     formats: list[OutputFormat] | None,
     plot: Path | None,
     report_proxy: bool = False,
-) -> Plan:
+) -> DetectJob:
     """Check every output location before any work: one-line errors, exit 1 (2 for misuse)."""
     from ..writers import format_for_path
 
-    plan = Plan()
+    job = DetectJob(out_dir=None, weights={})
     if output is not None:
         if batch:
             raise UsageError("-o/--output takes one video; for several use --output-dir DIR")
         format_for_path(output)  # an unknown extension is a usage error, before any work
         _check_writable_file(output)
-        plan.output = output
+        job.output = output
     if formats and output_dir is None:
         raise UsageError("--format needs --output-dir DIR (or use -o FILE with an extension)")
     if output_dir is not None:
         _check_writable_dir(output_dir, "--output-dir")
         chosen = [f.value for f in (formats or [OutputFormat("json")])]
-        plan.formats = list(FORMATS) if ALL_FORMATS in chosen else list(dict.fromkeys(chosen))
-        plan.output_dir = output_dir
-    wants_html = "html" in plan.formats or (output is not None and format_for_path(output) == "html")
+        job.formats = list(FORMATS) if ALL_FORMATS in chosen else list(dict.fromkeys(chosen))
+        job.out_dir = output_dir
+    wants_html = "html" in job.formats or (output is not None and format_for_path(output) == "html")
     if report_proxy and not wants_html:
         raise UsageError("--report-proxy goes with an HTML report: -o report.html or --output-dir DIR --format html")
-    plan.report_proxy = report_proxy
+    job.report_proxy = report_proxy
     if plot is not None:
         if plot.is_dir():
             _check_writable_dir(plot, "--plot")
-            plan.plot_dir = plot
+            job.plot_dir = plot
         elif batch:
             raise UsageError("--plot FILE takes one video; for several give an existing folder: --plot DIR")
         else:
             _check_writable_file(plot)
-            plan.plot = plot
-    # a video called index.mp4 must not overwrite the index page
-    plan.stems = unique_stems(videos, reserved={Path(INDEX_NAME).stem} if plan.index is not None else set())
-    return plan
-
-
-def unique_stems(videos: list[Path], reserved: set[str] = frozenset()) -> dict[Path, str]:  # type: ignore[assignment]
-    """Export names per video: the file's stem, with -2, -3... when two videos share one (or it is reserved)."""
-    stems: dict[Path, str] = {}
-    used: set[str] = set(reserved)
-    for video in videos:
-        stem, n = video.stem, 1
-        while stem in used:
-            n += 1
-            stem = f"{video.stem}-{n}"
-        used.add(stem)
-        stems[video] = stem
-    return stems
+            job.plot = plot
+    return job
 
 
 def _probe_write(folder: Path, message: str) -> None:

@@ -1,10 +1,11 @@
 """``violence-detect extract VIDEO_OR_DIR... --out DIR``: XD-Violence feature files.
 
-A thin layer over :func:`violence_cli.features.extract.extract_to_folder`: every video
-becomes ``NAME__0.npy`` .. ``NAME__4.npy`` (I3D, (T, 1024) float32 per crop) and
-``NAME__vggish.npy`` (VGGish, (T, 128) float32), the layout ``eval`` and ``train`` read.
-Videos already done are skipped unless ``--overwrite``; a video that fails is reported
-and the others go on; the exit code is 1 at the end if any failed.
+A thin layer over the library's runner (:mod:`violence_cli.runner`, the same one ``detect``
+uses): every video becomes ``NAME__0.npy`` .. ``NAME__4.npy`` (I3D, (T, 1024) float32 per
+crop) and ``NAME__vggish.npy`` (VGGish, (T, 128) float32), the layout ``eval`` and ``train``
+read, then ``NAME.extract.json``, the record a rerun checks. Videos already done are skipped
+unless ``--overwrite``; a video that fails is reported and the others go on; the exit code
+is 1 at the end if any failed.
 """
 
 from __future__ import annotations
@@ -18,26 +19,37 @@ import typer
 
 from .. import console
 from ..errors import UsageError
+from ..runner.records import Outcome
 from ._app import app, cli_errors, exit_code
 from .options import (
     DEFAULT_CROPS_CHOICE,
     PANEL_MODEL,
+    ActorsOpt,
     AudioStreamOpt,
     Crops,
     DeviceOpt,
     DownloadOpt,
+    Engine,
+    EngineOpt,
+    FromListOpt,
     I3dWeightsOpt,
+    OverwriteOpt,
     Precision,
     PrecisionOpt,
+    RayAddressOpt,
+    RecursiveOpt,
+    RetryFailedOpt,
+    ShardOpt,
     VggishWeightsOpt,
     VideoStreamOpt,
     WeightsDirOpt,
     resolve_precision_option,
 )
+from .run_view import RunView, closing_line
 
 HELP = """Extract I3D RGB + VGGish audio features in the XD-Violence layout.
 
-For each video NAME (files, or every video directly inside a folder) writes into --out:
+For each video NAME (files, the videos inside a folder, -r: and its subfolders) writes into --out:
 NAME__0.npy .. NAME__4.npy, the I3D features of the centre, top-left, top-right,
 bottom-left and bottom-right crops, (T, 1024) float32 each, and NAME__vggish.npy, the
 audio features, (T, 128) float32; T = floor((frames at 24 fps - 1) / 16). `eval` and
@@ -61,10 +73,6 @@ GROUP_MODEL = PANEL_MODEL
 @app.command("extract", help=HELP, no_args_is_help=True)
 @cli_errors
 def extract_command(
-    inputs: Annotated[
-        list[Path],
-        typer.Argument(metavar="VIDEO_OR_DIR", help="Video files or folders of videos.", show_default=False),
-    ],
     out: Annotated[
         Path,
         typer.Option(
@@ -74,10 +82,10 @@ def extract_command(
             rich_help_panel=GROUP_OUT,
         ),
     ],
-    overwrite: Annotated[
-        bool,
-        typer.Option("--overwrite", help="Extract again videos whose files already exist.", rich_help_panel=GROUP_OUT),
-    ] = False,
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="VIDEO_OR_DIR", help="Video files or folders of videos.", show_default=False),
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON document on stdout.", rich_help_panel=GROUP_OUT)
     ] = False,
@@ -109,68 +117,73 @@ def extract_command(
     download: DownloadOpt = True,
     video_stream: VideoStreamOpt = None,
     audio_stream: AudioStreamOpt = None,
+    recursive: RecursiveOpt = False,
+    from_list: FromListOpt = None,
+    overwrite: OverwriteOpt = False,
+    retry_failed: RetryFailedOpt = False,
+    shard: ShardOpt = None,
+    engine: EngineOpt = Engine("local"),
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
 ) -> None:
     from ..devices import resolve_device
-    from ..features.extract import ExtractOutcome, FeatureExtractor, extract_to_folder
-    from ..pipeline import find_videos
+    from ..protocol import I3D_WEIGHTS, VGGISH_WEIGHTS
+    from ..runner import ExtractJob, discover, parse_shard, run, select_shard
+    from ..weights import resolve_weight_files
 
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: expected a positive number")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
+    if not inputs and from_list is None:
+        raise UsageError("give video files or folders (or --from-list FILE)")
+    parts = parse_shard(shard) if shard is not None else None
     n_crops = int(crops.value)
     resolved = resolve_device(device)
     resolved_precision = resolve_precision_option(precision, resolved)
-    videos, not_found = find_videos(inputs)
+    found = discover(inputs or [], recursive=recursive, from_list=from_list)
+    videos = select_shard(found.videos, parts)
     outcomes: list[dict[str, Any]] = []
-    for path, exc in not_found:
-        record = asdict(ExtractOutcome(path, Path(path).stem, "failed", error=exc.message, hint=exc.hint))
+    for path, exc in found.failures:
+        record = asdict(Outcome(path, Path(path).stem, "failed", error=exc.message, hint=exc.hint))
+        record.pop("result")
         outcomes.append(record)
-        _report(record, json_out, quiet)
+        _report(record, json_out)
 
-    def make_extractor(n_crops: int) -> FeatureExtractor:
-        return FeatureExtractor(
-            i3d_weights=i3d_weights,
-            vggish_weights=vggish_weights,
-            device=resolved,
-            crops=n_crops,
-            batch_size=batch_size,
-            precision=resolved_precision,
-            weights_dir=weights_dir,
-            download=download,
-        )
+    def on_outcome(outcome: Outcome) -> None:
+        record = outcome.to_dict()
+        outcomes.append(record)
+        _report(record, json_out)
 
+    summary = None
     if videos:
         out.mkdir(parents=True, exist_ok=True)
-        with console.progress_bar(console.progress_enabled(quiet, json_out)) as bar:
-            tasks: dict[int, Any] = {}
-
-            def progress(i: int, video: Path, done: int, total: int | None) -> None:
-                if bar is None:
-                    return
-                if i not in tasks:
-                    tasks[i] = bar.add_task(video.name, total=total)
-                bar.update(tasks[i], completed=done, total=total)
-
-            for i, outcome in enumerate(
-                extract_to_folder(
+        show_progress = console.progress_enabled(quiet, json_out)
+        with console.progress_bar(show_progress) as bar:
+            weights = resolve_weight_files(
+                {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights}, weights_dir=weights_dir, download=download
+            )
+            job = ExtractJob(out, weights, n_crops, batch_size, video_stream, audio_stream, resolved_precision)
+            try:
+                summary = run(
                     videos,
-                    out,
-                    make_extractor,
-                    crops=n_crops,
+                    job,
+                    device=resolved,
+                    engine=engine.value,
                     overwrite=overwrite,
-                    video_stream=video_stream,
-                    audio_stream=audio_stream,
-                    progress=progress,
+                    retry_failed=retry_failed,
+                    events=RunView(bar, on_outcome),
+                    want_durations=show_progress,
+                    ray_address=ray_address,
+                    actors=actors,
                 )
-            ):
-                if bar is not None and i in tasks:
-                    bar.remove_task(tasks.pop(i))
-                record = asdict(outcome)
-                outcomes.append(record)
-                _report(record, json_out, quiet)
+            except KeyboardInterrupt as exc:
+                stopped = getattr(exc, "run_summary", None)
+                if stopped is not None:
+                    console.warn(f"{closing_line(stopped, 'extracted')}; rerun the same command to resume")
+                raise
 
-    counts = {status: sum(o["status"] == status for o in outcomes) for status in ("written", "skipped", "failed")}
+    counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "failed", "failed-before")}
     if json_out:
         document = {
             "out_dir": str(out),
@@ -181,32 +194,31 @@ def extract_command(
             "videos": outcomes,
         }
         typer.echo(json.dumps(document, indent=2))
-    else:
-        console.info(
-            f"{counts['written']} written, {counts['skipped']} skipped, {counts['failed']} failed -> {out}", quiet=quiet
-        )
-    failures = [o for o in outcomes if o["status"] == "failed"]
+    elif summary is not None:
+        console.info(f"{closing_line(summary, 'extracted', len(found.failures))} -> {out}", quiet=quiet)
+    failures = [o for o in outcomes if o["status"] in ("failed", "failed-before")]
     for failure in failures:
         console.stderr.print(f"failed: {failure['error']}", highlight=False, markup=False)
     exit_code(len(failures))
 
 
-def _report(record: dict[str, Any], json_out: bool, quiet: bool) -> None:
+def _report(record: dict[str, Any], json_out: bool) -> None:
     """One line per video: results on stdout, problems on stderr."""
-    if record["status"] == "failed":
+    if record["status"] in ("failed", "failed-before"):
         console.error(record["error"], record.get("hint"))
         return
-    for warning in record["warnings"]:
+    for warning in record["warnings"] if record["status"] == "done" else ():
         console.warn(warning)
     if json_out:
         return
-    name, files = record["name"], record["files"]
+    files = record["files"]
     folder = Path(files[0]).parent if files else Path(".")
+    pattern = folder / (Path(record["name"]).name + "__*.npy")
     if record["status"] == "skipped":
-        typer.echo(f"skipped {record['video']}: {len(files)} files already in {folder} (--overwrite to redo)")
+        typer.echo(f"skipped {record['path']}: {len(files)} files already in {folder} (--overwrite to redo)")
         return
     audio = "audio" if record["has_audio"] else "no audio: silence"
     typer.echo(
-        f"wrote {folder / (name + '__*.npy')} ({len(files)} files): {record['n_snippets']} snippet(s), "
-        f"{audio}, {record['precision']}, {record['seconds']:.1f} s"
+        f"wrote {pattern} ({len(files)} files): {record['n_snippets']} snippet(s), {audio}, "
+        f"{record['precision']}, {record['seconds']:.1f} s"
     )

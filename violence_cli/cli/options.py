@@ -10,6 +10,7 @@ import typer
 
 from ..precision import PRECISIONS
 from ..protocol import CROP_CHOICES, DEFAULT_CROPS
+from ..runner.core import ENGINES
 from ..writers import FORMATS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,3 +91,60 @@ def resolve_precision_option(precision: Precision | str, device: torch.device | 
     if warning:
         console.warn(warning)
     return resolved
+PANEL_RUN = "Many videos"
+RecursiveOpt = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Also take the videos in subfolders.", rich_help_panel=PANEL_RUN)
+]
+FromListOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--from-list",
+        metavar="FILE",
+        help="Also take the videos listed in FILE, one path per line ('-': the list on stdin).",
+        rich_help_panel=PANEL_RUN,
+    ),
+]
+OverwriteOpt = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Redo videos whose outputs are complete and current.", rich_help_panel=PANEL_RUN),
+]
+RetryFailedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--retry-failed", help="Try again the videos failures.jsonl lists (else skipped).", rich_help_panel=PANEL_RUN
+    ),
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        metavar="I/N",
+        help="Do only part I of N (0 <= I < N), chosen by a hash of each video's relative path.",
+        rich_help_panel=PANEL_RUN,
+    ),
+]
+Engine = Enum("Engine", {e: e for e in ENGINES}, type=str)  # type: ignore[misc]
+EngineOpt = Annotated[
+    Engine,
+    typer.Option(
+        "--engine",
+        help="local: this process; ray: a Ray cluster, one actor per GPU (pip install 'violence-detect[ray]').",
+        rich_help_panel=PANEL_RUN,
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to join (default: $RAY_ADDRESS, else start one on this machine).",
+        rich_help_panel=PANEL_RUN,
+    ),
+]
+ActorsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--actors",
+        help="Ray actors (default: one per GPU; without GPUs, the CPUs less one).",
+        rich_help_panel=PANEL_RUN,
+    ),
+]

@@ -60,7 +60,7 @@ _LAZY = {
     "log_mel_examples": "violence_cli.features.frontend",
     "FeatureExtractor": "violence_cli.features.extract",
     "VideoFeatures": "violence_cli.features.extract",
-    "write_xd_features": "violence_cli.features.extract",
+    "write_xd_features": "violence_cli.xdfeatures",
 }
 
 

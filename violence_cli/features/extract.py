@@ -34,7 +34,6 @@ import math
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -535,154 +534,15 @@ class _AudioSink:
         return out
 
 
-# --------------------------------------------------------------------------- XD layout files
-
-
-def xd_paths(out_dir: str | os.PathLike[str], name: str, crops: int) -> list[Path]:
-    """NAME__0.npy .. NAME__{C-1}.npy, then NAME__vggish.npy."""
-    out = Path(out_dir)
-    return [out / f"{name}__{c}.npy" for c in range(crops)] + [out / f"{name}__vggish.npy"]
-
-
-def write_xd_features(features: VideoFeatures, out_dir: str | os.PathLike[str], name: str) -> list[Path]:
-    """Write the XD-Violence layout: one (T, 1024) float32 file per crop, one (T, 128) audio file.
-
-    Each file is written to a temporary name in ``out_dir`` and renamed, so a reader never
-    sees half a file; the audio file is renamed last. Returns the paths written.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = xd_paths(out, name, features.crops)
-    arrays = [features.rgb[:, c] for c in range(features.crops)] + [features.audio]
-    for path, array in zip(paths, arrays):
-        _save_atomic(path, np.ascontiguousarray(array, dtype=np.float32))
-    return paths
-
-
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-# --------------------------------------------------------------------------- many videos
-
-
-@dataclass
-class ExtractOutcome:
-    """What happened to one input of :func:`extract_to_folder`.
-
-    ``status``: ``written``, ``skipped`` (all files already there) or ``failed``
-    (``error`` says why). ``seconds``: wall time spent on it.
-    """
-
-    video: str
-    name: str
-    status: str
-    files: list[str] = field(default_factory=list)
-    n_snippets: int | None = None
-    n_frames: int | None = None
-    has_audio: bool | None = None
-    duration: float | None = None
-    seconds: float = 0.0
-    precision: str | None = None  # what the networks ran in: fp32 or bf16
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-    hint: str | None = None
-
-
-def extract_to_folder(
-    videos: list[str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str],
-    make_extractor: Callable[[int], FeatureExtractor],
-    *,
-    crops: int = DEFAULT_CROPS,
-    overwrite: bool = False,
-    video_stream: int | None = None,
-    audio_stream: int | None = None,
-    progress: Callable[[int, Path, int, int | None], None] | None = None,
-) -> Iterator[ExtractOutcome]:
-    """Extract each video into ``out_dir`` in the XD layout; yield one outcome per video.
-
-    Videos whose files all exist are skipped unless ``overwrite``. A video that fails
-    (an :class:`InputError`, say) is reported and the others go on; errors that concern
-    every video (missing weights) propagate. ``make_extractor(crops)`` is called once, when
-    the first video needs it (so a run with nothing to do loads no weights); ``crops`` is the
-    one setting both the skip check and the extractor follow (an extractor of other crops
-    is refused, as its files would not be the ones checked). ``progress(i,
-    video, done, total)`` reports snippets within the i-th video.
-    """
-    extractor: FeatureExtractor | None = None
-    claimed: dict[str, str] = {}
-    for i, raw in enumerate(videos):
-        video = Path(raw)
-        name = video.stem
-        paths = xd_paths(out_dir, name, crops)
-        if name in claimed:
-            yield ExtractOutcome(
-                str(video),
-                name,
-                "failed",
-                error=f"{video}: same output name {name!r} as {claimed[name]}",
-                hint="extract one of them into another --out folder, or rename it",
-            )
-            continue
-        claimed[name] = str(video)
-        if not overwrite and all(p.is_file() for p in paths):
-            yield ExtractOutcome(str(video), name, "skipped", files=[str(p) for p in paths])
-            continue
-        start = time.perf_counter()
-        if extractor is None:
-            extractor = make_extractor(crops)
-            if extractor.crops != crops:
-                raise ValueError(f"make_extractor({crops}) gave an extractor of {extractor.crops} crops")
-        callback = None if progress is None else (lambda done, total, i=i, video=video: progress(i, video, done, total))
-        try:
-            feats = extractor.extract(video, video_stream=video_stream, audio_stream=audio_stream, progress=callback)
-            written = write_xd_features(feats, out_dir, name)
-        except InputError as exc:
-            yield ExtractOutcome(
-                str(video), name, "failed", seconds=time.perf_counter() - start, error=exc.message, hint=exc.hint
-            )
-            continue
-        except OSError as exc:
-            yield ExtractOutcome(
-                str(video), name, "failed", seconds=time.perf_counter() - start, error=f"{video}: {exc}"
-            )
-            continue
-        yield ExtractOutcome(
-            str(video),
-            name,
-            "written",
-            files=[str(p) for p in written],
-            n_snippets=feats.n_snippets,
-            n_frames=feats.n_frames,
-            has_audio=feats.has_audio,
-            duration=feats.info.duration,
-            seconds=time.perf_counter() - start,
-            precision=feats.precision,
-            warnings=list(feats.warnings),
-        )
-
-
 __all__ = [
     "CROP_NAMES",
-    "ExtractOutcome",
     "FeatureExtractor",
     "VideoFeatures",
     "count_snippets",
     "crop_boxes",
-    "extract_to_folder",
     "check_geometry",
     "make_clips",
     "resize_frames",
     "resized_size",
     "resolve_device",
-    "write_xd_features",
-    "xd_paths",
 ]

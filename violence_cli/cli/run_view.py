@@ -1,0 +1,93 @@
+"""How a many-video run looks on the terminal: a run-level bar (videos, seconds of video,
+ETA) above the per-video bar, and the closing line. Shared by ``detect`` and ``extract``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..runner import RunEvents, RunSummary
+from ..runner.inputs import VideoInput
+from ..runner.records import Outcome
+
+
+class RunView(RunEvents):
+    """Progress on a Rich ``bar`` (None: no bars); ``on_outcome`` gets every outcome."""
+
+    def __init__(self, bar: Any, on_outcome: Callable[[Outcome], None]) -> None:
+        self.bar = bar
+        self.on_outcome = on_outcome
+        self.durations: dict[str, float] = {}
+        self.videos_task = self.seconds_task = self.video_task = self.loading_task = None
+
+    def planned(self, pending: Sequence[VideoInput], durations: dict[str, float] | None, skipped: int) -> None:
+        self.durations = durations or {}
+        if self.bar is None or len(pending) < 2:
+            return
+        self.videos_task = self.bar.add_task("videos", total=len(pending))
+        if durations:
+            self.seconds_task = self.bar.add_task("seconds of video", total=round(sum(durations.values())))
+
+    def loading(self, active: bool) -> None:
+        if self.bar is None:
+            return
+        if active:
+            self.loading_task = self.bar.add_task("loading the networks", total=None)
+        elif self.loading_task is not None:
+            self.bar.remove_task(self.loading_task)
+            self.loading_task = None
+
+    def started(self, video: VideoInput) -> None:
+        if self.bar is not None:
+            self.video_task = self.bar.add_task(str(video.rel), total=None)
+
+    def progress(self, video: VideoInput, done: int, total: int | None) -> None:
+        if self.bar is not None and self.video_task is not None:
+            self.bar.update(self.video_task, completed=done, total=total)
+
+    def finished(self, outcome: Outcome) -> None:
+        if self.bar is not None:
+            if self.video_task is not None:
+                self.bar.remove_task(self.video_task)
+                self.video_task = None
+            if outcome.status in ("done", "failed") and self.videos_task is not None:
+                self.bar.advance(self.videos_task)
+                if self.seconds_task is not None:
+                    self.bar.advance(self.seconds_task, round(self.durations.get(outcome.name, 0.0)))
+        self.on_outcome(outcome)
+
+
+def _span(seconds: float) -> str:
+    """Video length: 4.2 s, 12.5 min, 212.4 h."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:,.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.1f} s"
+
+
+def _clock(seconds: float) -> str:
+    """Wall time: 3.1 s, 4 min 12 s, 9 h 41 min."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def closing_line(summary: RunSummary, verb: str, extra_failed: int = 0) -> str:
+    """``1,200 videos: 1,188 scored (54 violent), 12 failed, 212.4 h of video in 9 h 41 min``."""
+    total = summary.total + extra_failed
+    parts = [f"{summary.done:,} {verb}" + (f" ({summary.violent:,} violent)" if verb == "scored" else "")]
+    if summary.skipped:
+        parts.append(f"{summary.skipped:,} skipped (done before)")
+    parts.append(f"{summary.failed + extra_failed:,} failed")
+    if summary.failed_before:
+        parts.append(f"{summary.failed_before:,} failed before (not retried)")
+    line = f"{total:,} video{'s' if total != 1 else ''}: {', '.join(parts)}, "
+    line += f"{_span(summary.video_seconds)} of video in {_clock(summary.wall_seconds)}"
+    if summary.interrupted_at:
+        line += f"; interrupted in {summary.interrupted_at}"
+    return line

@@ -1,0 +1,331 @@
+"""The two kinds of work a run does to one video: ``detect`` (scores, segments, exports) and
+``extract`` (XD-Violence feature files).
+
+A job is a small picklable description (what to compute, where the outputs go, which
+weights files), so an engine can ship it to another process or machine; ``job.load(device)``
+loads the networks once and returns a worker whose ``process(video)`` computes one video,
+writes its outputs atomically (the resume record last) and returns its :class:`Outcome`.
+``job.check_done(video)`` reads the record without loading anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import atomic
+from ..precision import FP32
+from ..protocol import AUDIO_DIM, DEFAULT_CROPS, I3D_WEIGHTS, RGB_DIM, VGGISH_WEIGHTS
+from ..weights import ResolvedWeights
+from .inputs import VideoInput
+from .records import DONE, SKIPPED, Outcome, fingerprint, make_record
+
+INDEX_NAME = "index.html"  # detect's many-video page, beside the HTML reports
+INDEX_STEM = "index"  # a video of this name gets index-2.html as its report
+Progress = Callable[[int, "int | None"], None]  # (snippets done, total or None)
+RECORD_SCHEMA = 1
+
+
+@dataclass
+class Job:
+    """What both jobs share: output folder, weights, the decode options."""
+
+    out_dir: Path | None
+    weights: dict[str, ResolvedWeights]
+    crops: int = DEFAULT_CROPS
+    batch_size: int | None = None
+    video_stream: int | None = None
+    audio_stream: int | None = None
+    precision: str = FP32  # resolved (fp32 or bf16) at the edge
+    kind = "job"
+
+    def params(self) -> dict[str, Any]:
+        """The parameters that change the result (a record with other values is not done)."""
+        return {
+            "crops": self.crops,
+            "video_stream": self.video_stream,
+            "audio_stream": self.audio_stream,
+            "precision": self.precision,
+        }
+
+    def record(self, video: VideoInput, source: dict[str, int] | None = None) -> dict[str, Any]:
+        sha = {name: w.sha256 for name, w in self.weights.items()}
+        return make_record(source or fingerprint(video.path), sha, self.params())
+
+    def record_path(self, video: VideoInput) -> Path:
+        raise NotImplementedError
+
+    def check_done(self, video: VideoInput) -> Outcome | None:
+        """The video's outcome from its record when its outputs are complete and current, else None."""
+        if self.out_dir is None:
+            return None
+        try:
+            doc = json.loads(self.record_path(video).read_text(encoding="utf-8"))
+            if not isinstance(doc, dict) or doc.get("record") != self.record(video):
+                return None
+            return self._done_from(video, doc)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _done_from(self, video: VideoInput, doc: dict[str, Any]) -> Outcome | None:
+        raise NotImplementedError
+
+    def load(self, device: Any) -> Any:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- detect
+
+
+@dataclass
+class DetectJob(Job):
+    """Score each video; with ``out_dir``, write ``NAME.json`` (always: it is the record) and
+    the other ``formats``; ``plot_dir``: one ``NAME.timeline.png`` each; ``output`` / ``plot``:
+    one file for a run of one video."""
+
+    formats: list[str] = field(default_factory=list)
+    plot_dir: Path | None = None
+    output: Path | None = None
+    plot: Path | None = None
+    threshold: float = 0.5
+    min_duration: float = 0.0
+    merge_gap: float = 0.0
+    report_proxy: bool = False  # html: a browser-safe copy of a video browsers do not play
+    kind = "detect"
+
+    @property
+    def index(self) -> Path | None:
+        """``index.html`` in ``out_dir`` when HTML reports are written there."""
+        return self.out_dir / INDEX_NAME if self.out_dir is not None and "html" in self.formats else None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            **super().params(),
+            "threshold": self.threshold,
+            "min_duration": self.min_duration,
+            "merge_gap": self.merge_gap,
+        }
+
+    def record_path(self, video: VideoInput) -> Path:
+        assert self.out_dir is not None
+        return self.out_dir / f"{video.name}.json"
+
+    def exports(self, video: VideoInput) -> list[tuple[str, Path]]:
+        """(format, path) of every export, JSON last (it is the record)."""
+        from ..writers import format_for_path, get_writer
+
+        out: list[tuple[str, Path]] = []
+        if self.output is not None:
+            out.append((format_for_path(self.output), self.output))
+        if self.out_dir is not None:
+            for f in self.formats:
+                if f == "json":
+                    continue
+                stem = f"{video.name}-2" if f == "html" and video.name == INDEX_STEM else video.name  # not index.html
+                out.append((f, self.out_dir / get_writer(f).file_name(stem)))
+            out.append(("json", self.record_path(video)))
+        return out
+
+    def plot_path(self, video: VideoInput) -> Path | None:
+        return self.plot_dir / f"{video.name}.timeline.png" if self.plot_dir is not None else self.plot
+
+    def _done_from(self, video: VideoInput, doc: dict[str, Any]) -> Outcome | None:
+        from ..schema import DetectionResult
+
+        result = DetectionResult.from_dict(doc)
+        plot = self.plot_path(video)
+        files = [p for _, p in self.exports(video)] + ([plot] if plot is not None else [])
+        if not all(p.is_file() for p in files):
+            return None
+        return detect_outcome(video, result, SKIPPED, files)
+
+    def load(self, device: Any) -> DetectWorker:
+        return DetectWorker(self, device)
+
+
+def detect_outcome(video: VideoInput, result: Any, status: str, files: list[Path]) -> Outcome:
+    return Outcome(
+        path=str(video.path),
+        name=video.name,
+        status=status,
+        duration=result.video.duration,
+        has_audio=result.video.has_audio,
+        n_snippets=result.video.n_snippets,
+        peak_score=result.max_score,
+        violent_seconds=result.violent_seconds,
+        segments=len(result.segments),
+        verdict=result.verdict,
+        precision=result.params.precision,
+        files=[str(p) for p in files],
+        warnings=list(result.warnings),
+        result=result,
+    )
+
+
+class DetectWorker:
+    """The networks, loaded once, and what each video goes through."""
+
+    def __init__(self, job: DetectJob, device: Any) -> None:
+        from .. import pipeline
+
+        self.job = job
+        self._warnings: list[str] = []
+        self.detector = pipeline.Detector(
+            device=device, crops=job.crops, batch_size=job.batch_size, precision=job.precision, weights=job.weights
+        )
+
+    def process(self, video: VideoInput, progress: Progress | None = None) -> Outcome:
+        from ..plot import plot_timeline
+        from ..writers import get_writer
+
+        job = self.job
+        source = fingerprint(video.path)  # before reading: a file changed meanwhile is redone
+        started = time.perf_counter()
+        result = self.detector.detect(
+            video.path,
+            threshold=job.threshold,
+            min_duration=job.min_duration,
+            merge_gap=job.merge_gap,
+            video_stream=job.video_stream,
+            audio_stream=job.audio_stream,
+            progress=progress,
+        )
+        work = time.perf_counter() - started
+        result.record = job.record(video, source)
+        files: list[Path] = []
+        plot = job.plot_path(video)
+        if plot is not None:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            files.append(plot_timeline(result, plot))
+        for fmt, target in job.exports(video):  # the JSON record last
+            target.parent.mkdir(parents=True, exist_ok=True)
+            writer = self._html_writer(result, target) if fmt == "html" else get_writer(fmt)
+            files.append(writer.write(result, target))
+        outcome = detect_outcome(video, result, DONE, files)
+        outcome.warnings += self._warnings
+        self._warnings = []
+        outcome.work_seconds = work
+        return outcome
+
+    def _html_writer(self, result: Any, target: Path) -> Any:
+        """The report's writer: it plays the video itself when browsers can, else a proxy (or says why not)."""
+        from ..report import check_playback, make_proxy, proxy_path
+        from ..writers import HtmlWriter
+
+        source = Path(result.video.path)
+        playback = check_playback(source, result.video.video_stream)
+        if playback.safe:
+            return HtmlWriter(source, playback)
+        if not self.job.report_proxy:
+            self._warnings.append(
+                f"{source.name}: {playback.reason}; the report's player may stay blank "
+                "(--report-proxy writes a browser-safe copy beside the report)"
+            )
+            return HtmlWriter(source, playback)
+        copy = make_proxy(source, proxy_path(target), result.video.video_stream, result.video.audio_stream)
+        return HtmlWriter(copy, check_playback(copy), source_playback=playback)
+
+
+# --------------------------------------------------------------------------- extract
+
+
+@dataclass
+class ExtractJob(Job):
+    """Write each video's XD-Violence features into ``out_dir``: ``NAME__0.npy`` ..
+    ``NAME__{C-1}.npy``, ``NAME__vggish.npy``, then the record ``NAME.extract.json``."""
+
+    kind = "extract"
+
+    def record_path(self, video: VideoInput) -> Path:
+        assert self.out_dir is not None
+        return self.out_dir / f"{video.name}.extract.json"
+
+    def files(self, video: VideoInput) -> list[Path]:
+        from ..xdfeatures import xd_paths
+
+        assert self.out_dir is not None
+        rel = Path(video.name)
+        return xd_paths(self.out_dir / rel.parent, rel.name, self.crops)
+
+    def _done_from(self, video: VideoInput, doc: dict[str, Any]) -> Outcome | None:
+        from ..xdfeatures import npy_rows
+
+        files = self.files(video)
+        t = int(doc["n_snippets"])
+        widths = [RGB_DIM] * self.crops + [AUDIO_DIM]
+        if any(npy_rows(path, width) != t for path, width in zip(files, widths)):
+            return None  # missing, empty, damaged or cut short: not done
+        return Outcome(
+            path=str(video.path),
+            name=video.name,
+            status=SKIPPED,
+            duration=doc.get("duration"),
+            has_audio=doc.get("has_audio"),
+            n_snippets=t,
+            precision=doc.get("precision"),
+            files=[str(p) for p in files],
+        )
+
+    def load(self, device: Any) -> ExtractWorker:
+        return ExtractWorker(self, device)
+
+
+class ExtractWorker:
+    def __init__(self, job: ExtractJob, device: Any) -> None:
+        from ..features import extract as features
+
+        self.job = job
+        self.extractor = features.FeatureExtractor(
+            i3d_weights=job.weights[I3D_WEIGHTS].path,
+            vggish_weights=job.weights[VGGISH_WEIGHTS].path,
+            device=device,
+            crops=job.crops,
+            batch_size=job.batch_size,
+            precision=job.precision,
+            download=False,
+        )
+
+    def process(self, video: VideoInput, progress: Progress | None = None) -> Outcome:
+        from ..xdfeatures import write_xd_features
+
+        job = self.job
+        source = fingerprint(video.path)
+        started = time.perf_counter()
+        feats = self.extractor.extract(
+            video.path, video_stream=job.video_stream, audio_stream=job.audio_stream, progress=progress
+        )
+        work = time.perf_counter() - started
+        files = job.files(video)
+        written = write_xd_features(feats, files[0].parent, Path(video.name).name)
+        doc = {
+            "schema_version": RECORD_SCHEMA,
+            "video": str(video.path),
+            "record": job.record(video, source),
+            "n_snippets": feats.n_snippets,
+            "n_frames": feats.n_frames,
+            "has_audio": feats.has_audio,
+            "duration": feats.info.duration,
+            "precision": feats.precision,
+            "files": [p.name for p in written],
+            "warnings": list(feats.warnings),
+        }
+        atomic.write_text(job.record_path(video), json.dumps(doc, indent=2) + "\n")  # last: the video is done
+        return Outcome(
+            path=str(video.path),
+            name=video.name,
+            status=DONE,
+            duration=feats.info.duration,
+            has_audio=feats.has_audio,
+            n_snippets=feats.n_snippets,
+            precision=feats.precision,
+            files=[str(p) for p in written],
+            warnings=list(feats.warnings),
+            work_seconds=work,
+        )
+
+
+__all__ = ["DetectJob", "ExtractJob", "Job"]
