@@ -63,9 +63,9 @@ def shared_networks(monkeypatch) -> None:
             key = (cls.__name__, job.crops)
             if key not in _WORKERS:
                 real_init(self, job, device)
-                _WORKERS[key] = self.detector if hasattr(self, "detector") else self.extractor
+                _WORKERS[key] = dict(vars(self))
+            vars(self).update(_WORKERS[key])
             self.job = job
-            setattr(self, "detector" if cls is jobs.DetectWorker else "extractor", _WORKERS[key])
 
         monkeypatch.setattr(cls, "__init__", init)
 
