@@ -225,7 +225,7 @@ def test_sigkill_then_rerun_does_exactly_the_rest(weights, videos: Path, tmp_pat
     out.mkdir()
     args = [
         "--checkpoint", str(weights["macil_sd"]), "--i3d-weights", str(weights["i3d_rgb_imagenet"]),
-        "--vggish-weights", str(weights["vggish"]), "--crops", "1", "--device", "cpu", "--no-download",
+        "--vggish-weights", str(weights["vggish"]), "--crops", "1", "--device", "cpu", "--no-download", "--precision", "fp32",
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "violence_cli", "detect", str(videos), "-r", "--output-dir", str(out), *args, "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
