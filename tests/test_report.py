@@ -317,13 +317,14 @@ def test_cli_report_proxy_for_hevc(media_dir, tmp_path, weight_args) -> None:
     assert check_playback(out / "hevc.proxy.mp4").safe
 
 
-def test_without_proxy_an_unplayable_video_is_warned_about(media_dir, tmp_path, capsys) -> None:
-    from violence_cli.cli.detect_cmd import _html_writer
+def test_without_proxy_an_unplayable_video_is_warned_about(media_dir, tmp_path) -> None:
+    from violence_cli.runner.jobs import html_writer
 
     result = make_result([0.2, 0.9, 0.8, 0.1, 0.1])
     result.video.path = str(media_dir / "hevc_aac_4s.mkv")
-    _html_writer(result, tmp_path / "plain.html", proxy=False).write(result, tmp_path / "plain.html")
-    assert "--report-proxy" in capsys.readouterr().err
+    warnings: list[str] = []
+    html_writer(result, tmp_path / "plain.html", False, warnings.append).write(result, tmp_path / "plain.html")
+    assert len(warnings) == 1 and "--report-proxy" in warnings[0]
     page = (tmp_path / "plain.html").read_text(encoding="utf-8")
     assert "--report-proxy" in page and "HEVC" in page
     assert [p.name for p in tmp_path.iterdir()] == ["plain.html"]  # no copy without --report-proxy

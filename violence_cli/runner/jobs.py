@@ -203,7 +203,8 @@ class DetectWorker:
             files.append(plot_timeline(result, plot))
         for fmt, target in job.exports(video):  # the JSON record last
             target.parent.mkdir(parents=True, exist_ok=True)
-            writer = self._html_writer(result, target) if fmt == "html" else get_writer(fmt)
+            writer = html_writer(result, target, job.report_proxy, self._warnings.append) if fmt == "html" else None
+            writer = writer or get_writer(fmt)
             files.append(writer.write(result, target))
         outcome = detect_outcome(video, result, DONE, files)
         outcome.warnings += self._warnings
@@ -211,23 +212,25 @@ class DetectWorker:
         outcome.work_seconds = work
         return outcome
 
-    def _html_writer(self, result: Any, target: Path) -> Any:
-        """The report's writer: it plays the video itself when browsers can, else a proxy (or says why not)."""
-        from ..report import check_playback, make_proxy, proxy_path
-        from ..writers import HtmlWriter
 
-        source = Path(result.video.path)
-        playback = check_playback(source, result.video.video_stream)
-        if playback.safe:
-            return HtmlWriter(source, playback)
-        if not self.job.report_proxy:
-            self._warnings.append(
-                f"{source.name}: {playback.reason}; the report's player may stay blank "
-                "(--report-proxy writes a browser-safe copy beside the report)"
-            )
-            return HtmlWriter(source, playback)
-        copy = make_proxy(source, proxy_path(target), result.video.video_stream, result.video.audio_stream)
-        return HtmlWriter(copy, check_playback(copy), source_playback=playback)
+def html_writer(result: Any, target: Path, proxy: bool, warn: Callable[[str], None]) -> Any:
+    """The report's writer: it plays the video itself when browsers can, else a browser-safe
+    copy beside the report (``proxy``), else it plays nothing and ``warn`` says why."""
+    from ..report import check_playback, make_proxy, proxy_path
+    from ..writers import HtmlWriter
+
+    source = Path(result.video.path)
+    playback = check_playback(source, result.video.video_stream)
+    if playback.safe:
+        return HtmlWriter(source, playback)
+    if not proxy:
+        warn(
+            f"{source.name}: {playback.reason}; the report's player may stay blank "
+            "(--report-proxy writes a browser-safe copy beside the report)"
+        )
+        return HtmlWriter(source, playback)
+    copy = make_proxy(source, proxy_path(target), result.video.video_stream, result.video.audio_stream)
+    return HtmlWriter(copy, check_playback(copy), source_playback=playback)
 
 
 # --------------------------------------------------------------------------- extract
