@@ -21,6 +21,7 @@ from violence_cli.cli import app
 from violence_cli.media import probe
 from violence_cli.report import (
     check_playback,
+    folder_rows,
     index_row,
     inline_json,
     make_proxy,
@@ -215,6 +216,31 @@ def test_proxy_scales_to_720p(media_dir, tmp_path) -> None:
 # --------------------------------------------------------------------------- index
 
 
+def test_folder_rows_from_a_results_table(tmp_path) -> None:
+    a = make_result([0.1, 0.9, 0.95])
+    (tmp_path / "a.json").write_text(json.dumps(a.to_dict()))
+    (tmp_path / "a.html").write_text("report")
+    (tmp_path / "index-2.html").write_text("report")
+    table = [
+        {"name": "a", "path": "/v/a.mp4", "status": "done", "duration": "2.3", "peak_score": "0.95"},
+        {
+            "name": "index",
+            "path": "/v/index.mp4",
+            "status": "done",
+            "duration": "4.0",
+            "peak_score": "0.4",
+            "violent_seconds": "0",
+            "segments": "0",
+        },  # no NAME.json: the table's numbers, no sparkline
+        {"name": "bad", "path": "/v/bad.mp4", "status": "failed", "error": "/v/bad.mp4: not a video"},
+    ]
+    rows = folder_rows(tmp_path, table)
+    assert [r.report for r in rows] == ["a.html", "index-2.html", None]
+    assert rows[0].scores and rows[0].peak == pytest.approx(0.95) and rows[0].verified is False
+    assert rows[1].scores == [] and rows[1].peak == pytest.approx(0.4) and rows[1].verdict == "non-violent"
+    assert rows[2].error == "/v/bad.mp4: not a video"
+
+
 def test_index_lists_videos_and_failures(tmp_path) -> None:
     a = make_result([0.1, 0.9, 0.95])
     b = make_result(list(np.linspace(0, 0.4, 300)))
@@ -288,20 +314,29 @@ def test_cli_output_dir_html_writes_reports_and_index(tmp_path, weight_args) -> 
     src = tmp_path / "in"
     src.mkdir()
     make_clip(src / "index.mp4", seconds=40 / 24)  # must not overwrite the index page
-    make_clip(src / "b clip.mp4", seconds=40 / 24)
+    make_clip(src / "a clip.mp4", seconds=40 / 24)
     (src / "broken.mp4").write_text("not a video")
     out = tmp_path / "out"
     out.mkdir()
-    r = run(src, *weight_args, "--output-dir", out, "--format", "html", "--threshold", "0")
-    assert r.exit_code == 1  # the broken file
+    # two shards into one folder: the index written last covers both (it reads the merged results.csv)
+    from violence_cli.runner import discover, select_shard
+
+    assert all(select_shard(discover([src]).videos, (i, 2)) for i in (0, 1)), "both shards get a video"
+    codes = [
+        run(
+            src, *weight_args, "--output-dir", out, "--format", "html", "--threshold", "0", "--shard", f"{i}/2"
+        ).exit_code
+        for i in (0, 1)
+    ]
+    assert 1 in codes  # the broken file, in one of the shards
     # NAME.json: the runner's resume record, results.csv / failures.jsonl: the run's tables
     reports = sorted(p.name for p in out.iterdir() if p.suffix == ".html")
-    assert reports == ["b clip.html", "index-2.html", "index.html"]
+    assert reports == ["a clip.html", "index-2.html", "index.html"]
     assert (out / "index.json").is_file() and (out / "results.csv").is_file()
     index = (out / "index.html").read_text(encoding="utf-8")
-    assert sorted(re.findall(r'<a href="([^"]+)"', index)) == ["b%20clip.html", "index-2.html"]
+    assert sorted(re.findall(r'<a href="([^"]+)"', index)) == ["a%20clip.html", "index-2.html"]
     assert "broken.mp4" in index and 'id="failures"' in index
-    data = page_data((out / "b clip.html").read_text(encoding="utf-8"))
+    data = page_data((out / "a clip.html").read_text(encoding="utf-8"))
     assert len(data["result"]["snippets"]) == 2
 
 

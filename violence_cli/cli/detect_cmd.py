@@ -226,11 +226,8 @@ def detect_command(
 
     results: list[DetectionResult] = []
     seen_warnings: set[str] = set()
-    index_rows: list[Any] = []  # index.html, built from the outcome rows as they come
 
     def on_outcome(outcome: Outcome) -> None:
-        if job.index is not None:
-            index_rows.append(_index_row(job, outcome))
         if outcome.status in ("failed", "failed-before"):
             console.error(outcome.error or outcome.path, outcome.hint)
             failed.append((outcome.path, outcome.error or ""))
@@ -277,8 +274,7 @@ def detect_command(
                 raise
 
     if job.index is not None:
-        index_rows += [_index_row(job, None, path, message) for path, message in failed[: len(found.failures)]]
-        _write_index(job.index, index_rows, failed)
+        _write_index(job, failed[: len(found.failures)], failed)
 
     if json_out:
         from ..writers import batch_document
@@ -294,26 +290,29 @@ def detect_command(
     exit_code(len(failed))
 
 
-def _index_row(job: DetectJob, outcome: Outcome | None, path: str = "", error: str | None = None) -> Any:
-    from ..report import index_row
+def _write_index(job: DetectJob, not_found: list[tuple[str, str]], failed: list[tuple[str, str]]) -> None:
+    """index.html over the output folder's results table (so every shard and earlier run is in
+    it, not only this process's videos), plus the inputs that could not be read at all."""
+    import csv
 
-    assert job.out_dir is not None
-    if outcome is None or outcome.result is None:
-        return index_row(outcome.path if outcome else path, job.out_dir, error=outcome.error if outcome else error)
-    reports = [Path(f) for f in outcome.files if f.endswith(".html")]
-    return index_row(outcome.path, job.out_dir, outcome.result, reports[0] if reports else None)
+    from ..report import IndexRow, folder_rows, write_index
+    from ..runner import RESULTS_FILE
+    from ..runner.jobs import INDEX_STEM
 
-
-def _write_index(index: Path, rows: list[Any], failed: list[tuple[str, str]]) -> None:
-    """index.html over every video of the run: the scored ones link to their reports, failures say why."""
-    from ..report import write_index
-
+    assert job.out_dir is not None and job.index is not None
     try:
-        write_index(rows, index)
+        with open(job.out_dir / RESULTS_FILE, encoding="utf-8", newline="") as fh:
+            table = list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        table = []
+    rows = folder_rows(job.out_dir, table, INDEX_STEM)
+    rows += [IndexRow(video=path, error=message) for path, message in not_found]
+    try:
+        write_index(rows, job.index)
     except OSError as exc:
-        message = f"{index}: could not write the index: {exc}"
+        message = f"{job.index}: could not write the index: {exc}"
         console.error(message)
-        failed.append((str(index), message))
+        failed.append((str(job.index), message))
 
 
 def _download_progress(bar: Any) -> Any:

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from .index import IndexRow, index_row, write_index
+from .index import IndexRow, folder_rows, index_row, write_index
 from .page import inline_json, media_url, render_report, segment_driver
 from .playback import Playback, check_playback, make_proxy, proxy_path
 
@@ -16,6 +16,7 @@ __all__ = [
     "IndexRow",
     "Playback",
     "check_playback",
+    "folder_rows",
     "index_row",
     "inline_json",
     "make_proxy",

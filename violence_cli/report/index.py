@@ -9,6 +9,7 @@ audio-visual scores (the highest score per bucket, so short peaks stay visible).
 from __future__ import annotations
 
 import html
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,52 @@ def spark_values(scores: list[float]) -> list[float]:
     n = len(scores)
     buckets = min(SPARK_POINTS, n)
     return [max(scores[b * n // buckets : (b + 1) * n // buckets]) for b in range(buckets)]  # buckets <= n
+
+
+def folder_rows(
+    out_dir: str | os.PathLike[str], table: list[dict[str, str]], index_stem: str = "index"
+) -> list[IndexRow]:
+    """Index rows for every video a results table lists (``results.csv`` rows: ``name``, ``path``,
+    ``status``, ``error``, ``duration``, ``peak_score``, ``violent_seconds``, ``segments``).
+
+    The table is the output folder's whole story (every shard, earlier runs), so the index
+    covers them all. A video's report is ``NAME.html`` (``index-2.html`` for a video named
+    ``index``); its sparkline, verdict and weights come from ``NAME.json`` when it is there.
+    """
+    out_dir = Path(out_dir)
+    rows = []
+    for entry in table:
+        name, path = entry.get("name", ""), entry.get("path", "")
+        if entry.get("status") != "done":
+            rows.append(IndexRow(video=path or name, error=entry.get("error") or "failed"))
+            continue
+        report = out_dir / f"{name}-2.html" if name == index_stem else out_dir / f"{name}.html"
+        result = None
+        try:
+            result = DetectionResult.from_dict(json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if result is not None:
+            row = index_row(path or result.video.path, out_dir, result, report if report.is_file() else None)
+        else:
+            row = IndexRow(
+                video=path or name,
+                report=media_url(report, out_dir) if report.is_file() else None,
+                duration=_number(entry.get("duration")),
+                peak=_number(entry.get("peak_score")),
+                violent_seconds=_number(entry.get("violent_seconds")),
+                segments=int(_number(entry.get("segments")) or 0),
+            )
+            row.verdict = "violent" if row.segments else "non-violent"
+        rows.append(row)
+    return rows
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
 
 
 def sparkline(scores: list[float], threshold: float | None = None) -> str:
