@@ -260,11 +260,23 @@ def bench_tune(weights: dict[str, Path], video: Path, repeats: int, quick: bool)
         b = int(name.rsplit(" ", 1)[1])
         print(f"  I3D bf16 {name:24s} {b / seconds:7.2f} clips/s")
     threads = torch.get_num_threads()
-    for n in sorted({1, threads}):
-        torch.set_num_threads(n)
-        seconds = best_times({"x": run(models["channels-last"], clips[5])}, repeats)["x"]
-        print(f"  I3D bf16 batch 5, {n} torch thread{'s' if n > 1 else ' '}   {5 / seconds:7.2f} clips/s")
-    torch.set_num_threads(threads)
+
+    def with_threads(n: int) -> Callable[[], object]:
+        go = run(models["channels-last"], clips[5])
+
+        def timed() -> object:
+            torch.set_num_threads(n)
+            try:
+                return go()
+            finally:
+                torch.set_num_threads(threads)
+
+        return timed
+
+    counts = sorted({1, threads})
+    t = best_times({n: with_threads(n) for n in counts}, repeats)  # interleaved, like the rest
+    for n in counts:
+        print(f"  I3D bf16 batch 5, {n} torch thread{'s' if n > 1 else ' '}   {5 / t[n]:7.2f} clips/s")
     for crops in (1, 5):
         for batch in (5, 10):
             fx = FeatureExtractor(

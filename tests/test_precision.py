@@ -89,6 +89,11 @@ def test_native_bf16_detection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         precision.cpu_has_native_bf16.cache_clear()
 
 
+def test_no_onednn_no_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert precision._torch_says_bf16() is False
+
+
 def test_torch_query_matches_cpuinfo_here() -> None:
     """On Linux x86 the two sources must agree, else one of them is misread."""
     cpuinfo = Path("/proc/cpuinfo")

@@ -48,9 +48,14 @@ def _device_type(device: torch.device | str) -> str:
 
 
 def _torch_says_bf16() -> bool | None:
-    """PyTorch's own CPU capability queries (private ones: ``None`` when this build lacks them)."""
+    """PyTorch's own CPU capability queries (private ones: ``None`` when this build lacks them).
+
+    False without oneDNN (mkldnn): PyTorch's other CPU kernels compute bf16 by conversion.
+    """
     import torch
 
+    if not torch.backends.mkldnn.is_available():
+        return False
     queries = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     answers = []
     for query in queries:
