@@ -165,12 +165,13 @@ def crafted_corpus(folder: Path) -> list[Path]:
     ]
 
 
-def mutations(data: bytes, rng: np.random.Generator, count: int) -> Iterator[tuple[str, bytes]]:
-    """``count`` seeded variants of ``data``: (what was done, the bytes)."""
+def mutations(data: bytes, rng: np.random.Generator, count: int, start: int = 0) -> Iterator[tuple[str, bytes]]:
+    """``count`` seeded variants of ``data``: (what was done, the bytes). The kinds take
+    turns from the ``start``-th (so a few mutations of many files still cover them all)."""
     kinds = ("flip_header", "flip_body", "truncate", "zero_block", "box_header")
     n = len(data)
     for i in range(count):
-        kind = kinds[i % len(kinds)]
+        kind = kinds[(start + i) % len(kinds)]
         out = bytearray(data)
         if kind == "flip_header":
             for at in rng.integers(0, min(n, 4096), 8):
