@@ -112,8 +112,12 @@ def _load_into(model_cls: type[nn.Module], path: str | Path, device: torch.devic
     if drop:  # tensors the published file lacks but later PyTorch versions add on save
         state = {k: v for k, v in state.items() if not k.endswith(drop)}
     check_state_dict(state, _expected_shapes(model), Path(path))
-    model = model.to_empty(device=device)
-    model.load_state_dict(state, strict=True)
+    state = {k: v.float() for k, v in state.items()}  # float32 as the model (no copy when it is already)
+    if device.type == "cpu":  # the loaded tensors become the parameters: no second copy in memory
+        model.load_state_dict(state, strict=True, assign=True)
+    else:
+        model = model.to_empty(device=device)
+        model.load_state_dict(state, strict=True)
     return model.eval().requires_grad_(False)
 
 

@@ -230,6 +230,7 @@ def _snippets(
                 yield torch.stack(full)  # (16, h, w, 3) uint8
                 full = None
             pending.append(_resize_one(frame, target))
+            del frame  # a full-size frame is not kept while the next one is decoded
             if len(pending) == SNIPPET_FRAMES:
                 full, pending = pending, []
         count["frames"] = n
