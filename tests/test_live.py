@@ -1,0 +1,346 @@
+"""`violence-detect watch`: live sources made here (MPEG-TS over UDP on 127.0.0.1 from a
+subprocess, a file played in real time), timeouts, stalls, reconnects, alerts and clips.
+
+The networks are random weights in the published layouts, loaded once for the module; one
+crop on the CPU. Sources last a few seconds; every subprocess is stopped by the test.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from fakeweights import save_fake_weights
+from mediagen import make_clip
+from typer.testing import CliRunner
+
+from violence_cli.cli import app
+from violence_cli.errors import InputError, UsageError
+from violence_cli.live import AlertHook, LiveMonitor, LiveOptions, SegmentTracker, SnippetScore, StatusUpdate
+from violence_cli.live.alerts import AlertEvent
+from violence_cli.live.source import AudioBuffer, Frame, FrameQueue, parse_source
+from violence_cli.model import score_causal
+
+LIVEGEN = Path(__file__).with_name("livegen.py")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("fake-weights")
+    save_fake_weights(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def detector(weights: Path):
+    from violence_cli.pipeline import Detector
+
+    return Detector(device="cpu", crops=1, weights_dir=weights, download=False)
+
+
+@pytest.fixture
+def shared_detector(detector, monkeypatch):
+    """The CLI gets the module's networks instead of loading its own."""
+    from violence_cli import pipeline
+
+    monkeypatch.setattr(pipeline, "Detector", lambda **_options: detector)
+    return detector
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("live") / "clip.mp4", seconds=5.0, fps=30, size=(320, 180))
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sender:
+    """tests/livegen.py in a subprocess: MPEG-TS over UDP to 127.0.0.1, in real time."""
+
+    def __init__(self, port: int, seconds: float, *extra: str) -> None:
+        self.url = f"udp://127.0.0.1:{port}"
+        cmd = [sys.executable, str(LIVEGEN), f"{self.url}?pkt_size=1316", "--seconds", str(seconds), *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def playing(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def sender_factory():
+    senders: list[Sender] = []
+
+    def make(seconds: float, *extra: str) -> Sender:
+        s = Sender(_free_udp_port(), seconds, *extra)
+        senders.append(s)
+        return s
+
+    yield make
+    for s in senders:
+        s.stop()
+
+
+def _collect(monitor: LiveMonitor, until=None, limit: float = 60.0) -> list[tuple[float, object]]:
+    """(monotonic time, update) for every update, until ``until(update)`` or the end."""
+    out = []
+    start = time.monotonic()
+    for update in monitor.updates():
+        out.append((time.monotonic(), update))
+        if until is not None and until(update):
+            break
+        assert time.monotonic() - start < limit, "the live loop did not stop"
+    return out
+
+
+def _scores(updates) -> list[SnippetScore]:
+    return [u for _, u in updates if isinstance(u, SnippetScore)]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def test_udp_stream_scores_arrive_while_it_plays(detector, sender_factory) -> None:
+    sender = sender_factory(7.0)
+    monitor = LiveMonitor(parse_source(sender.url), detector, LiveOptions(timeout=3.0, reconnect=False))
+    playing_at_first_score = None
+    updates = []
+    for update in monitor.updates():
+        updates.append((time.monotonic(), update))
+        if isinstance(update, SnippetScore) and playing_at_first_score is None:
+            playing_at_first_score = sender.playing()
+    assert playing_at_first_score is True  # scores came while the source was still sending
+    scores = _scores(updates)
+    assert len(scores) >= 3
+    lines = [json.loads(json.dumps(s.to_dict())) for s in scores]
+    assert [x["index"] for x in lines] == sorted({x["index"] for x in lines})  # strictly increasing
+    assert all(b["stream_time"] > a["stream_time"] for a, b in zip(lines, lines[1:]))
+    assert all(b["wall_time"] >= a["wall_time"] for a, b in zip(lines, lines[1:]))
+    assert all(0.0 < x["latency"] < 30.0 and 0.0 <= x["score"] <= 1.0 for x in lines)
+    kinds = [u.kind for _, u in updates if isinstance(u, StatusUpdate)]
+    assert kinds[0] == "connected" and kinds[-1] == "ended"  # no reconnect asked: the stall ends it
+    assert monitor.scorer.has_audio
+
+
+def test_stall_is_detected_within_the_timeout_and_reconnected(detector, sender_factory) -> None:
+    timeout = 1.5
+    sender = sender_factory(9.0, "--pause-at", "3", "--pause-for", "4")
+    monitor = LiveMonitor(parse_source(sender.url), detector, LiveOptions(timeout=timeout))
+    seen: list[tuple[float, object]] = []
+    stall_delay = None
+    gen = monitor.updates()
+    for update in gen:
+        now = time.monotonic()
+        seen.append((now, update))
+        if isinstance(update, StatusUpdate) and update.kind == "disconnected" and stall_delay is None:
+            stall_delay = now - monitor.reader.last_frame  # from the last frame before the stall
+            assert "stalled" in update.message
+        if stall_delay is not None and isinstance(update, SnippetScore) and update.start > 3.0 + 1.0:
+            break  # scored after the source came back
+        assert now - seen[0][0] < 60
+    gen.close()
+    assert stall_delay is not None and stall_delay <= timeout + 2.5, stall_delay
+    kinds = [u.kind for _, u in seen if isinstance(u, StatusUpdate)]
+    assert kinds.count("connected") >= 2 and "disconnected" in kinds
+    after = [u for _, u in seen if isinstance(u, SnippetScore)]
+    assert after[-1].start > 4.0  # the time line went on after the gap
+    assert monitor.reader.reconnects >= 1
+
+
+def test_a_source_that_never_answers_fails_within_the_timeout(detector) -> None:
+    url = f"udp://127.0.0.1:{_free_udp_port()}"
+    monitor = LiveMonitor(parse_source(url), detector, LiveOptions(timeout=1.0))
+    start = time.monotonic()
+    with pytest.raises(InputError, match="no answer within 1 s"):
+        list(monitor.updates())
+    assert time.monotonic() - start < 1.0 + 3.0
+
+
+def test_cli_never_answering_source_exit_1_one_line(shared_detector) -> None:
+    url = f"udp://127.0.0.1:{_free_udp_port()}"
+    result = runner.invoke(app, ["watch", url, "--timeout", "1", "--json"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert f"error: {url}: no answer within 1 s" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_file_realtime_plays_at_its_pace(detector, clip: Path) -> None:
+    monitor = LiveMonitor(parse_source(str(clip), realtime=True), detector, LiveOptions())
+    start = time.monotonic()
+    updates = _collect(monitor)
+    elapsed = time.monotonic() - start
+    scores = _scores(updates)
+    assert elapsed >= 4.5  # 5 s of video took about 5 s, not the time of decoding it
+    assert scores and updates[-1][1].kind == "ended"
+    first_at = next(t for t, u in updates if isinstance(u, SnippetScore)) - start
+    assert first_at < 4.5  # the first score came while the file was still playing
+    assert monitor.summary.snippets == len(scores)
+
+
+def test_file_as_fast_as_possible_equals_offline_causal_scores(detector, clip: Path) -> None:
+    """Without --realtime nothing is dropped: the live chain sees exactly the offline
+    features, so its scores are score_causal over the offline features."""
+    window = 4
+    monitor = LiveMonitor(parse_source(str(clip)), detector, LiveOptions(window=window))
+    scores = _scores(_collect(monitor))
+    features = detector.extractor.extract(clip)
+    assert [s.index for s in scores] == list(range(features.n_snippets))  # 5 s: T = floor((120 - 1) / 16) = 7
+    assert monitor.summary.dropped_frames == 0
+    expected = score_causal(detector.model, features.rgb, features.audio, window)
+    np.testing.assert_allclose([s.score for s in scores], expected.av, atol=1e-5)
+    np.testing.assert_allclose([s.audio_score for s in scores], expected.audio, atol=1e-5)
+    np.testing.assert_allclose([s.visual_score for s in scores], expected.visual, atol=1e-5)
+    assert [s.window for s in scores] == [min(window, k + 1) for k in range(len(scores))]
+
+
+# --------------------------------------------------------------------------- CLI: json, alerts, clips
+
+
+def test_cli_json_on_alert_and_save_clips(shared_detector, clip: Path, tmp_path: Path) -> None:
+    events_file = tmp_path / "events.jsonl"
+    hook = [
+        sys.executable,
+        "-c",
+        "import sys; open(sys.argv[1], 'ab').write(sys.stdin.buffer.read())",
+        str(events_file),
+    ]
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    result = runner.invoke(
+        app,
+        [
+            "watch",
+            str(clip),
+            "--json",
+            "--threshold",
+            "0",
+            "--on-alert",
+            shlex.join(hook),
+            "--save-clips",
+            str(clips),
+            "--clip-before",
+            "1",
+            "--clip-after",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    snippets = [x for x in lines if x["type"] == "snippet"]
+    assert [x["index"] for x in snippets] == list(range(7))
+    assert all(b["stream_time"] > a["stream_time"] for a, b in zip(snippets, snippets[1:]))
+    assert snippets[0]["events"][0]["event"] == "start"  # threshold 0: violent from the first snippet
+    assert lines[-1]["type"] == "alert" and lines[-1]["event"] == "end" and lines[-1]["reason"] == "stopped"
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert [(e["event"], e["segment"]) for e in events] == [("start", 1), ("end", 1)]
+    assert events[0]["start"] == 0.0 and events[1]["end"] == pytest.approx(7 * 16 / 24, abs=1e-5)
+    written = sorted(clips.iterdir())
+    assert len(written) == 1 and written[0].suffix == ".mp4", written  # nothing half-written left
+    with av.open(str(written[0])) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) >= 7 * 16 - 2  # the whole segment (stopped: no frames after it came)
+    assert frames[0].shape[0] == 256
+    assert "clip written" in result.stderr
+
+
+def test_cli_usage_errors(shared_detector, tmp_path: Path) -> None:
+    cases = [
+        (["watch", "ftp://example.org/x"], "unsupported source scheme"),
+        (["watch", "udp://127.0.0.1:9", "--realtime"], "--realtime is for files"),
+        (["watch", str(tmp_path / "missing.mp4")], "no such file"),
+        (["watch", "udp://127.0.0.1:9", "--on-alert", "no-such-program-xyz arg"], "command not found"),
+        (["watch", "udp://127.0.0.1:9", "--save-clips", str(tmp_path / "nope")], "no such folder"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code in (1, 2), (args, result.output)
+        assert message in result.stderr, (args, result.stderr)
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_parse_source_kinds(clip: Path) -> None:
+    assert parse_source("rtsp://user:secret@cam.local:554/s").kind == "network"
+    assert parse_source("rtsp://user:secret@cam.local:554/s").label == "rtsp://cam.local:554/s"
+    assert parse_source("srt://10.0.0.2:9000").kind == "network"
+    assert parse_source(str(clip), realtime=True).live
+    assert not parse_source(str(clip)).live
+    with pytest.raises(UsageError):
+        parse_source("gopher://x")
+
+
+def test_frame_queue_drops_the_oldest_frames_and_keeps_status() -> None:
+    from violence_cli.live.source import Status
+
+    q = FrameQueue(3, live=True)
+    image = np.zeros((1, 1, 3), np.uint8)
+    q.put(Status("connected", "hi"))
+    for tick in range(6):
+        q.put(Frame(tick, image, 0.0))
+    assert q.dropped == 3
+    items = [q.get() for _ in range(len(q))]
+    assert isinstance(items[0], Status)
+    assert [f.tick for f in items[1:]] == [3, 4, 5]
+
+
+def test_audio_buffer_places_samples_on_the_time_line() -> None:
+    buf = AudioBuffer(keep_seconds=1.0)
+    buf.write(100, np.ones(50, np.float32))
+    buf.write(200, np.full(10, 2.0, np.float32))  # a gap: silence between
+    w = buf.window(90, 215)
+    assert w[:10].sum() == 0 and w[10:60].tolist() == [1.0] * 50 and w[60:110].sum() == 0
+    assert w[110:120].tolist() == [2.0] * 10 and w[120:].sum() == 0
+    buf.write(0, np.ones(20000, np.float32))  # overlapping what is there: only the new part lands
+    assert buf.end == 20000 and len(buf.data) <= 16000
+
+
+def test_segment_tracker_events() -> None:
+    tracker = SegmentTracker(threshold=0.5, min_duration=1.0, source="s")
+    scores = [0.1, 0.9, 0.8, 0.2, 0.7, 0.9, 0.9, 0.3, 0.6]
+    events = []
+    for k, score in enumerate(scores):
+        events += tracker.update(k * 2 / 3, (k + 1) * 2 / 3, score, now=0.0)
+    events += tracker.finish(now=0.0)
+    got = [(e.kind, e.segment, round(e.start, 3), None if e.end is None else round(e.end, 3), e.reason) for e in events]
+    assert got == [
+        ("start", 1, 0.667, None, None),  # 0.9, 0.8: 1.33 s >= 1 s
+        ("end", 1, 0.667, 2.0, "score"),
+        ("start", 2, 2.667, None, None),
+        ("end", 2, 2.667, 4.667, "score"),
+    ]  # the lone 0.6 at the end is shorter than min_duration: no alert
+
+
+def test_alert_hook_never_uses_a_shell(tmp_path: Path) -> None:
+    marker = tmp_path / "should-not-exist"
+    out = tmp_path / "stdin.json"
+    errors: list[str] = []
+    script = "import sys; open(sys.argv[1], 'wb').write(sys.stdin.buffer.read())"
+    hook = AlertHook([sys.executable, "-c", script, str(out), f"; touch {marker}"], errors.append)
+    event = AlertEvent("start", 1, 0.0, None, 0.9, 0.9, 0.5, 0.0, "src")
+    hook.submit(event)
+    failing = AlertHook([sys.executable, "-c", "import sys; sys.exit(3)"], errors.append)
+    failing.submit(event)
+    hook.close()
+    failing.close()
+    assert json.loads(out.read_text())["event"] == "start"
+    assert not marker.exists()
+    assert errors == [f"--on-alert: {sys.executable} exited with 3"]
