@@ -344,3 +344,41 @@ def test_alert_hook_never_uses_a_shell(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["event"] == "start"
     assert not marker.exists()
     assert errors == [f"--on-alert: {sys.executable} exited with 3"]
+
+
+def test_ctrl_c_stops_cleanly(weights: Path, clip: Path, tmp_path: Path) -> None:
+    """A real process: SIGINT while watching ends the open segment, prints the summary, exits 0."""
+    import os
+    import signal
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "violence_cli",
+        "watch",
+        str(clip),
+        "--realtime",
+        "--json",
+        "--threshold",
+        "0",
+        "--weights-dir",
+        str(weights),
+        "--no-download",
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stdout.readline()  # the first snippet's line: watching is under way
+        assert json.loads(first)["type"] == "snippet"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    last = json.loads(out.splitlines()[-1])
+    assert (last["type"], last["event"], last["reason"]) == ("alert", "end", "stopped")
+    assert "stopped:" in err and "Traceback" not in err

@@ -240,7 +240,7 @@ def watch_command(
         lat = _percentiles(s.latencies)
         console.info(
             f"{'stopped' if interrupted is not None else 'done'}: {s.snippets} snippets in {s.seconds:.1f} s, "
-            f"latency median {lat[0]:.2f} s, p95 {lat[1]:.2f} s, {s.dropped_frames} frames dropped, "
+            f"latency median {lat[0]:.2f} s, p95 {lat[1]:.2f} s, {s.dropped_frames} frames dropped ({s.skipped_snippets} snippets skipped), "
             f"{s.reconnects} reconnects, {s.alerts} alerts" + (f", {len(s.clips)} clips" if clips is not None else "")
         )
     if interrupted is not None and type(interrupted) is not KeyboardInterrupt:
@@ -262,9 +262,18 @@ def _hook_command(on_alert: str | None) -> list[str] | None:
 
 
 def _run(monitor: Any, view: LiveView | None, json_out: bool, quiet: bool) -> None:
+
+    updates = monitor.updates()
+    try:
+        _print_updates(updates, view, json_out, quiet)
+    finally:
+        updates.close()  # Ctrl-C while printing: stop the reader, finish clips and hooks now
+
+
+def _print_updates(updates: Any, view: LiveView | None, json_out: bool, quiet: bool) -> None:
     from ..live import SnippetScore
 
-    for update in monitor.updates():
+    for update in updates:
         if isinstance(update, SnippetScore):
             if json_out:
                 typer.echo(json.dumps(update.to_dict(), allow_nan=False))

@@ -2,8 +2,10 @@
 
 Snippet k covers ticks 16k .. 16k + 15 of the 24 fps grid (stream time [16k/24, 16(k+1)/24)).
 It is scored as soon as its last tick arrives: no later frame is needed. Ticks lost to
-dropped frames are filled with the frame before them (a snippet with no frame at all is not
-scored). Its audio example is the 0.975 s ending where the snippet ends
+dropped frames are filled with the frame before them; a snippet that lost more than half
+its frames is skipped (counted), so what is scored is always mostly real footage.
+On a CPU one snippet is scored at a time (batching would only add the batch's compute to
+each snippet's latency); on a GPU up to :data:`MAX_BATCH` ready snippets go together. Its audio example is the 0.975 s ending where the snippet ends
 (:func:`violence_cli.features.frontend.snippet_end_sample`), silence where none arrived.
 The scores come from :func:`violence_cli.model.score_causal` over the features of the last
 ``window`` scored snippets: the same computation as ``eval --window``.
@@ -27,7 +29,8 @@ from .source import AudioBuffer, Frame
 
 DEFAULT_WINDOW = 64  # snippets of context (~43 s)
 AUDIO_WAIT = 0.5  # s a finished snippet may wait for its audio to arrive
-MAX_BATCH = 4  # snippets scored in one go when several are ready (catching up)
+MAX_BATCH = 4  # snippets scored in one go when several are ready, on a GPU (catching up)
+MAX_FILLED = SNIPPET_FRAMES // 2  # a snippet missing more frames than this (dropped) is skipped
 
 
 @dataclass
@@ -93,6 +96,7 @@ class SnippetAssembler:
         self.index: int | None = None
         self.slots: list[np.ndarray | None] = []
         self.last_arrival = 0.0
+        self.skipped = 0  # snippets not scored: more than MAX_FILLED frames dropped
 
     def reset(self) -> None:
         """Forget a partial snippet (the source reconnected)."""
@@ -116,7 +120,10 @@ class SnippetAssembler:
     def _finish(self) -> list[LiveSnippet]:
         slots, index = self.slots, self.index
         self.reset()
-        if index is None or all(s is None for s in slots):
+        if index is None:
+            return []
+        if sum(s is None for s in slots) > MAX_FILLED:
+            self.skipped += 1
             return []
         first = next(s for s in slots if s is not None)
         filled, held = 0, first
@@ -145,6 +152,7 @@ class CausalScorer:
         self.rgb: deque[np.ndarray] = deque(maxlen=window + MAX_BATCH)  # (C, 1024) each
         self.sound: deque[np.ndarray] = deque(maxlen=window + MAX_BATCH)  # (128,) each
         self.scored = 0  # snippets scored so far
+        self.max_batch = MAX_BATCH if torch.device(extractor.device).type == "cuda" else 1
         self.has_audio = True
 
     def warm_up(self) -> None:
@@ -171,8 +179,8 @@ class CausalScorer:
         """(snippet, av, audio, visual, context length) for each snippet, in order."""
         if not snippets:
             return []
-        if len(snippets) > MAX_BATCH:
-            raise ValueError(f"at most {MAX_BATCH} snippets at a time, got {len(snippets)}")
+        if len(snippets) > self.max_batch:
+            raise ValueError(f"at most {self.max_batch} snippet(s) at a time, got {len(snippets)}")
         clips = torch.from_numpy(np.stack([s.frames for s in snippets]))  # (S, 16, h, w, 3) uint8
         rgb = self.extractor.rgb_features(clips)  # (S, C, 1024)
         if self.has_audio:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..protocol import SNIPPET_FRAMES
 from .alerts import AlertEvent, AlertHook, ClipRecorder, SegmentTracker
-from .scorer import DEFAULT_WINDOW, MAX_BATCH, CausalScorer, SnippetAssembler, SnippetScore
+from .scorer import DEFAULT_WINDOW, CausalScorer, SnippetAssembler, SnippetScore
 from .source import DEFAULT_TIMEOUT, AudioBuffer, Failed, Frame, FrameQueue, LiveReader, SourceSpec, Status
 
 QUEUE_SNIPPETS = 2  # snippets of frames the queue holds before dropping the oldest
@@ -51,6 +51,7 @@ class StatusUpdate:
 @dataclass
 class LiveSummary:
     snippets: int = 0
+    skipped_snippets: int = 0  # too many of their frames dropped to be scored
     dropped_frames: int = 0
     reconnects: int = 0
     alerts: int = 0
@@ -136,7 +137,7 @@ class LiveMonitor:
     def _take(self, frame: Frame) -> list:
         """Assemble ``frame``; when a snippet is ready, take what else is queued (catching up)."""
         ready = self._add(frame)
-        while ready and len(ready) < MAX_BATCH and len(self.frames):
+        while ready and len(ready) < self.scorer.max_batch and len(self.frames):
             more = self.frames.get()
             if not isinstance(more, Frame):
                 self.frames.put_front(more)  # a status: handled on the next turn
@@ -150,7 +151,7 @@ class LiveMonitor:
         return self.assembler.add(frame)
 
     def _score(self, ready: list) -> Iterator[SnippetScore]:
-        step = MAX_BATCH
+        step = self.scorer.max_batch
         for i in range(0, len(ready), step):
             for snippet, av, audio, visual, context in self.scorer.score(ready[i : i + step]):
                 now = time.time()
@@ -200,6 +201,7 @@ class LiveMonitor:
         if self.hook is not None:
             self.hook.close()
         self.summary.dropped_frames = self.frames.dropped
+        self.summary.skipped_snippets = self.assembler.skipped
         self.summary.reconnects = self.reader.reconnects
         self.summary.seconds = time.monotonic() - started
 
