@@ -152,13 +152,17 @@ class CausalScorer:
         self.rgb: deque[np.ndarray] = deque(maxlen=window + MAX_BATCH)  # (C, 1024) each
         self.sound: deque[np.ndarray] = deque(maxlen=window + MAX_BATCH)  # (128,) each
         self.scored = 0  # snippets scored so far
+        self._warm = False
         self.max_batch = MAX_BATCH if torch.device(extractor.device).type == "cuda" else 1
         self.has_audio = True
 
     def warm_up(self) -> None:
         """Run each network once on blank input, so the first real snippet does not pay for
         the libraries' one-time set-up (measured: seconds on a CPU) and frames are not
-        dropped while it happens."""
+        dropped while it happens. Runs once; later calls do nothing."""
+        if self._warm:
+            return
+        self._warm = True
         blank = torch.zeros((1, SNIPPET_FRAMES, RESIZE_SHORT, RESIZE_SHORT, 3), dtype=torch.uint8)
         rgb = self.extractor.rgb_features(blank)  # (1, C, 1024)
         audio = self.extractor.silence_features()[None]  # (1, 128)
