@@ -1,6 +1,6 @@
 """Latency of `violence-detect watch`: a 640x360 24 fps source streamed in real time.
 
-Makes a synthetic 640x360 24 fps H.264 + AAC clip, plays it in real time through the live
+Makes a synthetic 640x360 24 fps H.264 + AAC clip (audio interleaved as a live stream's is), plays it in real time through the live
 chain (``LiveMonitor``: decode thread, drop-oldest queue, I3D + VGGish per snippet, MACIL-SD
 over the last 64 snippets) and reports the latency of each score (from the snippet's last
 frame arriving to its score), its median / 95th percentile, the frames dropped because
@@ -80,9 +80,10 @@ def main() -> None:
             spec = parse_source(url)
             options = LiveOptions(window=args.window, timeout=5.0, reconnect=False)
         else:
-            from mediagen import make_clip
+            from livegen import stream
 
-            clip = make_clip(Path(tmp) / "source.mp4", seconds=args.seconds, fps=VIDEO_FPS, size=(width, height))
+            clip = Path(tmp) / "source.mp4"  # audio interleaved with the video, as in a live stream
+            stream(str(clip), args.seconds, VIDEO_FPS, (width, height), container_format="mp4", realtime=False)
             spec = parse_source(str(clip), realtime=True)
             options = LiveOptions(window=args.window)
         monitor = LiveMonitor(spec, detector, options)
@@ -114,7 +115,7 @@ def main() -> None:
         wall = time.perf_counter() - watch_started
 
     latency = np.array([r.latency for r in results]) if results else np.zeros(1)
-    expected = int(args.seconds * VIDEO_FPS - 1) // SNIPPET_FRAMES
+    expected = int(args.seconds * VIDEO_FPS) // SNIPPET_FRAMES  # live scores a snippet at its last frame
     load = os.getloadavg()
     report = {
         "device": str(device),

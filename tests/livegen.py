@@ -36,7 +36,10 @@ def stream(
     pause_for: float = 0.0,
     audio_rate: int = 16000,
     container_format: str = "mpegts",
+    realtime: bool = True,
 ) -> None:
+    """Write the stream to ``url``; ``realtime=False`` writes as fast as it encodes (a file
+    whose audio and video are interleaved the way a live stream's are)."""
     width, height = size
     options = {"pat_period": "0.1"} if container_format == "mpegts" else {}
     with av.open(url, mode="w", format=container_format, options=options) as out:
@@ -56,7 +59,7 @@ def stream(
                 time.sleep(pause_for)
                 paused = pause_for
             delay = start + paused + t - time.monotonic()
-            if delay > 0:
+            if realtime and delay > 0:
                 time.sleep(delay)
             frame = av.VideoFrame.from_ndarray(_picture("gradient", i, height, width), format="rgb24")
             frame = frame.reformat(format="yuv420p")

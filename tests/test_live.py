@@ -185,6 +185,7 @@ def test_cli_never_answering_source_exit_1_one_line(shared_detector) -> None:
 
 def test_file_realtime_plays_at_its_pace(detector, clip: Path) -> None:
     monitor = LiveMonitor(parse_source(str(clip), realtime=True), detector, LiveOptions())
+    monitor.scorer.warm_up()  # before the clock starts: playing begins after it
     start = time.monotonic()
     updates = _collect(monitor)
     elapsed = time.monotonic() - start

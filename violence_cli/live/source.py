@@ -43,6 +43,7 @@ WATCHDOG_GRACE = 2.0  # s beyond the timeout before a reader that did not return
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0  # s: reconnect delays double from the first to the max
 ANALYZE_SECONDS = 1.0  # s of a network stream FFmpeg reads to find its streams (start-up delay)
 AUDIO_KEEP_SECONDS = 20.0  # s of audio kept for the snippets still to score
+AUDIO_AHEAD = 3.0  # s a file's audio is decoded ahead of its pictures
 _PENDING_AUDIO_FRAMES = 256  # audio frames kept until the first video frame fixes t = 0
 
 
@@ -253,6 +254,7 @@ class _Session:
     audio_next: int | None = None  # global sample where the next resampled audio goes
     pending_audio: list[Any] = field(default_factory=list)
     frames: int = 0
+    done: bool = False  # the pictures ended (a file's audio thread stops waiting)
 
 
 class LiveReader:
@@ -387,7 +389,20 @@ class LiveReader:
         self.connected = True
         self.last_frame = self.clock()
         self._emit(generation, Status("connected", f"connected to {self.spec.label}", has_audio=audio is not None))
-        streams = [video] + ([audio] if audio is not None else [])
+        # A file's audio may be stored seconds away from the pictures of the same time (muxers
+        # interleave loosely): read it from a second opening of the file, kept just ahead of
+        # the pictures, so a snippet never waits for audio that sits further on in the file.
+        separate = self.spec.kind == "file" and audio is not None
+        streams = [video] + ([audio] if audio is not None and not separate else [])
+        audio_thread = None
+        if separate:
+            audio_thread = threading.Thread(
+                target=self._file_audio,
+                args=(session, generation, audio.index),
+                name="violence-detect-audio",
+                daemon=True,
+            )
+            audio_thread.start()
         try:
             for packet in container.demux(streams):
                 if generation != self._generation or self._stop.is_set():
@@ -405,8 +420,36 @@ class LiveReader:
             return f"no data for {self.timeout:g} s (stalled)", session.frames
         except (av.error.FFmpegError, OSError) as exc:
             return f"connection lost ({_why(exc)})", session.frames
+        finally:
+            session.done = True
+            if audio_thread is not None:
+                audio_thread.join(5.0)
         self._flush(session, generation)
         return "end of stream", session.frames
+
+    def _file_audio(self, s: _Session, generation: int, index: int) -> None:
+        """Thread: a file's audio, decoded at most :data:`AUDIO_AHEAD` seconds ahead of the pictures."""
+        try:
+            container = av.open(self.spec.url, mode="r")
+        except (av.error.FFmpegError, OSError):
+            return
+        resampler = av.AudioResampler(format="fltp", layout=None, rate=AUDIO_RATE)
+        with container:
+            try:
+                for packet in container.demux(container.streams[index]):
+                    for frame in packet.decode():
+                        while not s.done and (s.t0 is None or self._ahead(s, frame)):
+                            if generation != self._generation or self._stop.wait(0.02):
+                                return
+                        self._audio_frame(frame, s, resampler)
+            except av.error.FFmpegError:
+                return
+
+    def _ahead(self, s: _Session, frame: Any) -> bool:
+        """Is this audio frame more than AUDIO_AHEAD s past the last picture handed over?"""
+        if frame.time is None or s.t0 is None:
+            return False
+        return frame.time - s.t0 > s.next_tick / VIDEO_FPS + AUDIO_AHEAD
 
     def _new_session(self) -> _Session:
         base = self._next_tick
