@@ -135,7 +135,8 @@ def test_udp_stream_scores_arrive_while_it_plays(detector, sender_factory) -> No
     assert all(b["wall_time"] >= a["wall_time"] for a, b in zip(lines, lines[1:]))
     assert all(0.0 < x["latency"] < 30.0 and 0.0 <= x["score"] <= 1.0 for x in lines)
     kinds = [u.kind for _, u in updates if isinstance(u, StatusUpdate)]
-    assert kinds[0] == "connected" and kinds[-1] == "ended"  # no reconnect asked: the stall ends it
+    assert kinds[0] == "connected" and kinds[-1] == "lost"  # no reconnect asked: the stall ends it
+    assert monitor.summary.lost
     assert monitor.scorer.has_audio
 
 

@@ -240,11 +240,13 @@ def watch_command(
         lat = _percentiles(s.latencies)
         console.info(
             f"{'stopped' if interrupted is not None else 'done'}: {s.snippets} snippets in {s.seconds:.1f} s, "
-            f"latency median {lat[0]:.2f} s, p95 {lat[1]:.2f} s, {s.dropped_frames} frames dropped ({s.skipped_snippets} snippets skipped), "
+            f"latency median {lat[0]:.2f} s, p95 {lat[1]:.2f} s, {s.dropped_frames} frames dropped ({s.skipped_snippets} snippet(s) skipped), "
             f"{s.reconnects} reconnects, {s.alerts} alerts" + (f", {len(s.clips)} clips" if clips is not None else "")
         )
     if interrupted is not None and type(interrupted) is not KeyboardInterrupt:
         raise interrupted  # SIGTERM and the like keep their own exit code
+    if s.lost:
+        raise typer.Exit(1)  # the source went away and --no-reconnect said not to wait for it
 
 
 def _hook_command(on_alert: str | None) -> list[str] | None:

@@ -41,7 +41,7 @@ class LiveOptions:
 
 @dataclass
 class StatusUpdate:
-    """``kind``: connected, disconnected, reconnecting, stalled, ended, clip, warning."""
+    """``kind``: connected, disconnected, reconnecting, stalled, ended, lost, clip, warning."""
 
     kind: str
     message: str
@@ -57,6 +57,7 @@ class LiveSummary:
     alerts: int = 0
     clips: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time watched
+    lost: bool = False  # the source went away and was not reconnected
     latencies: list[float] = field(default_factory=list, repr=False)
 
 
@@ -126,7 +127,8 @@ class LiveMonitor:
                     if item.kind in ("disconnected", "connected"):
                         self.assembler.reset()
                     yield StatusUpdate(item.kind, item.message)
-                    if item.kind == "ended":
+                    if item.kind in ("ended", "lost"):
+                        self.summary.lost = item.kind == "lost"
                         return
                     continue
                 ready = self._take(item)

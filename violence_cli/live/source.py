@@ -127,7 +127,8 @@ class Frame:
 
 @dataclass
 class Status:
-    """A change the user should hear about: ``kind`` connected, disconnected, reconnecting, ended."""
+    """A change the user should hear about: ``kind`` connected, disconnected, reconnecting,
+    ended (end of stream, no reconnect) or lost (disconnect or stall, no reconnect)."""
 
     kind: str
     message: str
@@ -348,12 +349,13 @@ class LiveReader:
                 self._emit(generation, Failed(exc))
                 return
             finally:
-                self.connected = False
+                if generation == self._generation:  # an abandoned thread must not touch the new one's state
+                    self.connected = False
                 container.close()
             if generation != self._generation or self._stop.is_set():
                 return
             if not self.reconnect:
-                self._emit(generation, Status("ended", reason))
+                self._emit(generation, Status("ended" if reason == "end of stream" else "lost", reason))
                 return
             attempt = 0 if frames else attempt + 1
             delay = 0.0 if frames else min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (attempt - 1))
