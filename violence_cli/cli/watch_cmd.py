@@ -27,6 +27,8 @@ from .options import (
     DeviceOpt,
     DownloadOpt,
     I3dWeightsOpt,
+    Precision,
+    PrecisionOpt,
     VggishWeightsOpt,
     WeightsDirOpt,
 )
@@ -158,6 +160,7 @@ def watch_command(
         ),
     ] = 3.0,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = Precision.auto,
     crops: Annotated[
         int | None,
         typer.Option(help="5 or 1 [default: 1 on a CPU, 5 on a GPU].", show_default=False, rich_help_panel=PANEL_MODEL),
@@ -175,12 +178,14 @@ def watch_command(
     from ..live import AlertHook, ClipRecorder, LiveMonitor, LiveOptions, parse_source
     from ..pipeline import Detector
     from ..protocol import check_crops
+    from .options import resolve_precision_option
 
     spec = parse_source(source, realtime)
     hook_argv = _hook_command(on_alert)
     if save_clips is not None:
         _check_writable_dir(save_clips, "--save-clips")
     torch_device = resolve_device(device)
+    resolved_precision = resolve_precision_option(precision, torch_device)
     n_crops = check_crops(crops if crops is not None else (5 if torch_device.type == "cuda" else 1))
     options = LiveOptions(
         window=window,
@@ -193,10 +198,11 @@ def watch_command(
     )
     view_on = console.progress_enabled(quiet, json_out)
     say = (lambda _m: None) if quiet else console.info
-    say(f"loading the networks ({n_crops} crop{'s' if n_crops > 1 else ''}, {torch_device})")
+    say(f"loading the networks ({n_crops} crop{'s' if n_crops > 1 else ''}, {torch_device}, {resolved_precision})")
     detector = Detector(
         device=torch_device,
         crops=n_crops,
+        precision=resolved_precision,
         checkpoint=checkpoint,
         i3d_weights=i3d_weights,
         vggish_weights=vggish_weights,
