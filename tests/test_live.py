@@ -385,3 +385,18 @@ def test_ctrl_c_stops_cleanly(weights: Path, clip: Path, tmp_path: Path) -> None
     last = json.loads(out.splitlines()[-1])
     assert (last["type"], last["event"], last["reason"]) == ("alert", "end", "stopped")
     assert "stopped:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--timeout", "0"),
+        ("--threshold", "1.5"),
+        ("--min-duration", "-1"),
+        ("--clip-after", "31"),
+        ("--duration", "-2"),
+    ],
+)
+def test_cli_number_ranges(option: str, value: str) -> None:
+    result = runner.invoke(app, ["watch", "udp://127.0.0.1:9", option, value])
+    assert result.exit_code == 2 and f"{option} " in result.stderr, result.output

@@ -38,6 +38,7 @@ PANEL_ALERTS = "Alerts"
 PANEL_OUT = "Output"
 SPARK = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 48  # snippets in the live view's sparkline (32 s)
+CLIP_LIMIT = 30.0  # s: the most --clip-before / --clip-after may ask for
 
 HELP = """Score a live source as it plays: every 16-frame snippet (2/3 s) gets its scores a moment
 after it ends, from the last --window snippets only.
@@ -79,9 +80,7 @@ def watch_command(
     ] = False,
     timeout: Annotated[
         float,
-        typer.Option(
-            min=0.1, help="Seconds to wait when opening, and of silence before a stall.", rich_help_panel=PANEL_SOURCE
-        ),
+        typer.Option(help="Seconds to wait when opening, and of silence before a stall.", rich_help_panel=PANEL_SOURCE),
     ] = 10.0,
     reconnect: Annotated[
         bool | None,
@@ -97,7 +96,7 @@ def watch_command(
     ] = RtspTransport.tcp,
     duration: Annotated[
         float | None,
-        typer.Option(min=0.0, help="Stop after this many seconds of watching.", rich_help_panel=PANEL_SOURCE),
+        typer.Option(help="Stop after this many seconds of watching.", rich_help_panel=PANEL_SOURCE),
     ] = None,
     window: Annotated[
         int,
@@ -121,15 +120,11 @@ def watch_command(
     ] = False,
     threshold: Annotated[
         float,
-        typer.Option(
-            min=0.0, max=1.0, help="A snippet is violent at or above this score.", rich_help_panel=PANEL_ALERTS
-        ),
+        typer.Option(help="A snippet is violent at or above this score.", rich_help_panel=PANEL_ALERTS),
     ] = 0.5,
     min_duration: Annotated[
         float,
-        typer.Option(
-            min=0.0, help="Seconds a violent run must last before it is an alert.", rich_help_panel=PANEL_ALERTS
-        ),
+        typer.Option(help="Seconds a violent run must last before it is an alert.", rich_help_panel=PANEL_ALERTS),
     ] = 0.0,
     on_alert: Annotated[
         str | None,
@@ -149,15 +144,11 @@ def watch_command(
     ] = None,
     clip_before: Annotated[
         float,
-        typer.Option(
-            min=0.0, max=30.0, help="Seconds of video before a segment in its clip.", rich_help_panel=PANEL_ALERTS
-        ),
+        typer.Option(help="Seconds of video before a segment in its clip.", rich_help_panel=PANEL_ALERTS),
     ] = 3.0,
     clip_after: Annotated[
         float,
-        typer.Option(
-            min=0.0, max=30.0, help="Seconds of video after a segment in its clip.", rich_help_panel=PANEL_ALERTS
-        ),
+        typer.Option(help="Seconds of video after a segment in its clip.", rich_help_panel=PANEL_ALERTS),
     ] = 3.0,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
@@ -180,6 +171,7 @@ def watch_command(
     from ..protocol import check_crops
     from .options import resolve_precision_option
 
+    _check_numbers(timeout, duration, threshold, min_duration, clip_before, clip_after)
     spec = parse_source(source, realtime)
     hook_argv = _hook_command(on_alert)
     if save_clips is not None:
@@ -253,6 +245,23 @@ def watch_command(
         raise interrupted  # SIGTERM and the like keep their own exit code
     if s.lost:
         raise typer.Exit(1)  # the source went away and --no-reconnect said not to wait for it
+
+
+def _check_numbers(
+    timeout: float, duration: float | None, threshold: float, min_duration: float, before: float, after: float
+) -> None:
+    """Ranges of the float options (finiteness is checked for every command by the group)."""
+    if timeout <= 0:
+        raise UsageError(f"--timeout {timeout:g}: expected a positive number of seconds")
+    if duration is not None and duration < 0:
+        raise UsageError(f"--duration {duration:g}: expected seconds >= 0")
+    if not 0.0 <= threshold <= 1.0:
+        raise UsageError(f"--threshold {threshold:g}: expected a score between 0 and 1")
+    if min_duration < 0:
+        raise UsageError(f"--min-duration {min_duration:g}: expected seconds >= 0")
+    for name, value in (("--clip-before", before), ("--clip-after", after)):
+        if not 0.0 <= value <= CLIP_LIMIT:
+            raise UsageError(f"{name} {value:g}: expected seconds between 0 and {CLIP_LIMIT:g}")
 
 
 def _hook_command(on_alert: str | None) -> list[str] | None:
