@@ -49,6 +49,7 @@ from .options import (
     VideoStreamOpt,
     WeightsDirOpt,
     resolve_precision_option,
+    resolve_run_device,
 )
 from .run_view import RunView, closing_line
 
@@ -198,7 +199,6 @@ def detect_command(
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
-    from ..devices import resolve_device
     from ..protocol import I3D_WEIGHTS, MACIL_WEIGHTS, VGGISH_WEIGHTS
     from ..runner import discover, parse_shard, run, select_shard
     from ..segments import check_params
@@ -213,7 +213,7 @@ def detect_command(
     if not inputs and from_list is None:
         raise UsageError("give video files or folders (or --from-list FILE)")
     parts = parse_shard(shard) if shard is not None else None
-    resolved_device = resolve_device(device)
+    resolved_device = resolve_run_device(device, engine, ray_address)
     resolved_precision = resolve_precision_option(precision, resolved_device)
     found = discover(inputs or [], recursive=recursive, from_list=from_list)
     videos = select_shard(found.videos, parts)

@@ -44,6 +44,7 @@ from .options import (
     VideoStreamOpt,
     WeightsDirOpt,
     resolve_precision_option,
+    resolve_run_device,
 )
 from .run_view import RunView, closing_line
 
@@ -126,7 +127,6 @@ def extract_command(
     ray_address: RayAddressOpt = None,
     actors: ActorsOpt = None,
 ) -> None:
-    from ..devices import resolve_device
     from ..protocol import I3D_WEIGHTS, VGGISH_WEIGHTS
     from ..runner import ExtractJob, discover, parse_shard, run, select_shard
     from ..weights import resolve_weight_files
@@ -139,7 +139,7 @@ def extract_command(
         raise UsageError("give video files or folders (or --from-list FILE)")
     parts = parse_shard(shard) if shard is not None else None
     n_crops = int(crops.value)
-    resolved = resolve_device(device)
+    resolved = resolve_run_device(device, engine, ray_address)
     resolved_precision = resolve_precision_option(precision, resolved)
     found = discover(inputs or [], recursive=recursive, from_list=from_list)
     videos = select_shard(found.videos, parts)

@@ -148,3 +148,15 @@ ActorsOpt = Annotated[
         rich_help_panel=PANEL_RUN,
     ),
 ]
+
+
+def resolve_run_device(device: str, engine: Engine | str, ray_address: str | None) -> torch.device:
+    """``--device`` resolved once, at the edge: this machine's device for the local engine;
+    for ``--engine ray`` the device of every actor (CUDA where the cluster has GPUs)."""
+    if getattr(engine, "value", engine) == "ray":
+        from ..runner.ray_engine import worker_device
+
+        return worker_device(device, ray_address)
+    from ..devices import resolve_device
+
+    return resolve_device(device)
