@@ -30,7 +30,7 @@ from violence_cli.report import (
     segment_driver,
     write_index,
 )
-from violence_cli.report.index import SPARK_POINTS
+from violence_cli.report.index import SPARK_POINTS, render_index
 from violence_cli.report.playback import proxy_path, proxy_size
 from violence_cli.schema import Segment, WeightsUsed
 from violence_cli.writers import get_writer
@@ -234,8 +234,13 @@ def test_folder_rows_from_a_results_table(tmp_path) -> None:
         },  # no NAME.json: the table's numbers, no sparkline
         {"name": "bad", "path": "/v/bad.mp4", "status": "failed", "error": "/v/bad.mp4: not a video"},
     ]
+    (tmp_path / "cam1").mkdir()
+    (tmp_path / "cam1" / "c.html").write_text("report")
+    table.append({"name": "cam1/c", "path": "/v/cam1/c.mkv", "status": "done", "duration": "1.0"})
     rows = folder_rows(tmp_path, table)
-    assert [r.report for r in rows] == ["a.html", "index-2.html", None]
+    assert [r.report for r in rows] == ["a.html", "index-2.html", None, "cam1/c.html"]
+    assert rows[3].label == "cam1/c.mkv" and rows[0].label is None
+    assert "cam1/c.mkv</a>" in render_index(rows)
     assert rows[0].scores and rows[0].peak == pytest.approx(0.95) and rows[0].verified is False
     assert rows[1].scores == [] and rows[1].peak == pytest.approx(0.4) and rows[1].verdict == "non-violent"
     assert rows[2].error == "/v/bad.mp4: not a video"

@@ -39,6 +39,7 @@ class IndexRow:
     threshold: float | None = None
     scores: list[float] = field(default_factory=list)  # the sparkline: at most SPARK_POINTS bucket maxima
     error: str | None = None
+    label: str | None = None  # shown instead of the file name (e.g. ``cam1/a.mp4`` in a recursive run)
 
 
 def index_row(
@@ -109,6 +110,8 @@ def folder_rows(
                 segments=int(_number(entry.get("segments")) or 0),
             )
             row.verdict = "violent" if row.segments else "non-violent"
+        if "/" in name:  # a video in a subfolder: show where, as the output names do
+            row.label = name + Path(path).suffix
         rows.append(row)
     return rows
 
@@ -179,7 +182,7 @@ def _table(rows: list[IndexRow]) -> str:
     )
     lines = []
     for r in sorted(rows, key=lambda r: -(r.peak or 0.0)):
-        name = Path(r.video).name
+        name = r.label or Path(r.video).name
         link = f'<a href="{_e(r.report)}">{_e(name)}</a>' if r.report else _e(name)
         unverified = ' <b class="warn" title="unverified weights">!</b>' if r.verified is False else ""
         lines.append(
