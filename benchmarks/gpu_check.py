@@ -1228,7 +1228,7 @@ def run_extract(
         torch.cuda.reset_peak_memory_stats(dev)
     log(f"{key}: {seconds:.0f} s of video")
     cpu0 = time.process_time()
-    with Sampler(dev) as sampler:
+    with Sampler(dev) as sampler, timed_methods(fx, MAIN_THREAD_METHODS) as busy:
         start = time.perf_counter()
         feats = fx.extract(path)
         took = time.perf_counter() - start
@@ -1262,9 +1262,11 @@ def run_extract(
         )
     # what bounds it: each stage's capacity in x real time, chains in one thread combined
     batch = fx.batch_size
-    rate = i3d_rates.get(batch) or (max(i3d_rates.items())[1] if i3d_rates else float("nan"))
+    measured = batch if batch in i3d_rates else max(i3d_rates, default=None)  # else the largest batch timed
+    rate = i3d_rates[measured] if measured is not None else float("nan")
     cap = dict(stages)
-    cap[f"I3D at batch {batch}"] = rate / (fx.crops * 1.5)
+    label = f"I3D at batch {batch}" + (f" (rate timed at batch {measured})" if measured != batch else "")
+    cap[label] = rate / (fx.crops * 1.5)
     decode_thread = [k for k in cap if k.startswith("decode") or k.startswith("resize (cpu")]
     main_thread = [k for k in cap if k not in decode_thread and not k.startswith("audio")]
     chains = {
@@ -1274,11 +1276,46 @@ def run_extract(
     if "audio decode + log-mel" in cap:
         chains["audio thread (decode + log-mel)"] = cap["audio decode + log-mel"]
     bound, value = min(chains.items(), key=lambda kv: kv[1])
-    verdict = f"{bound}: {value:.0f}x real time"
+    verdict = f"{bound}: {_fmt(value)}x real time"
     if x_rt < 0.6 * value:
-        verdict += f"; measured {x_rt:.0f}x is well below it: the threads do not overlap (GIL, per-batch sync)"
+        verdict += f"; measured {_fmt(x_rt)}x is well below it: the threads do not overlap (GIL, per-batch sync)"
     rep.figure(f"{key}: capacities", {k: round(v, 1) for k, v in {**cap, **chains}.items()}, "x real time")
+    # measured: where the calling thread spent the run (the rest is waiting for frames and audio)
+    spent = {f"in {k}": v for k, v in busy.items()}
+    waiting = max(0.0, took - sum(busy.values()))
+    spent["waiting for frames (queue) and other"] = waiting
+    rep.figure(f"{key}: main thread", {k: round(100 * v / took, 1) for k, v in spent.items()}, "% of the run")
+    if waiting > 0.5 * took:
+        verdict += f"; measured: the main thread waited {100 * waiting / took:.0f}% of the run for frames: decode-bound"
+    elif busy.get("rgb_features", 0.0) > 0.5 * took:
+        what = "copy, resize, crops, I3D, sync: GPU/I3D-bound" if ctx.cuda else "crops, I3D: I3D-bound"
+        verdict += f"; measured: rgb_features took {100 * busy['rgb_features'] / took:.0f}% of the run ({what})"
     rep.figure(f"{key}: bound by", verdict, device="-")
+
+
+@contextlib.contextmanager
+def timed_methods(obj: Any, names: tuple[str, ...]) -> Iterator[dict[str, float]]:
+    """Seconds spent in each of ``obj``'s methods ``names`` meanwhile (instance attributes shadow them)."""
+    totals = {name: 0.0 for name in names if hasattr(obj, name)}
+    for name in totals:
+        original = getattr(obj, name)
+
+        def wrapped(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                totals[_name] += time.perf_counter() - start
+
+        setattr(obj, name, wrapped)
+    try:
+        yield totals
+    finally:
+        for name in totals:
+            delattr(obj, name)
+
+
+MAIN_THREAD_METHODS = ("_stack", "rgb_features", "audio_features")  # what extract's calling thread does
 
 
 def _serial(cap: dict[str, float], keys: list[str]) -> float:
