@@ -93,6 +93,7 @@ def test_every_part_reports_its_figures(cpu_run: SimpleNamespace) -> None:
     assert speed["320x180: decode+RGB, 1 thread"]["value"] > 0
     many = sections["many_videos"]["figures"]
     assert many["1 worker(s)"]["value"] > 0 and many["2 worker(s)"]["unit"] == "videos/s"
+    assert many["runner"]["value"].startswith("violence_cli.runner.run")  # the library's runner, not a stand-in
 
 
 def test_report_is_also_written_under_out(cpu_run: SimpleNamespace) -> None:
