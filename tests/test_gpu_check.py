@@ -39,9 +39,10 @@ def cpu_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Simpl
     env["OUT"] = str(tmp / "out")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env["XDG_CACHE_HOME"] = str(tmp / "cache")  # the script never needs the cache; keep it out of the user's
-    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--threads", "1"]
+    # generous section caps: the caps guard the GPU run; here a loaded CI machine must not fail the test
+    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--threads", "1", "--budget-scale", "4"]
     cmd += ["--shared", str(shared_dir), "--json", str(tmp / "report.json")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, cwd=tmp)
     assert (tmp / "report.json").is_file(), (
         f"no report (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     )
