@@ -438,6 +438,7 @@ def test_timescale_one_gives_the_frames_it_holds(tmp_path: Path) -> None:
     warnings: list[str] = []
     frames = _run_with_deadline(lambda: list(media.iter_frames(path, on_warning=warnings.append)), 10.0)
     assert len(frames) == 48 and len(warnings) == 1
+    assert media.probe(path).duration == pytest.approx(2.0)  # not the header's 24,576 s
 
 
 def test_gaps_up_to_the_limit_are_still_filled(tmp_path: Path) -> None:

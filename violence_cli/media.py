@@ -217,7 +217,10 @@ def _checked_duration(video, declared: float) -> float:
     rate = video.guessed_rate or video.base_rate
     if not video.frames or not rate or rate <= 0:
         return declared
-    content = video.frames / float(rate)
+    per_frame = 1 / float(rate)
+    if per_frame > MAX_FRAME_GAP:  # every step a discontinuity: each frame fills one output frame
+        per_frame = 1 / VIDEO_FPS
+    content = video.frames * per_frame
     if declared > 2 * content + MAX_FRAME_GAP:
         return content
     return declared

@@ -406,6 +406,8 @@ def state_problem(state: dict[str, Any]) -> str | None:
         return f"rng lacks one of {', '.join(_RNG_KEYS)}"
     if not isinstance(state["history"], list) or not isinstance(state["best"], dict):
         return "history or best is not of the saved kind"
+    if not isinstance(state.get("extra", {}), dict):
+        return "extra (the data sources) is not a table"
     return None
 
 
