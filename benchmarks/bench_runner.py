@@ -51,7 +51,7 @@ class Probe(RunEvents):
 
     def __init__(self, checkpoints: set[int]) -> None:
         self.checkpoints = checkpoints
-        self.started = time.perf_counter()
+        self.t_start = time.perf_counter()
         self.load_s = 0.0
         self.first_result_s: float | None = None
         self.done = 0
@@ -66,7 +66,7 @@ class Probe(RunEvents):
 
     def finished(self, outcome) -> None:
         if self.first_result_s is None:
-            self.first_result_s = time.perf_counter() - self.started
+            self.first_result_s = time.perf_counter() - self.t_start
         self.done += 1
         if self.done in self.checkpoints:
             self.rss[self.done] = rss_mb()
@@ -87,7 +87,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each video")
     parser.add_argument("--quick", action="store_true", help="20 videos")
     parser.add_argument("--no-ray", action="store_true", help="local engine only")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of the local run (default 1: what the Ray actor gets on 2 CPUs)",
+    )
     args = parser.parse_args()
     n = 20 if args.quick else args.videos
     if args.threads:
