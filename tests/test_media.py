@@ -406,6 +406,118 @@ def test_iter_frames_streams_without_accumulating(tmp_path: Path) -> None:
     assert peak < 3_000_000
 
 
+# ------------------------------------------------------------------ RGB conversion threads
+
+RGB_FILES = ["av1_video.mkv", "bt709_full_range.mp4", "h264_10bits.mp4", "h265_video.mp4", "hevc_aac_4s.mkv"]
+
+
+def _frames_both_ways(path: Path, **kwargs) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """iter_frames converting inline and on three threads; the warnings must agree too."""
+    warned: tuple[list[str], list[str]] = ([], [])
+    inline = list(media.iter_frames(path, rgb_threads=1, on_warning=warned[0].append, **kwargs))
+    threaded = list(media.iter_frames(path, rgb_threads=3, on_warning=warned[1].append, **kwargs))
+    assert warned[0] == warned[1]
+    return inline, threaded
+
+
+def _assert_same_and_own(inline: list[np.ndarray], threaded: list[np.ndarray]) -> None:
+    assert len(inline) == len(threaded) > 0
+    for a, b in zip(inline, threaded):
+        assert a.dtype == b.dtype == np.uint8 and b.flags.c_contiguous and np.array_equal(a, b)
+    for frames in (inline, threaded):  # every array is the caller's own, repeats included
+        assert not any(np.shares_memory(x, y) for x, y in zip(frames, frames[1:]))
+
+
+@pytest.mark.parametrize("name", RGB_FILES)
+def test_threaded_rgb_equals_inline_on_real_files(media_dir: Path, name: str) -> None:
+    _assert_same_and_own(*_frames_both_ways(media_dir / name))
+
+
+def test_rgb_conversion_is_swscale_s_own(media_dir: Path) -> None:
+    """_to_rgb converts on one thread: the same bytes as swscale's threaded default and its
+    slices (10-bit, full range, several sizes)."""
+    for name in RGB_FILES:
+        with av.open(str(media_dir / name)) as container:
+            for frame in list(container.decode(video=0))[:6]:
+                reference = frame.to_ndarray(format="rgb24", threads=8)
+                assert np.array_equal(media._to_rgb(frame), reference), name
+
+
+@pytest.mark.parametrize(
+    ("fps", "vfr", "codec", "suffix"),
+    [(10, False, "libx264", ".mp4"), (30, False, "libvpx-vp9", ".mkv"), (25, True, "libx264", ".mkv")],
+)
+def test_threaded_rgb_with_repeats_and_drops(tmp_path: Path, fps: int, vfr: bool, codec: str, suffix: str) -> None:
+    """10 -> 24 fps repeats frames, 30 -> 24 drops them, a variable rate does both."""
+    path = make_clip(tmp_path / f"clip{suffix}", 3.0, fps=fps, vfr=vfr, codec=codec, size=(64, 48), audio=False)
+    inline, threaded = _frames_both_ways(path)
+    _assert_same_and_own(inline, threaded)
+    assert [read_index(f) for f in threaded] == [read_index(f) for f in inline]
+
+
+def test_threaded_rgb_keeps_discontinuities_and_repeats_of_rgb24_frames(tmp_path: Path) -> None:
+    """A timestamp gap (warned about, not filled) and frames already in RGB (no conversion:
+    each use must still be a copy, not the decoder's buffer)."""
+    gap = hostile.timestamps_file(tmp_path / "gap.nut", [0, 40, 100_000_000, 100_000_040, 100_000_500])
+    inline, threaded = _frames_both_ways(gap)
+    _assert_same_and_own(inline, threaded)
+    raw = tmp_path / "rgb24.nut"
+    with av.open(str(raw), "w") as container:
+        stream = container.add_stream("rawvideo", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "rgb24"
+        for i in range(6):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 32, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+    inline, threaded = _frames_both_ways(raw)
+    _assert_same_and_own(inline, threaded)
+    assert len(threaded) == 18 and threaded[0][0, 0, 0] == threaded[2][0, 0, 0] == 0 and threaded[3][0, 0, 0] == 40
+
+
+def test_rgb_threads_end_with_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closed early, failing in a conversion or in decoding: no thread is left running, and
+    the frames before a failure still come first, in order."""
+    path = make_clip(tmp_path / "clip.mp4", 3.0, fps=24, pattern="index", size=(64, 48), audio=False)
+    baseline = threading.active_count()
+    frames = media.iter_frames(path, rgb_threads=3)
+    assert [read_index(next(frames)) for _ in range(5)] == [0, 1, 2, 3, 4]
+    assert threading.active_count() > baseline  # the converting threads run ahead
+    frames.close()
+    assert threading.active_count() == baseline
+
+    convert = media._to_rgb
+    calls: list[int] = []
+
+    def failing_conversion(frame):
+        calls.append(1)
+        if len(calls) == 10:
+            raise RuntimeError("conversion failed")
+        return convert(frame)
+
+    monkeypatch.setattr(media, "_to_rgb", failing_conversion)
+    got: list[int] = []
+    with pytest.raises(RuntimeError, match="conversion failed"):
+        got.extend(read_index(f) for f in media.iter_frames(path, rgb_threads=3))
+    assert got == list(range(9)) and threading.active_count() == baseline
+    monkeypatch.setattr(media, "_to_rgb", convert)
+
+    check = media.check_frame_size
+    seen: list[int] = []
+
+    def failing_decode(path, width, height):
+        seen.append(1)
+        if len(seen) == 20:
+            raise InputError(f"{path}: frame 20 refused")
+        check(path, width, height)
+
+    monkeypatch.setattr(media, "check_frame_size", failing_decode)
+    got.clear()
+    with pytest.raises(InputError, match="frame 20 refused"):
+        got.extend(read_index(f) for f in media.iter_frames(path, rgb_threads=3))
+    assert got == list(range(18)) and threading.active_count() == baseline
+
+
 def test_probe_facts_of_a_synthetic_clip(tmp_path: Path) -> None:
     path = make_clip(tmp_path / "clip.mp4", 3.0, fps=30, size=(96, 64), audio_rate=44100, channels=2)
     info = media.probe(path)

@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -43,6 +46,7 @@ from .errors import InputError
 from .protocol import AUDIO_RATE, MAX_FRAME_GAP, MAX_FRAME_SIDE, VIDEO_FPS  # noqa: F401  (media.VIDEO_FPS / AUDIO_RATE: the rates it decodes at)  # noqa: F401  (media.MAX_FRAME_*: the limits it applies)
 
 _DECODE_BUDGET = 512 * 2**20  # bytes of decoded frames the decoder's threads may hold at once
+_RGB_THREADS = min(4, os.cpu_count() or 1)  # threads converting frames to RGB (1: in the decoding thread)
 _TRUNCATION_SLACK = 0.25  # seconds: decoding may end this much before the header's duration
 _MAX_BAD_PACKETS = 50  # packets that fail to decode before we give up on a stream
 
@@ -387,8 +391,11 @@ def _round_near(x: Fraction) -> int:
 
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """(H, W, 3) uint8 RGB of ``frame`` in its display orientation."""
-    # swscale converts with the frame's own matrix and range (full-range bt709 etc.)
-    rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3), rows may be padded
+    # swscale converts with the frame's own matrix and range (full-range bt709 etc.), on this
+    # thread (its default starts slice threads in each frame's own context: slower, same bytes)
+    rgb = frame.to_ndarray(format="rgb24", threads=1)  # (H, W, 3), rows may be padded
+    if frame.format.name == "rgb24":  # nothing converted: the array is the decoder's buffer
+        rgb = rgb.copy()
     turns = _quarter_turns(frame)
     return np.ascontiguousarray(np.rot90(rgb, turns) if turns else rgb)
 
@@ -407,6 +414,7 @@ def iter_frames(
     fps: float = VIDEO_FPS,
     video_stream: int | None = None,
     on_warning: Warn | None = None,
+    rgb_threads: int = _RGB_THREADS,
 ) -> Iterator[np.ndarray]:
     """Yield the video as (H, W, 3) uint8 RGB arrays at ``fps`` frames per second.
 
@@ -416,6 +424,8 @@ def iter_frames(
     array the caller may keep or modify. A truncated or corrupt file yields what can be
     decoded and calls ``on_warning(message)`` once. Raises :class:`InputError` (when
     called, not when iterated) for an unusable file or one without a video stream.
+    ``rgb_threads`` threads convert the frames to RGB, a few frames ahead (1: each frame
+    in turn, in the decoding thread); the arrays are the same either way.
     """
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
@@ -428,10 +438,65 @@ def iter_frames(
     except BaseException:
         container.close()
         raise
-    return _frames_at_rate(container, stream, path, Fraction(fps).limit_denominator(1_000_000), on_warning)
+    frames = _frames_at_rate(container, stream, path, Fraction(fps).limit_denominator(1_000_000), on_warning)
+    return _rgb_frames(frames, rgb_threads)
 
 
-def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: Warn | None) -> Iterator[np.ndarray]:
+def _rgb_frames(frames: Iterator[av.VideoFrame], threads: int) -> Iterator[np.ndarray]:
+    """:func:`_to_rgb` of each frame, in order, on ``threads`` threads (1: inline).
+
+    A frame that comes again in a row (the rate conversion repeats it) is converted once
+    and copied for its other uses, so every array is the caller's own and no frame is ever
+    converted by two threads at once (PyAV keeps one swscale context per frame and edits
+    the frame's colour fields while converting). At most 2 x ``threads`` distinct frames
+    (fewer for giant ones, within ``_DECODE_BUDGET``) are held ahead. A decoding error
+    comes after the frames decoded before it, as inline; the threads are gone once the
+    generator ends, fails or is closed.
+    """
+    if threads <= 1:
+        with closing(frames):
+            for frame in frames:
+                yield _to_rgb(frame)
+        return
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="violence-rgb")
+    pending: deque[list] = deque()  # [frame, future of its RGB array, uses], in order
+    failure: Exception | None = None
+    try:
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - raised below, after the frames decoded before it
+                failure = exc
+                break
+            if pending and pending[-1][0] is frame:
+                pending[-1][2] += 1
+                continue
+            pending.append([frame, pool.submit(_to_rgb, frame), 1])
+            ahead = max(1, min(2 * threads, _DECODE_BUDGET // (6 * frame.width * frame.height or 1)))
+            while len(pending) > ahead:
+                yield from _uses(pending.popleft())
+        while pending:
+            yield from _uses(pending.popleft())
+        if failure is not None:
+            raise failure
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        frames.close()
+
+
+def _uses(entry: list) -> Iterator[np.ndarray]:
+    """A pending frame's array ``uses`` times: copies first, then the array itself."""
+    _, future, uses = entry
+    array = future.result()
+    for _ in range(uses - 1):
+        yield array.copy()
+    yield array
+
+
+def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: Warn | None) -> Iterator[av.VideoFrame]:
+    """The decoded frames at ``rate``: a frame shown for several output ticks comes that many times."""
     damage = _Damage()
     _configure_decoder(stream)
     origin_pts = stream.start_time  # t = 0 in stream units (None: the first frame's pts)
@@ -466,13 +531,13 @@ def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: W
             tick = tick_of(frame.pts)
             if held is not None:
                 while tick > next_tick:  # the held frame is the latest one due at next_tick
-                    yield _to_rgb(held)  # converted per use: repeats are independent arrays
+                    yield held  # once per use: _rgb_frames makes each use an array of its own
                     next_tick += 1
             held = frame  # a frame that was never due is dropped here
         if held is not None:
             end_tick = tick_of(last_pts + last_duration)
             while end_tick > next_tick:
-                yield _to_rgb(held)
+                yield held
                 next_tick += 1
             decoded = float((last_pts + last_duration - origin_pts) * time_base)
         else:
