@@ -46,7 +46,8 @@ from .errors import InputError
 from .protocol import AUDIO_RATE, MAX_FRAME_GAP, MAX_FRAME_SIDE, VIDEO_FPS  # noqa: F401  (media.VIDEO_FPS / AUDIO_RATE: the rates it decodes at)  # noqa: F401  (media.MAX_FRAME_*: the limits it applies)
 
 _DECODE_BUDGET = 512 * 2**20  # bytes of decoded frames the decoder's threads may hold at once
-_RGB_THREADS = min(4, os.cpu_count() or 1)  # threads converting frames to RGB (1: in the decoding thread)
+# threads converting frames to RGB (1: in the decoding thread): the pool pays only with idle cores
+_RGB_THREADS = max(1, min(4, (os.cpu_count() or 1) // 4))
 _TRUNCATION_SLACK = 0.25  # seconds: decoding may end this much before the header's duration
 _MAX_BAD_PACKETS = 50  # packets that fail to decode before we give up on a stream
 
