@@ -39,8 +39,8 @@ def cpu_run(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Simpl
     env["OUT"] = str(tmp / "out")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env["XDG_CACHE_HOME"] = str(tmp / "cache")  # the script never needs the cache; keep it out of the user's
-    # generous section caps: the caps guard the GPU run; here a loaded CI machine must not fail the test
-    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--threads", "1", "--budget-scale", "4"]
+    # no section caps: they guard the GPU run's time; on a loaded CI machine they would fail the test
+    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--threads", "1", "--budget-scale", "0"]
     cmd += ["--shared", str(shared_dir), "--json", str(tmp / "report.json")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env, cwd=tmp)
     assert (tmp / "report.json").is_file(), (
@@ -57,7 +57,7 @@ def test_quick_cpu_run_passes_every_section(cpu_run: SimpleNamespace) -> None:
     assert list(report["sections"]) == ["environment", "correctness", "speed", "many_videos"]
     for key, section in report["sections"].items():
         assert section["status"] == "ok", (key, section["error"])
-        assert section["seconds"] is not None and section["seconds"] <= section["budget_seconds"]
+        assert section["seconds"] is not None and section["budget_seconds"] is None
     assert report["summary"]["failed"] == [] and report["summary"]["sections_not_ok"] == []
     assert report["summary"]["passed"] == report["summary"]["checks"] >= 12
 
