@@ -216,3 +216,37 @@ def _audio_frame(samples: np.ndarray, fmt: str, layout: str) -> av.AudioFrame:
     if not planar:
         data = data.T.reshape(1, -1)  # interleaved: (1, n * C)
     return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt, layout=layout)
+
+
+def make_two_video_streams(path: str | Path, seconds: float = 3.0, late: float = 1.0, rate: int = 16000) -> Path:
+    """An MKV with two video streams, the second starting ``late`` seconds after the first,
+    and one mono FLAC audio stream from 0 that is silent until ``late`` s, then a 1 kHz tone.
+
+    Aligned to stream #1 (t = 0 at ``late``), the audio is a tone from its first snippet on;
+    aligned to stream #0 it is silent for the first ``late`` seconds.
+    """
+    path = Path(path)
+    with av.open(str(path), "w") as out:
+        videos = []
+        for _ in range(2):
+            v = out.add_stream("libx264", rate=24)
+            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+            v.time_base = Fraction(1, 24)
+            videos.append(v)
+        audio = out.add_stream("flac", rate=rate)
+        audio.layout = "mono"
+        n = int(seconds * 24)
+        for v, offset in zip(videos, (0, int(late * 24))):
+            for k in range(n - offset):
+                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (k * 3) % 255, np.uint8), format="rgb24")
+                frame.pts, frame.time_base = k + offset, Fraction(1, 24)
+                out.mux(v.encode(frame))
+            out.mux(v.encode(None))
+        t = np.arange(int(seconds * rate)) / rate
+        wave = np.where(t >= late, 0.5 * np.sin(2 * np.pi * 1000 * t), 0).astype(np.float32)
+        for start in range(0, wave.size, 1024):
+            frame = av.AudioFrame.from_ndarray(wave[start : start + 1024][None], format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    return path

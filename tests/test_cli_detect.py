@@ -19,7 +19,7 @@ from fakeweights import save_fake_weights
 from mediagen import make_clip
 from typer.testing import CliRunner, Result
 
-from violence_cli import precision
+from violence_cli import __version__, precision
 from violence_cli.cli import app
 from violence_cli.precision import resolve_precision
 from violence_cli.schema import SCHEMA_VERSION
@@ -112,7 +112,7 @@ def test_json_is_one_document(media, weight_args) -> None:
     r = run("detect", media["good"], *weight_args, "--json")
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)  # nothing else on stdout
-    assert doc["schema_version"] == SCHEMA_VERSION
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["version"] == __version__
     assert doc["params"]["crops"] == 1 and doc["params"]["device"] == "cpu"
     assert doc["params"]["precision"] == resolve_precision("auto", "cpu")  # detect's default: auto
     assert len(doc["snippets"]) == 2 and doc["video"]["has_audio"] is True
@@ -215,6 +215,8 @@ def test_folder_input(media, weight_args, tmp_path) -> None:
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert [Path(x["video"]["path"]).name for x in doc["results"]] == ["clip.mp4"] and doc["errors"] == []
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["version"] == __version__
+    assert [w["name"] for w in doc["weights"]] == ["i3d_rgb_imagenet", "vggish", "macil_sd"]
 
 
 @pytest.mark.parametrize(

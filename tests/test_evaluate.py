@@ -12,6 +12,7 @@ import torch
 from sklearn.metrics import auc, precision_recall_curve, roc_auc_score
 from typer.testing import CliRunner
 
+from violence_cli import __version__
 from violence_cli.cli import app
 from violence_cli.errors import InputError
 from violence_cli.evaluate import (
@@ -206,7 +207,15 @@ def test_cli_lists_text_output_and_default_weights(dataset, shared_dir: Path, mo
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("AP ")
     assert "ROC-AUC" in result.stdout and "macil_sd.pkl" in result.stdout
-    assert hashlib.sha256((shared_dir / "weights" / "macil_sd.pkl").read_bytes()).hexdigest() in result.stdout
+    digest = hashlib.sha256((shared_dir / "weights" / "macil_sd.pkl").read_bytes()).hexdigest()
+    assert f"(published, sha256 {digest[:12]})" in result.stdout and digest not in result.stdout  # short on the terminal
+    doc = json.loads(
+        _run("--rgb-list", dataset["rgb"], "--audio-list", dataset["audio"], "--annotations", dataset["ann"], "--json").stdout
+    )
+    assert doc["schema_version"] == 1 and doc["version"] == __version__
+    assert doc["weights"] == [
+        {"name": "macil_sd", "path": doc["checkpoint"], "sha256": digest, "verified": True, "trained": None}
+    ]
 
 
 def test_cli_warns_on_stderr_for_trimmed_lengths(dataset, tmp_path: Path) -> None:

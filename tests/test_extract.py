@@ -344,6 +344,18 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
     assert res.exit_code == 0, res.output
     assert np.load(out / "good__vggish.npy").any()
 
+    # --json: schema_version, version and the weights used; unverified weights warned about once per run
+    good2 = make_clip(tmp_path / "good2.mp4", seconds=0.8, fps=24, size=(32, 24))
+    res = runner.invoke(app, [*base, *w, str(good), str(good2), "--overwrite", "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["schema_version"] == 1 and doc["version"] and doc["written"] == 2
+    assert [(x["name"], x["verified"], len(x["sha256"])) for x in doc["weights"]] == [
+        ("i3d_rgb_imagenet", False, 64),
+        ("vggish", False, 64),
+    ]
+    assert res.stderr.count("not the published file") == 2  # once per file, not once per video
+
     # missing weights stop the run with the registry's one-line error
     res = runner.invoke(app, [*base, "--i3d-weights", str(tmp_path / "absent.pt"), str(good), "--overwrite"])
     assert res.exit_code == 1 and "absent.pt" in res.stderr and "Traceback" not in res.stderr
@@ -416,3 +428,16 @@ def test_absurd_timestamps_finish_fast(probed: FeatureExtractor, tmp_path: Path)
     feats = probed.extract(clip)
     assert feats.info.duration > 99_000 and feats.n_frames < 40 and feats.n_snippets == 1
     assert any("discontinu" in w for w in feats.warnings)
+
+
+def test_audio_follows_the_chosen_video_stream(probed: FeatureExtractor, tmp_path: Path) -> None:
+    """--video-stream N: t = 0 is stream N's start, for the audio as for the frames."""
+    from mediagen import make_two_video_streams
+
+    clip = make_two_video_streams(tmp_path / "two.mkv", seconds=3.0, late=1.0)  # #1 starts at 1.0 s, tone from 1.0 s
+    silence = probed.silence_features()
+    first = probed.extract(clip, video_stream=0)
+    np.testing.assert_allclose(first.audio[0], silence, rtol=1e-4, atol=1e-4)  # 1 s of silence at #0's start
+    second = probed.extract(clip, video_stream=1)
+    assert second.n_snippets < first.n_snippets
+    assert np.abs(second.audio[0] - silence).max() > 1e-3  # #1 starts where the tone does

@@ -53,6 +53,14 @@ def test_train_eval_detect_round_trip(tiny, tmp_path: Path) -> None:
     for key in ("best", "last", "state", "log"):
         assert Path(summary[key]).is_file()
     assert len(Path(summary["log"]).read_text().splitlines()) == 2
+    assert summary["schema_version"] == 1 and summary["version"] and summary["weights"][0]["path"] == summary["best"]
+    # each checkpoint has the sidecar that names it as the user's own model (data, epochs, AP)
+    from violence_cli.weights import trained_metadata
+
+    meta = trained_metadata(summary["best"])
+    assert meta["epoch"] == summary["best_epoch"] and meta["ap"] == summary["best_ap"] and meta["epochs"] == 2
+    assert meta["train_videos"] == 10 and meta["data"] == [str(tr.root.resolve())]
+    assert summary["weights"][0]["trained"] == meta
 
     # eval (engineer E's command) on the same held-out set reproduces the best AP
     ev = runner.invoke(app, [
@@ -84,6 +92,9 @@ def test_train_eval_detect_round_trip(tiny, tmp_path: Path) -> None:
     ])  # fmt: skip
     assert det.exit_code == 0, det.output
     assert summary["last"] in det.stdout  # the result names the weights it used
+    doc = json.loads(det.stdout)
+    assert [w["trained"] is not None for w in doc["weights"]] == [False, False, True]
+    assert det.stderr.count("using your own model") == 1 and "macil_sd weights" not in det.stderr
 
 
 def _last_error_line(output: str) -> str:

@@ -389,7 +389,8 @@ def test_cli_download_list_verify_path(registry, server) -> None:
     where = {w["name"]: w["location"] for w in listed["weights"]}
     assert where == {"macil_sd": "cache", "i3d_rgb_imagenet": "cache", "vggish": "cache", "vggish_pca": None}
     text = runner.invoke(app, ["weights", "list"]).stdout
-    assert "vggish_pca" in text and "missing" in text and "cached" in text
+    assert "vggish_pca" in text and "missing" in text and "cache" in text
+    assert all(len(line) <= 100 for line in text.splitlines())
 
     result = runner.invoke(app, ["weights", "path", "macil_sd"])
     assert result.exit_code == 0 and result.stdout.strip() == str(weights.cache_dir() / "macil_sd.pkl")

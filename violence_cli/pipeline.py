@@ -32,6 +32,7 @@ from .protocol import (
 )
 from .schema import DetectionParams, DetectionResult, VideoFacts, WeightsUsed
 from .segments import DEFAULT_THRESHOLD, check_params, find_segments, make_snippets
+from .weights import short_hash
 
 if TYPE_CHECKING:
     import torch
@@ -84,7 +85,10 @@ class Detector:
             )
         resolved = {name: weights[name] for name in (I3D_WEIGHTS, VGGISH_WEIGHTS, MACIL_WEIGHTS)}
         paths = {name: w.path for name, w in resolved.items()}
-        self.weights = [WeightsUsed(w.name, str(w.path), w.sha256, w.verified) for w in resolved.values()]
+        self.weights = [
+            WeightsUsed(w.name, str(w.path), w.sha256, w.verified, w.trained)
+            for w in resolved.values()
+        ]
         self.weights_problems = {w.name: w.problem for w in resolved.values()}  # why unverified
 
         from .features.extract import FeatureExtractor
@@ -193,8 +197,8 @@ def result_warnings(
             f"{video.scored_duration:.1f} s were scored"
         )
     for w in weights:
-        if not w.verified:
-            why = (problems or {}).get(w.name) or f"sha256 {w.sha256[:12]}..."
+        if not w.verified and not w.own_model:  # the user's own trained model is named once, by the CLI
+            why = (problems or {}).get(w.name) or f"sha256 {short_hash(w.sha256)}"
             out.append(
                 f"{w.name} weights {w.path} are not the published file ({why}): "
                 "the scores are not those of the published model"

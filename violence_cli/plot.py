@@ -6,6 +6,7 @@ the threshold as a dashed line, and the violent segments shaded.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -13,6 +14,39 @@ from .atomic import atomic_open
 from .schema import DetectionResult
 
 COLORS = {"av": "#c0392b", "audio": "#2e86c1", "visual": "#27ae60", "segment": "#f5b7b1"}
+
+# Time-axis tick spacings in seconds, from 1/4 s to 6 h: the first that gives at most
+# MAX_TICKS intervals over the plotted span is used.
+TICK_STEPS = (0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
+MAX_TICKS = 10
+
+
+def tick_step(span: float, max_ticks: int = MAX_TICKS) -> float:
+    """Seconds between time-axis ticks for a plot ``span`` seconds long."""
+    for step in TICK_STEPS:
+        if span / step <= max_ticks:
+            return float(step)
+    return float(TICK_STEPS[-1] * math.ceil(span / (TICK_STEPS[-1] * max_ticks)))
+
+
+def clock_label(seconds: float, hours: bool = False, decimals: int = 0) -> str:
+    """``m:ss`` (or ``h:mm:ss`` when ``hours``; ``decimals`` digits after the seconds)."""
+    scale = 10**decimals
+    total = round(max(seconds, 0.0) * scale)
+    h, rest = divmod(total, 3600 * scale)
+    m, s = divmod(rest, 60 * scale)
+    secs = f"{s // scale:02d}" + (f".{s % scale:0{decimals}d}" if decimals else "")
+    return f"{h}:{m:02d}:{secs}" if hours else f"{h * 60 + m}:{secs}"
+
+
+def time_axis(span: float) -> tuple[list[float], list[str], str]:
+    """(tick positions in s, their labels, axis label) for a time axis from 0 to ``span`` s."""
+    step = tick_step(span)
+    hours = span >= 3600
+    ticks = [i * step for i in range(int(span // step + 1e-9) + 1)]
+    unit = "h:mm:ss" if hours else "m:ss"
+    decimals = 0 if step >= 1 else 2
+    return ticks, [clock_label(t, hours, decimals) for t in ticks], f"time in the video ({unit})"
 
 
 def plot_timeline(result: DetectionResult, path: str | os.PathLike[str], title: str | None = None) -> Path:
@@ -74,7 +108,9 @@ def plot_timeline(result: DetectionResult, path: str | os.PathLike[str], title: 
     end = max(result.video.scored_duration, xs[-1] if xs else 0.0, 1e-3)
     ax.set_xlim(0, end)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("time in the video (s)", fontsize=11)
+    ticks, tick_labels, axis_label = time_axis(end)
+    ax.set_xticks(ticks, tick_labels)
+    ax.set_xlabel(axis_label, fontsize=11)
     ax.set_ylabel("violence score", fontsize=11)
     ax.grid(True, axis="y", alpha=0.3)
     ax.tick_params(labelsize=10)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ._version import __version__
+
 SCHEMA_VERSION = 1
 
 VIOLENT = "violent"
@@ -65,12 +67,31 @@ class VideoFacts:
 
 @dataclass
 class WeightsUsed:
-    """One weights file: ``verified`` is True only when it matches the registry's hash."""
+    """One weights file: ``verified`` is True only when it matches the registry's hash.
+
+    ``trained``: for a checkpoint written by our own ``train``, what its sidecar records
+    (data, epochs, AP); such a file is the user's own model, not a suspicious one.
+    """
 
     name: str
     path: str
     sha256: str
     verified: bool
+    trained: dict[str, Any] | None = None
+
+    @property
+    def own_model(self) -> bool:
+        return not self.verified and self.trained is not None
+
+
+def document_header(weights: list[WeightsUsed] | None = None) -> dict[str, Any]:
+    """What every ``--json`` document starts with: ``schema_version``, the project ``version``
+    and the ``weights`` used (name, path, sha256, verified; an empty list when none)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "version": __version__,
+        "weights": [asdict(w) for w in weights or []],
+    }
 
 
 @dataclass
@@ -114,6 +135,11 @@ class DetectionResult:
         """False when any weights file did not match the registry (e.g. random test weights)."""
         return all(w.verified for w in self.weights)
 
+    @property
+    def weights_unknown(self) -> bool:
+        """True when a file is neither the published one nor a model our ``train`` made."""
+        return any(not w.verified and not w.own_model for w in self.weights)
+
     def summary(self) -> str:
         """The one-line verdict a person reads first."""
         if self.segments:
@@ -127,13 +153,14 @@ class DetectionResult:
                 f"non-violent: no snippet reached the threshold {self.params.threshold:g} "
                 f"(highest score {self.max_score:.2f})"
             )
-        if not self.weights_verified:
+        if self.weights_unknown:
             text += " [unverified weights]"
         return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
+            "version": __version__,
             "verdict": self.verdict,
             "summary": self.summary(),
             "video": asdict(self.video),

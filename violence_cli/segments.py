@@ -56,13 +56,17 @@ def make_snippets(
 
 
 def check_params(threshold: float, min_duration: float, merge_gap: float) -> None:
-    """Raise ValueError for parameters that cannot mean anything."""
+    """Raise ValueError for parameters that cannot mean anything.
+
+    The message starts with the parameter's name and value, then what was expected
+    (``merge_gap -1.0: expected seconds >= 0``), so a CLI can put its option name first.
+    """
     if not (0.0 <= threshold <= 1.0) or math.isnan(threshold):
-        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        raise ValueError(f"threshold {threshold:g}: expected a score between 0 and 1")
     if not 0.0 <= min_duration < math.inf:
-        raise ValueError(f"min_duration must be a finite number >= 0 s, got {min_duration}")
+        raise ValueError(f"min_duration {min_duration:g}: expected a finite number of seconds >= 0")
     if not 0.0 <= merge_gap < math.inf:
-        raise ValueError(f"merge_gap must be a finite number >= 0 s, got {merge_gap}")
+        raise ValueError(f"merge_gap {merge_gap:g}: expected a finite number of seconds >= 0")
 
 
 def violent_runs(scores: Sequence[float] | np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> list[tuple[int, int]]:

@@ -46,6 +46,9 @@ WEIGHTS_ENV = "VIOLENCE_DETECT_WEIGHTS"  # a folder holding the files under thei
 WEIGHTS_URL_ENV = "VIOLENCE_DETECT_WEIGHTS_URL"  # a folder URL (https://, http://, file://) mirroring them
 CACHE_SUBDIR = "violence-detect"
 CHUNK_BYTES = 1 << 20  # read size when hashing and downloading
+SHORT_HASH = 12  # hex digits of a hash shown on the terminal (JSON keeps the full digest)
+TRAINED_SUFFIX = ".json"  # sidecar of a checkpoint written by `train`: best.pt -> best.pt.json
+TRAINED_KIND = "violence-detect trained checkpoint"
 TIMEOUT_S = 60.0  # seconds a download may wait for data before it fails
 DOWNLOAD_CAP_BYTES = 2 * 2**30  # bytes: a download of unknown size stops beyond this
 VERIFIED_FILE = "verified.json"  # in the cache: full sha256 of every file `weights verify` passed
@@ -70,13 +73,19 @@ class WeightsEntry:
     name: str
     filename: str
     url: str
-    size: int | None
+    size: int | None  # bytes, checked when given
     sha256: str | None
     sha256_prefix: str | None
     git_blob_sha1: str | None
     source: str
     license: str
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+    approx_size: int | None = None  # bytes, an estimate shown where no exact size is published
+
+    @property
+    def shown_size(self) -> tuple[int | None, bool]:
+        """(bytes, exact): the manifest's size, else its estimate."""
+        return (self.size, True) if self.size is not None else (self.approx_size, False)
 
     def download_url(self) -> str:
         """The manifest's address, or the same file name under ``$VIOLENCE_DETECT_WEIGHTS_URL``."""
@@ -116,6 +125,7 @@ class ResolvedWeights:
     sha256: str
     verified: bool  # matches the registry's integrity data
     problem: str | None  # why not, when not verified
+    trained: dict[str, Any] | None = None  # the sidecar of a checkpoint our `train` wrote
 
 
 @dataclass(frozen=True)
@@ -167,7 +177,10 @@ def _entry_from_json(name: str, item: Mapping[str, Any]) -> WeightsEntry:
         source=str(item["source"]),
         license=str(item["license"]),
         metadata=dict(item.get("metadata") or {}),
+        approx_size=None if item.get("approx_size") is None else int(item["approx_size"]),
     )
+    if entry.size is None and entry.approx_size is None:
+        raise ValueError(f"entry {name!r} has neither size nor approx_size")
     if not (entry.sha256 or entry.sha256_prefix or entry.git_blob_sha1):
         raise ValueError(f"entry {name!r} has no integrity data")
     return entry
@@ -231,22 +244,31 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return file_digest(path).sha256
 
 
+def short_hash(digest: str | None) -> str:
+    """The first :data:`SHORT_HASH` hex digits (what the terminal shows; JSON has all of them)."""
+    return "" if not digest else digest[:SHORT_HASH]
+
+
 def integrity_problem(path: str | os.PathLike[str], entry: WeightsEntry) -> str | None:
-    """What about ``path`` does not match the manifest's integrity data; None when all match."""
+    """What about ``path`` does not match the manifest's integrity data; None when all match.
+
+    Hashes in the message are short (:func:`short_hash`); :func:`file_digest` has them in full.
+    """
     d = file_digest(path)
     if entry.size is not None and d.size != entry.size:
         return f"size {d.size} bytes, expected {entry.size}"
     if entry.sha256 and d.sha256 != entry.sha256:
-        return f"sha256 {d.sha256}, expected {entry.sha256}"
+        return f"sha256 {short_hash(d.sha256)}, expected {short_hash(entry.sha256)}"
     if entry.sha256_prefix and not d.sha256.startswith(entry.sha256_prefix):
-        return f"sha256 {d.sha256}, expected one starting with {entry.sha256_prefix}"
+        return f"sha256 {short_hash(d.sha256)}, expected one starting with {entry.sha256_prefix}"
     if entry.git_blob_sha1 and d.git_blob_sha1 != entry.git_blob_sha1:
-        return f"git blob SHA-1 {d.git_blob_sha1}, expected {entry.git_blob_sha1}"
+        return f"git blob SHA-1 {short_hash(d.git_blob_sha1)}, expected {short_hash(entry.git_blob_sha1)}"
     return None
 
 
 def describe_weights(path: str | os.PathLike[str], name: str) -> dict[str, Any]:
-    """name, path, sha256, verified (matches the manifest) and problem (None when verified)."""
+    """name, path, sha256, verified (matches the manifest), problem (None when verified) and
+    trained (the sidecar of a checkpoint our own ``train`` wrote, else None)."""
     problem = integrity_problem(path, get_entry(name))
     return {
         "name": name,
@@ -254,7 +276,54 @@ def describe_weights(path: str | os.PathLike[str], name: str) -> dict[str, Any]:
         "sha256": file_sha256(path),
         "verified": problem is None,
         "problem": problem,
+        "trained": None if problem is None else trained_metadata(path),
     }
+
+
+# --- checkpoints trained here ---------------------------------------------------------------
+
+
+def trained_sidecar(checkpoint: str | os.PathLike[str]) -> Path:
+    """Where the metadata of a checkpoint written by ``train`` lives: ``best.pt`` -> ``best.pt.json``."""
+    p = Path(checkpoint)
+    return p.with_name(p.name + TRAINED_SUFFIX)
+
+
+def trained_record(checkpoint: str | os.PathLike[str], **facts: Any) -> dict[str, Any]:
+    """The sidecar document for ``checkpoint``: what made it (``facts``: data, epochs, AP...)
+    bound to the file by its sha256, so the sidecar never vouches for another file."""
+    return {"kind": TRAINED_KIND, "version": __version__, "file": Path(checkpoint).name,
+            "sha256": file_sha256(checkpoint), **facts}  # fmt: skip
+
+
+def trained_metadata(checkpoint: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The sidecar of a checkpoint written by our ``train`` when it describes this very file
+    (same sha256); None otherwise (no sidecar, another file, unreadable)."""
+    sidecar = trained_sidecar(checkpoint)
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("kind") != TRAINED_KIND:
+        return None
+    if data.get("sha256") != file_sha256(checkpoint):
+        return None
+    return data
+
+
+def describe_trained(meta: Mapping[str, Any]) -> str:
+    """One line on a checkpoint trained here: data, epoch, AP."""
+    parts = []
+    sources = [str(s) for s in meta.get("data") or [] if s]
+    if sources:
+        parts.append("on " + ", ".join(sources[:2]) + (" ..." if len(sources) > 2 else ""))
+    if meta.get("train_videos") is not None:
+        parts.append(f"{meta['train_videos']} videos")
+    if meta.get("epoch") is not None:
+        parts.append(f"epoch {meta['epoch']} of {meta.get('epochs', '?')}")
+    if meta.get("ap") is not None:
+        parts.append(f"validation AP {float(meta['ap']):.4f}")
+    return f"trained with violence-detect {meta.get('version', '?')}" + (" " + ", ".join(parts) if parts else "")
 
 
 # --- finding, downloading, resolving --------------------------------------------------------
@@ -341,7 +410,9 @@ def resolve_weight_files(
     for name, path in explicit.items():
         found = resolve_weights(name, path, weights_dir=weights_dir, download=download, progress=progress)
         described = describe_weights(found, name)
-        out[name] = ResolvedWeights(name, found, described["sha256"], described["verified"], described["problem"])
+        out[name] = ResolvedWeights(
+            name, found, described["sha256"], described["verified"], described["problem"], described["trained"]
+        )
     return out
 
 
@@ -426,17 +497,11 @@ def _fetch(
                 if progress is not None:
                     progress(done, total)
     except urllib.error.HTTPError as exc:
-        raise WeightsError(
-            f"{label}: not on this machine, and download failed from {url} (HTTP {exc.code} {exc.reason})", hint=hint
-        ) from None
+        raise WeightsError(f"{label}: download failed from {url} (HTTP {exc.code} {exc.reason})", hint=hint) from None
     except urllib.error.URLError as exc:
-        raise WeightsError(
-            f"{label}: not on this machine, and download failed from {url} ({exc.reason})", hint=hint
-        ) from None
+        raise WeightsError(f"{label}: download failed from {url} ({exc.reason})", hint=hint) from None
     except (OSError, http.client.HTTPException) as exc:
-        raise WeightsError(
-            f"{label}: not on this machine, and download failed from {url} ({type(exc).__name__}: {exc})", hint=hint
-        ) from None
+        raise WeightsError(f"{label}: download failed from {url} ({type(exc).__name__}: {exc})", hint=hint) from None
 
 
 def _too_big(label: str, url: str, what: str, cap: int, expected_size: int | None) -> str:
@@ -713,6 +778,10 @@ __all__ = [
     "file_digest",
     "file_sha256",
     "get_entry",
+    "short_hash",
+    "trained_metadata",
+    "trained_record",
+    "trained_sidecar",
     "integrity_problem",
     "load_state_dict",
     "locate_weights",

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from .atomic import atomic_open
 from .errors import UsageError
-from .schema import SCHEMA_VERSION, DetectionResult, Segment
+from .schema import DetectionResult, Segment, document_header
 
 
 class ResultWriter:
@@ -182,7 +182,7 @@ def format_for_path(path: str | os.PathLike[str]) -> str:
 def batch_document(results: list[DetectionResult], failures: list[tuple[str, str]]) -> dict[str, Any]:
     """One JSON document for several videos: their results, and the inputs that failed."""
     return {
-        "schema_version": SCHEMA_VERSION,
+        **document_header(results[0].weights if results else None),
         "results": [r.to_dict() for r in results],
         "errors": [{"path": path, "error": message} for path, message in failures],
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,36 +56,42 @@ def _check_crop_indices(name: str, indices: list[int], where: str) -> None:
         raise InputError(f"{where}: video {name!r} has {len(indices)} crops; at most {MAX_CROPS} are supported")
 
 
-def discover_folder(folder: str | Path) -> list[VideoEntry]:
+def discover_folder(folder: str | Path | Sequence[str | Path]) -> list[VideoEntry]:
     """All videos in ``folder`` (``NAME__<crop>.npy`` + ``NAME__vggish.npy``), sorted by name.
 
-    Files that do not follow the pattern are ignored. A video missing its audio file or
-    its crop files, or with a gap in its crop numbers, is an :class:`InputError`.
+    ``folder`` may be several folders whose files together make the videos, as XD-Violence
+    is distributed (``RGBTest/`` holds the crop files, ``vggish-features/Test/`` the audio
+    files). Files that do not follow the pattern are ignored. A video missing its audio
+    file or its crop files, a gap in its crop numbers, or the same file name in two of the
+    folders is an :class:`InputError`.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: no such folder")
+    folders = [Path(folder)] if isinstance(folder, (str, Path)) else [Path(f) for f in folder]
+    where = " + ".join(str(f) for f in folders)
     crops: dict[str, dict[int, Path]] = {}
     audio: dict[str, Path] = {}
-    for path in folder.iterdir():
-        parts = _split(path)
-        if parts is None or not path.is_file():
-            continue
-        name, kind = parts
-        if kind == "vggish":
-            audio[name] = path
-        else:
-            crops.setdefault(name, {})[int(kind)] = path
+    for one in folders:
+        if not one.is_dir():
+            raise InputError(f"{one}: no such folder")
+        for path in one.iterdir():
+            parts = _split(path)
+            if parts is None or not path.is_file():
+                continue
+            name, kind = parts
+            slot = audio if kind == "vggish" else crops.setdefault(name, {})
+            key = name if kind == "vggish" else int(kind)
+            if key in slot and slot[key] != path:
+                raise InputError(f"{path.name}: in both {slot[key].parent} and {one}; expected each file once")
+            slot[key] = path
     if not crops and not audio:
-        raise InputError(f"{folder}: no features found (expected NAME__0.npy .. and NAME__vggish.npy)")
+        raise InputError(f"{where}: no features found (expected NAME__0.npy .. and NAME__vggish.npy)")
     entries = []
     for name in sorted(set(crops) | set(audio)):
         if name not in audio:
-            raise InputError(f"{folder}: video {name!r} has crop files but no {name}{AUDIO_SUFFIX}")
+            raise InputError(f"{where}: video {name!r} has crop files but no {name}{AUDIO_SUFFIX}")
         if name not in crops:
-            raise InputError(f"{folder}: video {name!r} has {name}{AUDIO_SUFFIX} but no crop files ({name}__0.npy ..)")
+            raise InputError(f"{where}: video {name!r} has {name}{AUDIO_SUFFIX} but no crop files ({name}__0.npy ..)")
         indices = sorted(crops[name])
-        _check_crop_indices(name, indices, str(folder))
+        _check_crop_indices(name, indices, where)
         entries.append(VideoEntry(name, [crops[name][i] for i in indices], audio[name]))
     return entries
 

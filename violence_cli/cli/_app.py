@@ -6,24 +6,40 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
+import re
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from typer import core as typer_core
 from typer.core import TyperGroup
 
 from .. import console
 from .._version import __version__
-from ..errors import Terminated, ViolenceDetectError
+from ..errors import Terminated, UsageError, ViolenceDetectError
+
+try:  # Typer >= 0.24 vendors click; older Typer uses the click package
+    from typer._click import exceptions as click_exceptions
+    from typer._click import globals as click_globals
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+    from click import globals as click_globals  # type: ignore[no-redef]
 
 DEFAULT_COMMAND = "detect"
 DEBUG_OPTION = "--debug"
 _GROUP_OPTIONS = {"--help", "-h", "--version", "--install-completion", "--show-completion"}
+
+
+def _looks_like_input(arg: str) -> bool:
+    """An argument ``detect`` may take: an existing path, a URL, ``-`` (stdin) or an option."""
+    return arg.startswith("-") or "://" in arg or Path(arg).exists()
 
 
 class DefaultCommandGroup(TyperGroup):
@@ -31,6 +47,9 @@ class DefaultCommandGroup(TyperGroup):
 
     Every float option of every command (this group's and its subgroups') refuses nan
     and inf, naming the option: no command has a use for them, and JSON cannot hold them.
+    A first argument that is neither a command nor an existing path but close to a
+    command's name (``evl``) is a usage error with "did you mean ...?". Usage errors of the
+    option parser are printed in the house style (see :func:`usage_error_line`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -42,8 +61,138 @@ class DefaultCommandGroup(TyperGroup):
         console.set_debug(DEBUG_OPTION in args[:end])  # --debug is accepted anywhere before "--"
         args = [a for i, a in enumerate(args) if not (i < end and a == DEBUG_OPTION)]
         if args and args[0] not in self.commands and args[0] not in _GROUP_OPTIONS:
+            if not _looks_like_input(args[0]):
+                close = difflib.get_close_matches(args[0], list(self.commands), n=1, cutoff=0.6)
+                if close:
+                    raise click_exceptions.UsageError(
+                        f"{args[0]}: not a command, file or folder; did you mean '{close[0]}'?", ctx
+                    )
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
+
+    def main(self, args: Sequence[str] | None = None, *pos: Any, standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, *pos, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, *pos, standalone_mode=False, **extra)
+        except click_exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_exceptions.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "violence-detect"
+            console.error(usage_error_line(exc), hint=f"{command} --help")
+            sys.exit(exc.exit_code)
+        except click_exceptions.ClickException as exc:
+            console.error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            console.error("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+_NOT_A = re.compile(r"^'?(?P<value>[^' ]*)'? is not (?:a valid |an? )?(?P<what>.+?)\.?$", re.S)
+_NOT_ONE_OF = re.compile(r"^'(?P<value>.*)' is not one of (?P<choices>.+?)\.?$", re.S)
+
+
+def _option_name(exc: Any) -> str | None:
+    param = getattr(exc, "param", None)
+    if param is None:
+        hint = getattr(exc, "param_hint", None)
+        return hint if isinstance(hint, str) else (" / ".join(hint) if hint else None)
+    opts = [o for o in getattr(param, "opts", []) if o.startswith("--")] or list(getattr(param, "opts", []))
+    if getattr(param, "param_type_name", "") == "argument":
+        return param.metavar or (param.name or "argument").upper()
+    return opts[0] if opts else param.name
+
+
+def usage_error_line(exc: Any) -> str:
+    """A parser error in the house style: the option first, then what is wrong, then what
+    was expected (``--crops 3: expected one of 5, 1``)."""
+    if isinstance(exc, click_exceptions.NoSuchOption):
+        line = f"{exc.option_name}: no such option"
+        if exc.possibilities:
+            line += f"; did you mean {' or '.join(sorted(exc.possibilities))}?"
+        return line
+    name = _option_name(exc)
+    if isinstance(exc, click_exceptions.MissingParameter):
+        kind = "argument" if getattr(getattr(exc, "param", None), "param_type_name", "") == "argument" else "option"
+        return f"{name}: missing; this {kind} is required"
+    message = str(getattr(exc, "message", exc)).strip()
+    message = message.removeprefix("Value error, ").rstrip(".")
+    if isinstance(exc, click_exceptions.BadParameter) and name:
+        if (expected := _validation_error(exc)) is not None:
+            return f"{name} {expected[0]}: expected {expected[1]}"
+        if match := _NOT_ONE_OF.match(message):
+            choices = match["choices"].replace("'", "")
+            return f"{name} {match['value']}: expected one of {choices}"
+        if match := _NOT_A.match(message):
+            return f"{name} {match['value']}: expected {_article(match['what'])}"
+        return f"{name}: {message}"
+    if isinstance(exc, click_exceptions.BadOptionUsage):
+        if "requires an argument" in message:
+            return f"{exc.option_name}: missing its value"
+        return f"{exc.option_name}: {message[:1].lower() + message[1:]}"
+    if message.startswith("Got unexpected extra argument"):
+        extra = message.split("(", 1)[-1].rstrip(")")
+        return f"{extra}: unexpected extra argument"
+    return message[:1].lower() + message[1:]
+
+
+def _validation_error(exc: Any) -> tuple[str, str] | None:
+    """(value, what was expected) from the validation error behind a Typer BadParameter."""
+    errors = getattr(exc.__cause__, "errors", None)
+    if not callable(errors):
+        return None
+    try:
+        first = errors()[0]
+    except (IndexError, TypeError, ValueError):
+        return None
+    msg = str(first.get("msg", ""))
+    if not msg.startswith("Input should be "):
+        return None
+    what = msg.removeprefix("Input should be ").split(",")[0].replace("valid ", "")
+    return str(first.get("input", "")), _article(what.removeprefix("a ").removeprefix("an "))
+
+
+def _article(what: str) -> str:
+    """'integer' -> 'an integer'; 'float' -> 'a number'."""
+    what = {"float": "number", "float range": "number in range"}.get(what, what)
+    return what if what.split()[0] in ("a", "an") else ("an " if what[0] in "aeiou" else "a ") + what
+
+
+# Metavars as words in --help: 'FILE' and 'N', never Python types ('<path>', '<list[Path]>').
+_WORDS = {"path": "PATH", "int": "N", "float": "NUMBER", "str": "TEXT", "text": "TEXT"}
+
+
+def _word_type(self: Any, ctx: Any) -> str | None:
+    if self.metavar is not None:
+        return self.metavar
+    label = typer_core._TyperParameter.display_type(self, ctx).strip("<>")
+    if label.startswith("list["):
+        label = label[5:-1]
+    return _WORDS.get(label.lower(), label)
+
+
+def _argument_type(self: Any, ctx: Any) -> str | None:
+    return None  # the argument's name (its metavar) already says what it takes
+
+
+def _argument_usage(self: Any) -> str:
+    name = self.display_name_raw
+    if self.nargs != 1 and not name.endswith("..."):
+        name += "..."
+    return name if self.required else f"[{name}]"
+
+
+def _argument_name(self: Any) -> str:
+    return _argument_usage(self).strip("[]")
+
+
+typer_core.TyperOption.display_type_rich = _word_type  # type: ignore[method-assign]
+typer_core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign]
+typer_core.TyperArgument._usage_display_name = _argument_usage  # type: ignore[method-assign]
+typer_core.TyperArgument._rich_display_name = _argument_name  # type: ignore[method-assign]
 
 
 app = typer.Typer(
@@ -53,9 +202,10 @@ app = typer.Typer(
         "Find violence in videos from what is seen and what is heard (MACIL-SD over I3D "
         "RGB + VGGish audio features).\n\n"
         "Examples:\n\n"
-        "  violence-detect video.mp4                 # scores + violent segments\n\n"
-        "  violence-detect video.mp4 --json          # one JSON document on stdout\n\n"
-        "  violence-detect weights download          # fetch the pretrained weights\n\n"
+        "\b\n"
+        "  violence-detect video.mp4              # scores + violent segments\n"
+        "  violence-detect video.mp4 --json       # one JSON document on stdout\n"
+        "  violence-detect weights download       # fetch the pretrained weights\n"
         "  violence-detect eval --features DIR --annotations annotations.txt"
     ),
     no_args_is_help=True,
@@ -130,7 +280,11 @@ def cli_errors(fn: F) -> F:
         except ViolenceDetectError as exc:
             if console.debug_enabled():
                 console.stderr.print_exception()
-            console.error(exc.message, exc.hint)
+            hint = exc.hint
+            if hint is None and isinstance(exc, UsageError):  # like the parser's own usage errors
+                ctx = click_globals.get_current_context(silent=True)
+                hint = f"{ctx.command_path} --help" if ctx is not None else None
+            console.error(exc.message, hint)
             raise typer.Exit(exc.exit_code) from None
         except Terminated:
             console.error("terminated (SIGTERM); temporary files removed")

@@ -64,14 +64,11 @@ segments.
 
 Examples:
 
+\b
   violence-detect samples/calm_then_chaos.mp4
-
   violence-detect clip.mp4 --json > clip.json
-
   violence-detect clip.mp4 -o clip.srt --plot clip.png
-
-  violence-detect videos/ --output-dir out/ --format csv --format vtt --crops 1
-
+  violence-detect videos/ --output-dir out/ -f csv -f vtt --crops 1
   violence-detect clip.mkv -o report.html --report-proxy
 
   violence-detect archive/ -r --output-dir out/ --shard 0/2    # rerun: resumes
@@ -87,13 +84,13 @@ OPT_GROUP_MODEL = PANEL_MODEL
 def detect_command(
     inputs: Annotated[
         list[Path] | None,
-        typer.Argument(metavar="VIDEO", help="Video files or folders of videos.", show_default=False),
+        typer.Argument(metavar="VIDEO...", help="Video files or folders of videos.", show_default=False),
     ] = None,
     json_out: Annotated[
         bool,
         typer.Option(
             "--json",
-            help="Print one JSON document on stdout (a list for several videos).",
+            help='Print one JSON document on stdout (several videos: {"results": [...], "errors": [...]}).',
             rich_help_panel=OPT_GROUP_OUT,
         ),
     ] = False,
@@ -102,6 +99,7 @@ def detect_command(
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
             help=f"Write one export; the format follows the extension ({EXTENSIONS}).",
             rich_help_panel=OPT_GROUP_OUT,
         ),
@@ -110,6 +108,7 @@ def detect_command(
         Path | None,
         typer.Option(
             "--output-dir",
+            metavar="DIR",
             help="Write NAME.json (+ --format) for every video into this existing folder; a rerun skips the done ones.",
             rich_help_panel=OPT_GROUP_OUT,
         ),
@@ -128,6 +127,7 @@ def detect_command(
         Path | None,
         typer.Option(
             "--plot",
+            metavar="FILE|DIR",
             help="Draw the score timeline into this PNG (or into this folder, one per video).",
             rich_help_panel=OPT_GROUP_OUT,
         ),
@@ -177,7 +177,9 @@ def detect_command(
     checkpoint: Annotated[
         Path | None,
         typer.Option(
-            help="MACIL-SD weights file (default: the published checkpoint).", rich_help_panel=OPT_GROUP_MODEL
+            metavar="FILE",
+            help="MACIL-SD weights file (default: the published checkpoint).",
+            rich_help_panel=OPT_GROUP_MODEL,
         ),
     ] = None,
     i3d_weights: I3dWeightsOpt = None,
@@ -206,12 +208,13 @@ def detect_command(
 
     try:
         check_params(threshold, min_duration, merge_gap)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    except ValueError as exc:  # "merge_gap -1: expected ..." -> "--merge-gap -1: expected ..."
+        name, _, rest = str(exc).partition(" ")
+        raise UsageError(f"--{name.replace('_', '-')} {rest}") from None
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: expected a positive number")
     if not inputs and from_list is None:
-        raise UsageError("give video files or folders (or --from-list FILE)")
+        raise UsageError("VIDEO...: missing; expected video files or folders (or --from-list FILE)")
     parts = parse_shard(shard) if shard is not None else None
     resolved_device = resolve_run_device(device, engine, ray_address)
     resolved_precision = resolve_precision_option(precision, resolved_device)
@@ -251,6 +254,8 @@ def detect_command(
                 download=download,
                 progress=_download_progress(bar),
             )
+            for note in weights_notes(job.weights.values()):
+                console.info(note, quiet=quiet)
             job.crops, job.batch_size, job.precision = int(crops.value), batch_size, resolved_precision
             job.threshold, job.min_duration, job.merge_gap = threshold, min_duration, merge_gap
             job.video_stream, job.audio_stream = video_stream, audio_stream
@@ -313,6 +318,15 @@ def _write_index(job: DetectJob, not_found: list[tuple[str, str]], failed: list[
         message = f"{job.index}: could not write the index: {exc}"
         console.error(message)
         failed.append((str(job.index), message))
+
+
+def weights_notes(weights: Any) -> list[str]:
+    """One line per checkpoint the user trained with ``train`` (named once per run, not warned about)."""
+    from ..weights import describe_trained
+
+    return [
+        f"using your own model {w.path} ({describe_trained(w.trained)})" for w in weights if not w.verified and w.trained
+    ]
 
 
 def _download_progress(bar: Any) -> Any:
@@ -437,6 +451,9 @@ def print_summary(result: DetectionResult) -> None:
 
 
 def _clock(seconds: float) -> str:
-    minutes, secs = divmod(max(seconds, 0.0), 60)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
+    """``m:ss.s`` or ``h:mm:ss.s``, rounded to a tenth first (59.96 s is ``1:00.0``, not ``0:60.0``)."""
+    tenths = round(max(seconds, 0.0) * 10)
+    minutes, tenths = divmod(tenths, 600)
+    hours, minutes = divmod(minutes, 60)
+    secs = f"{tenths // 10:02d}.{tenths % 10}"
+    return f"{hours}:{minutes:02d}:{secs}" if hours else f"{minutes}:{secs}"

@@ -11,13 +11,20 @@ import typer
 from .. import console
 from ..errors import UsageError
 from ._app import app, cli_errors
+from .options import PANEL_MODEL, DeviceOpt, DownloadOpt, WeightsDirOpt
 
 EXAMPLES = (
     "Examples:\n\n"
-    "  violence-detect eval --features feats/ --annotations annotations.txt\n\n"
-    "  violence-detect eval --rgb-list rgb_test.list --audio-list audio_test.list --gt gt.npy --json\n\n"
-    "  violence-detect eval --features feats/ --gt gt.npy --checkpoint my.pkl --save-scores scores.npz\n\n"
-    "  violence-detect eval --features feats/ --annotations annotations.txt --window 64   # the live mode's AP"
+    "\b\n"
+    "  violence-detect eval --features feats/ --annotations annotations.txt\n"
+    "  violence-detect eval --features RGBTest --features vggish-features/Test \\\n"
+    "      --annotations annotations.txt\n"
+    "  violence-detect eval --rgb-list rgb_test.list --audio-list audio_test.list \\\n"
+    "      --gt gt.npy --json\n"
+    "  violence-detect eval --features feats/ --gt gt.npy --checkpoint my.pkl \\\n"
+    "      --save-scores scores.npz\n"
+    "  violence-detect eval --features feats/ --annotations annotations.txt \\\n"
+    "      --window 64                # the live mode's AP\n"
 )
 
 FileOpt = Path | None
@@ -37,21 +44,50 @@ HELP = (
 @app.command("eval", help=HELP)
 @cli_errors
 def eval_command(
-    features: Annotated[FileOpt, typer.Option("--features", help="Folder of NAME__<crop>.npy + NAME__vggish.npy files.")] = None,
-    rgb_list: Annotated[FileOpt, typer.Option("--rgb-list", help="Official RGB list: one crop file per line.")] = None,
-    audio_list: Annotated[FileOpt, typer.Option("--audio-list", help="Official audio list: one NAME__vggish.npy per video.")] = None,
-    gt: Annotated[FileOpt, typer.Option("--gt", help="Frame-level ground truth (.npy, 16 frames per snippet).")] = None,
-    annotations: Annotated[FileOpt, typer.Option("--annotations", help="XD-Violence annotations.txt (NAME s1 e1 ...).")] = None,
-    checkpoint: Annotated[
-        FileOpt, typer.Option("--checkpoint", help="MACIL-SD state dict (default: the published weights, downloaded once).")
+    features: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--features",
+            metavar="DIR",
+            help="Folder of NAME__<crop>.npy and/or NAME__vggish.npy files; repeat it for features split "
+            "over folders (XD-Violence: --features RGBTest --features vggish-features/Test).",
+        ),
     ] = None,
-    weights_dir: Annotated[FileOpt, typer.Option("--weights-dir", help="Folder to look for the default weights in.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    rgb_list: Annotated[
+        FileOpt, typer.Option("--rgb-list", metavar="FILE", help="Official RGB list: one crop file per line.")
+    ] = None,
+    audio_list: Annotated[
+        FileOpt,
+        typer.Option("--audio-list", metavar="FILE", help="Official audio list: one NAME__vggish.npy per video."),
+    ] = None,
+    gt: Annotated[
+        FileOpt, typer.Option("--gt", metavar="FILE", help="Frame-level ground truth (.npy, 16 frames per snippet).")
+    ] = None,
+    annotations: Annotated[
+        FileOpt, typer.Option("--annotations", metavar="FILE", help="XD-Violence annotations.txt (NAME s1 e1 ...).")
+    ] = None,
+    checkpoint: Annotated[
+        FileOpt,
+        typer.Option(
+            "--checkpoint",
+            metavar="FILE",
+            help="MACIL-SD state dict (default: the published weights, downloaded once).",
+            rich_help_panel=PANEL_MODEL,
+        ),
+    ] = None,
+    weights_dir: WeightsDirOpt = None,
+    download: DownloadOpt = True,
+    device: DeviceOpt = "auto",
     json_mode: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")] = False,
     save_scores: Annotated[
-        FileOpt, typer.Option("--save-scores", help="Write per-video snippet scores to this .npz (keys: video names).")
+        FileOpt,
+        typer.Option(
+            "--save-scores", metavar="FILE", help="Write per-video snippet scores to this .npz (keys: video names)."
+        ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no warnings.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or information (warnings and errors still show).")
+    ] = False,
     window: Annotated[
         int | None,
         typer.Option(
@@ -65,20 +101,27 @@ def eval_command(
     from ..devices import resolve_device
     from ..evaluate import evaluate
     from ..evaluate import save_scores as write_scores
+    from ..schema import WeightsUsed, document_header
+    from ..weights import describe_trained, describe_weights, resolve_weights, short_hash
     from ..xdfeatures import discover_folder, read_lists
 
-    if features is not None and (rgb_list is not None or audio_list is not None):
-        raise UsageError("use either --features or --rgb-list/--audio-list, not both")
-    if features is None and (rgb_list is None or audio_list is None):
-        raise UsageError("give --features DIR, or both --rgb-list and --audio-list", hint=EXAMPLES.splitlines()[2].strip())
+    if features and (rgb_list is not None or audio_list is not None):
+        raise UsageError("--features: use either --features or --rgb-list/--audio-list, not both")
+    if not features and (rgb_list is None or audio_list is None):
+        raise UsageError(
+            "--features: missing; expected --features DIR, or both --rgb-list and --audio-list",
+            hint=EXAMPLES.splitlines()[3].strip(),
+        )
     if (gt is None) == (annotations is None):
-        raise UsageError("give exactly one of --gt and --annotations")
+        raise UsageError("--gt/--annotations: expected exactly one of them")
     if save_scores is not None and save_scores.suffix != ".npz":
-        raise UsageError(f"--save-scores {save_scores}: the file name must end in .npz")
+        raise UsageError(f"--save-scores {save_scores}: expected a file name ending in .npz")
     torch_device = resolve_device(device)
 
-    entries = discover_folder(features) if features is not None else read_lists(rgb_list, audio_list)  # type: ignore[arg-type]
-    on_warning = None if quiet else console.warn
+    entries = discover_folder(features) if features else read_lists(rgb_list, audio_list)  # type: ignore[arg-type]
+    ckpt = resolve_weights("macil_sd", checkpoint, weights_dir=weights_dir, download=download)
+    described = describe_weights(ckpt, "macil_sd")
+    used = WeightsUsed("macil_sd", str(ckpt), described["sha256"], described["verified"], described["trained"])
     with console.progress_bar(console.progress_enabled(quiet, json_mode)) as bar:
         task = bar.add_task("scoring", total=len(entries)) if bar is not None else None
 
@@ -90,17 +133,21 @@ def eval_command(
             entries,
             gt=gt,
             annotations=annotations,
-            checkpoint=checkpoint,
+            checkpoint=ckpt,
             device=str(torch_device),
-            weights_dir=weights_dir,
             progress=progress,
-            on_warning=on_warning,
+            on_warning=console.warn,
             window=window,
         )
+    if used.own_model:
+        console.info(f"using your own model {ckpt} ({describe_trained(used.trained or {})})", quiet=quiet)
+    elif not used.verified:
+        console.warn(f"macil_sd weights {ckpt} are not the published file ({described['problem']})")
     if save_scores is not None:
+        save_scores.parent.mkdir(parents=True, exist_ok=True)
         write_scores(result, save_scores)
     if json_mode:
-        doc = {**result.to_dict(), "device": str(torch_device)}
+        doc = {**document_header([used]), **result.to_dict(), "device": str(torch_device)}
         if save_scores is not None:
             doc["scores_file"] = str(save_scores)
         typer.echo(json.dumps(doc, indent=2))
@@ -109,7 +156,7 @@ def eval_command(
     typer.echo(f"ROC-AUC  {result.auc:.4f}")
     typer.echo(f"videos   {result.n_videos}   snippets {result.n_snippets}   frames {result.n_frames}")
     typer.echo(f"window   {'whole video' if window is None else f'{window} snippets, causal'}")
-    if result.checkpoint is not None:
-        typer.echo(f"weights  {result.checkpoint}  (sha256 {result.checkpoint_sha256})")
+    kind = "your model" if used.own_model else ("published" if used.verified else "unverified")
+    typer.echo(f"weights  {ckpt}  ({kind}, sha256 {short_hash(used.sha256)})")
     if save_scores is not None:
         typer.echo(f"scores   {save_scores}")

@@ -20,6 +20,8 @@ import typer
 from .. import console
 from ..errors import UsageError
 from ..runner.records import Outcome
+from ..schema import WeightsUsed, document_header
+from ..weights import short_hash
 from ._app import app, cli_errors, exit_code
 from .options import (
     DEFAULT_CROPS_CHOICE,
@@ -58,10 +60,9 @@ audio features, (T, 128) float32; T = floor((frames at 24 fps - 1) / 16). `eval`
 
 Examples:
 
+\b
   violence-detect extract clip.mp4 --out features/
-
   violence-detect extract videos/ --out features/ --crops 1 --device cuda
-
   violence-detect extract a.mp4 b.mkv --out feats/ --overwrite --json
 
   violence-detect extract videos/ --out feats/ --precision auto   # bf16 where it pays: faster, not bit-exact
@@ -78,6 +79,7 @@ def extract_command(
         Path,
         typer.Option(
             "--out",
+            metavar="DIR",
             help="Folder for the feature files (created if missing).",
             show_default=False,
             rich_help_panel=GROUP_OUT,
@@ -85,7 +87,7 @@ def extract_command(
     ],
     inputs: Annotated[
         list[Path] | None,
-        typer.Argument(metavar="VIDEO_OR_DIR", help="Video files or folders of videos.", show_default=False),
+        typer.Argument(metavar="VIDEO...", help="Video files or folders of videos.", show_default=False),
     ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON document on stdout.", rich_help_panel=GROUP_OUT)
@@ -136,7 +138,7 @@ def extract_command(
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
     if not inputs and from_list is None:
-        raise UsageError("give video files or folders (or --from-list FILE)")
+        raise UsageError("VIDEO...: missing; expected video files or folders (or --from-list FILE)")
     parts = parse_shard(shard) if shard is not None else None
     n_crops = int(crops.value)
     resolved = resolve_run_device(device, engine, ray_address)
@@ -156,6 +158,7 @@ def extract_command(
         _report(record, json_out)
 
     summary = None
+    used: list[WeightsUsed] = []
     if videos:
         out.mkdir(parents=True, exist_ok=True)
         show_progress = console.progress_enabled(quiet, json_out)
@@ -163,6 +166,13 @@ def extract_command(
             weights = resolve_weight_files(
                 {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights}, weights_dir=weights_dir, download=download
             )
+            used[:] = [WeightsUsed(w.name, str(w.path), w.sha256, w.verified, w.trained) for w in weights.values()]
+            for w in used:
+                if not w.verified:  # once per run, before the first video's lines
+                    console.warn(
+                        f"{w.name} weights {w.path} are not the published file (sha256 {short_hash(w.sha256)}): "
+                        "these features are not those of the published protocol"
+                    )
             job = ExtractJob(out, weights, n_crops, batch_size, video_stream, audio_stream, resolved_precision)
             try:
                 summary = run(
@@ -186,6 +196,7 @@ def extract_command(
     counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "failed", "failed-before")}
     if json_out:
         document = {
+            **document_header(used),
             "out_dir": str(out),
             "crops": n_crops,
             "device": str(resolved),

@@ -29,23 +29,29 @@ FORMAT_METAVAR = "[" + "|".join(f.value for f in OutputFormat) + "]"
 
 DeviceOpt = Annotated[
     str,
-    typer.Option(help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=PANEL_MODEL),
+    typer.Option(
+        metavar="DEVICE", help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=PANEL_MODEL
+    ),
 ]
 I3dWeightsOpt = Annotated[
     Path | None,
     typer.Option(
-        help="I3D RGB weights file (default: rgb_imagenet.pt from the registry).", rich_help_panel=PANEL_MODEL
+        metavar="FILE",
+        help="I3D RGB weights file (default: rgb_imagenet.pt from the registry).",
+        rich_help_panel=PANEL_MODEL,
     ),
 ]
 VggishWeightsOpt = Annotated[
     Path | None,
     typer.Option(
+        metavar="FILE",
         help="VGGish weights file (default: vggish-10086976.pth from the registry).", rich_help_panel=PANEL_MODEL
     ),
 ]
 WeightsDirOpt = Annotated[
     Path | None,
     typer.Option(
+        metavar="DIR",
         help="Folder holding the weights files (else $VIOLENCE_DETECT_WEIGHTS, then the cache).",
         rich_help_panel=PANEL_MODEL,
     ),
@@ -58,11 +64,11 @@ DownloadOpt = Annotated[
 ]
 VideoStreamOpt = Annotated[
     int | None,
-    typer.Option(help="Index of the video stream to use (default: the best one).", rich_help_panel=PANEL_MODEL),
+    typer.Option(metavar="N", help="Index of the video stream to use (default: the best one).", rich_help_panel=PANEL_MODEL),
 ]
 AudioStreamOpt = Annotated[
     int | None,
-    typer.Option(help="Index of the audio stream to use (default: the best one).", rich_help_panel=PANEL_MODEL),
+    typer.Option(metavar="N", help="Index of the audio stream to use (default: the best one).", rich_help_panel=PANEL_MODEL),
 ]
 
 # --precision: the choices come from the library's table; each command sets its own default

@@ -42,8 +42,10 @@ watch AP in train_log.jsonl.
 Examples:
 
 \b
-  violence-detect train --features feats/train --val-features feats/test --val-annotations annotations.txt --out runs/xd
-  violence-detect train --features mine/ --labels labels.csv --val-features mine_val/ --val-annotations val.txt --batch-size 16 --epochs 20 --out runs/mine
+  violence-detect train --features feats/train --out runs/xd \\
+      --val-features feats/test --val-annotations annotations.txt
+  violence-detect train --features RGB --features vggish-features/Train \\
+      --labels labels.csv --batch-size 16 --epochs 20 --out runs/mine
   violence-detect train --resume runs/mine --epochs 30
 """
 
@@ -78,56 +80,83 @@ def _given(ctx: typer.Context, name: str) -> bool:
 def train_command(
     ctx: typer.Context,
     features: Annotated[
-        Path | None,
-        typer.Option(help="Training features folder (NAME__0.npy .. + NAME__vggish.npy).", rich_help_panel=PANEL_DATA),
+        list[Path] | None,
+        typer.Option(
+            metavar="DIR",
+            help="Training features folder (NAME__0.npy .. + NAME__vggish.npy); repeat it for features split "
+            "over folders (XD-Violence: --features RGB --features vggish-features/Train).",
+            rich_help_panel=PANEL_DATA,
+        ),
     ] = None,
     rgb_list: Annotated[
         Path | None,
         typer.Option(
-            help="Official RGB list file (one crop file per line), with --audio-list.", rich_help_panel=PANEL_DATA
+            metavar="FILE",
+            help="Official RGB list file (one crop file per line), with --audio-list.",
+            rich_help_panel=PANEL_DATA,
         ),
     ] = None,
     audio_list: Annotated[
         Path | None,
-        typer.Option(help="Official audio list file (one NAME__vggish.npy per video).", rich_help_panel=PANEL_DATA),
+        typer.Option(
+            metavar="FILE",
+            help="Official audio list file (one NAME__vggish.npy per video).",
+            rich_help_panel=PANEL_DATA,
+        ),
     ] = None,
     labels: Annotated[
         Path | None,
         typer.Option(
+            metavar="FILE",
             help="CSV of video,label (1/violent or 0/normal); default: '_label_A' in the name = normal.",
             rich_help_panel=PANEL_DATA,
         ),
     ] = None,
     val_features: Annotated[
-        Path | None, typer.Option(help="Validation features folder.", rich_help_panel=PANEL_DATA)
+        list[Path] | None,
+        typer.Option(
+            metavar="DIR", help="Validation features folder (repeatable, like --features).", rich_help_panel=PANEL_DATA
+        ),
     ] = None,
     val_rgb_list: Annotated[
-        Path | None, typer.Option(help="Validation RGB list file, with --val-audio-list.", rich_help_panel=PANEL_DATA)
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="Validation RGB list file, with --val-audio-list.", rich_help_panel=PANEL_DATA
+        ),
     ] = None,
     val_audio_list: Annotated[
-        Path | None, typer.Option(help="Validation audio list file.", rich_help_panel=PANEL_DATA)
+        Path | None, typer.Option(metavar="FILE", help="Validation audio list file.", rich_help_panel=PANEL_DATA)
     ] = None,
     val_gt: Annotated[
         Path | None,
         typer.Option(
-            help="Frame-level ground truth gt.npy of the validation videos, in their order.", rich_help_panel=PANEL_DATA
+            metavar="FILE",
+            help="Frame-level ground truth gt.npy of the validation videos, in their order.",
+            rich_help_panel=PANEL_DATA,
         ),
     ] = None,
     val_annotations: Annotated[
         Path | None,
         typer.Option(
-            help="XD-format annotations of the validation videos (NAME s1 e1 ...; frames).", rich_help_panel=PANEL_DATA
+            metavar="FILE",
+            help="XD-format annotations of the validation videos (NAME s1 e1 ...; frames).",
+            rich_help_panel=PANEL_DATA,
         ),
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (created).", rich_help_panel=PANEL_RUN)] = None,
+    out: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Output folder (created).", rich_help_panel=PANEL_RUN)
+    ] = None,
     resume: Annotated[
         Path | None,
         typer.Option(
+            metavar="DIR",
             help="Continue the run in this folder from its last complete epoch (same data and recipe unless given again; --epochs may extend it).",
             rich_help_panel=PANEL_RUN,
         ),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=PANEL_RUN)] = "auto",
+    device: Annotated[
+        str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda or cuda:N.", rich_help_panel=PANEL_RUN)
+    ] = "auto",
     threads: Annotated[
         int | None,
         typer.Option(
@@ -207,7 +236,9 @@ def train_command(
     cfg: TrainConfig | None
     if resume is not None:
         if out is not None and out.resolve() != resume.resolve():
-            raise UsageError("--out and --resume name different folders; --resume continues in its own folder")
+            raise UsageError(
+                f"--out {out}: differs from --resume {resume}; expected no --out (a run continues in its own folder)"
+            )
         out = resume
         state = read_state(resume)
         sources = dict(state.get("extra", {}).get("sources", {}))
@@ -217,10 +248,10 @@ def train_command(
         if ignored and not json_out:
             console.warn(f"resuming: {', '.join(ignored)} ignored (the run keeps its recipe; only --epochs may change)")
         cfg = TrainConfig(**{**state["config"], "epochs": epochs}) if _given(ctx, "epochs") else None
-        options.update({name: Path(v) if v else None for name, v in sources.items()})
+        options.update({name: _as_paths(v) for name, v in sources.items()})
     else:
         if out is None:
-            raise UsageError("--out DIR is required (or --resume DIR)")
+            raise UsageError("--out: missing; expected --out DIR (or --resume DIR)")
         if (out / "state.pt").exists():
             raise UsageError(
                 f"{out} already holds a training run (state.pt)",
@@ -234,7 +265,7 @@ def train_command(
     dev = resolve_device(device)
     if threads is not None:
         if threads < 1:
-            raise UsageError(f"--threads {threads}: expected at least 1")
+            raise UsageError(f"--threads {threads}: expected a number >= 1")
         import torch
 
         torch.set_num_threads(threads)
@@ -268,7 +299,14 @@ def train_command(
         )
         raise typer.Exit(130) from None
 
+    from ..schema import WeightsUsed, document_header
+    from ..weights import file_sha256
+
+    produced = [
+        WeightsUsed("macil_sd", str(result.best_path), file_sha256(result.best_path), False, _trained(result.best_path))
+    ]
     summary = {
+        **document_header(produced),
         "best_epoch": result.best_epoch,
         "best_ap": result.best_ap,
         "best_auc": result.best_auc,
@@ -295,21 +333,38 @@ def train_command(
     typer.echo(f"log: {result.log_path}")
 
 
-def _abs(value: Path | None) -> str | None:
-    """Absolute path as text (kept in the state so --resume works from any folder)."""
+def _trained(path: Path) -> dict[str, Any] | None:
+    from ..weights import trained_metadata
+
+    return trained_metadata(path)
+
+
+def _abs(value: Path | list[Path] | None) -> str | list[str] | None:
+    """Absolute path(s) as text (kept in the state so --resume works from any folder)."""
+    if isinstance(value, (list, tuple)):
+        return [str(Path(v).resolve()) for v in value] or None
     return None if value is None else str(Path(value).resolve())
 
 
-def _entries(folder: Path | None, rgb: Path | None, audio: Path | None, what: str, flag: str) -> list | None:
+def _as_paths(value: str | list[str] | None) -> Path | list[Path] | None:
+    """The inverse of :func:`_abs` (a state from before --features was repeatable holds one str)."""
+    if isinstance(value, list):
+        return [Path(v) for v in value]
+    return Path(value) if value else None
+
+
+def _entries(
+    folder: Path | list[Path] | None, rgb: Path | None, audio: Path | None, what: str, flag: str
+) -> list | None:
     from ..xdfeatures import discover_folder, read_lists
 
-    if folder is not None and (rgb is not None or audio is not None):
-        raise UsageError(f"give either --{flag}features or --{flag}rgb-list/--{flag}audio-list, not both")
-    if folder is not None:
+    if folder and (rgb is not None or audio is not None):
+        raise UsageError(f"--{flag}features: expected either it or --{flag}rgb-list/--{flag}audio-list, not both")
+    if folder:
         return discover_folder(folder)
     if rgb is not None or audio is not None:
         if rgb is None or audio is None:
-            raise UsageError(f"--{flag}rgb-list and --{flag}audio-list go together")
+            raise UsageError(f"--{flag}rgb-list/--{flag}audio-list: expected both of them together")
         return read_lists(rgb, audio)
     return None
 
@@ -319,18 +374,18 @@ def _load_data(options: dict[str, Any], cache_gb: float, max_seqlen: int, on_war
 
     entries = _entries(options["features"], options["rgb_list"], options["audio_list"], "training", "")
     if entries is None:
-        raise UsageError("no training data: give --features DIR or --rgb-list/--audio-list")
+        raise UsageError("--features: missing; expected --features DIR or --rgb-list/--audio-list (the training data)")
     label_map = read_labels_csv(options["labels"]) if options["labels"] is not None else None
     val_entries = _entries(
         options["val_features"], options["val_rgb_list"], options["val_audio_list"], "validation", "val-"
     )
     gt_file, ann_file = options["val_gt"], options["val_annotations"]
     if val_entries is not None and gt_file is None and ann_file is None:
-        raise UsageError("the validation set needs --val-gt gt.npy or --val-annotations annotations.txt")
+        raise UsageError("--val-gt/--val-annotations: missing; the validation set needs one of them")
     if gt_file is not None and ann_file is not None:
-        raise UsageError("give --val-gt or --val-annotations, not both")
+        raise UsageError("--val-gt/--val-annotations: expected one of them, not both")
     if val_entries is None and (gt_file is not None or ann_file is not None):
-        raise UsageError("--val-gt/--val-annotations need --val-features or --val-rgb-list/--val-audio-list")
+        raise UsageError("--val-gt/--val-annotations: expected with --val-features or --val-rgb-list/--val-audio-list")
 
     if show:
         console.info(f"checking {len(entries)} training videos ...")

@@ -14,6 +14,7 @@ import typer
 from .. import console
 from .. import weights as registry
 from ..errors import WeightsError
+from ..schema import document_header
 from ._app import app, cli_errors, exit_code
 
 # The registry's names as a str Enum, so Typer validates them and lists them in --help.
@@ -27,10 +28,11 @@ weights_app = typer.Typer(
         "($XDG_CACHE_HOME/violence-detect or ~/.cache/violence-detect); missing ones are "
         "downloaded (from $VIOLENCE_DETECT_WEIGHTS_URL when set) and verified.\n\n"
         "Examples:\n\n"
-        "  violence-detect weights list\n\n"
-        "  violence-detect weights download                      # all of them, into the cache\n\n"
-        "  violence-detect weights download macil_sd --weights-dir ./w   # for an offline machine\n\n"
-        "  violence-detect weights verify\n\n"
+        "\b\n"
+        "  violence-detect weights list\n"
+        "  violence-detect weights download            # all of them, into the cache\n"
+        "  violence-detect weights download macil_sd --weights-dir ./w\n"
+        "  violence-detect weights verify\n"
         "  violence-detect weights path macil_sd"
     ),
     no_args_is_help=True,
@@ -41,37 +43,100 @@ app.add_typer(weights_app, name="weights")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 DirOpt = Annotated[
     Path | None,
-    typer.Option("--weights-dir", help="A folder holding weight files under their registry file names."),
+    typer.Option("--weights-dir", metavar="DIR", help="A folder holding weight files under their registry file names."),
 ]
 NamesArg = Annotated[
     list[WeightsName] | None,
-    typer.Argument(help="Which files (default: all).", metavar="NAME", show_default=False),
+    typer.Argument(help="Which files (default: all).", metavar="NAME...", show_default=False),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-_ORIGIN_LABEL = {"weights_dir": "in --weights-dir", "env": "in $VIOLENCE_DETECT_WEIGHTS", "cache": "cached"}
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no information lines.")]
+_ORIGIN_LABEL = {"weights_dir": "--weights-dir", "env": "$" + registry.WEIGHTS_ENV, "cache": "cache"}
+LINE_WIDTH = 100  # columns `weights list` fits in
+OFFLINE_HINT = (
+    "offline? on a machine with internet run `violence-detect weights download --weights-dir DIR` there, "
+    f"copy DIR here and set {registry.WEIGHTS_ENV}=DIR; or set {registry.WEIGHTS_URL_ENV} to a folder URL "
+    "that mirrors the files"
+)
+
+
+def _check_label(loc: registry.LocatedWeights, check: bool) -> tuple[str, str | None]:
+    """(the CHECK column, the problem) of one located file."""
+    if loc.path is None:
+        return "-", None
+    if not check:
+        return "not checked", None
+    problem = registry.integrity_problem(loc.path, loc.entry)
+    if problem is None:
+        return "ok", None
+    if registry.trained_metadata(loc.path) is not None:
+        return "own model", None
+    return "MISMATCH", problem
 
 
 @weights_app.command("list")
 @cli_errors
-def list_command(json_mode: JsonOpt = False, weights_dir: DirOpt = None) -> None:
-    """Show each registry file: where it is on disk (if anywhere), its size, licence and source.
+def list_command(
+    json_mode: JsonOpt = False,
+    weights_dir: DirOpt = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check/--no-check", help="Compare the files on disk with the manifest (hashes them)."),
+    ] = True,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show each registry file: its size, whether it verifies, and where it is.
 
     Example: violence-detect weights list --json
     """
     located = [registry.locate_weights(e.name, weights_dir=weights_dir) for e in registry.available_weights()]
+    checks = [_check_label(loc, check) for loc in located]
     if json_mode:
-        items = [_entry_json(loc) for loc in located]
-        typer.echo(json.dumps({"cache_dir": str(registry.cache_dir()), "weights": items}, indent=2))
+        items = [_entry_json(loc, label, problem) for loc, (label, problem) in zip(located, checks)]
+        typer.echo(
+            json.dumps({**document_header(), "cache_dir": str(registry.cache_dir()), "weights": items}, indent=2)
+        )
         return
-    rows = [("NAME", "STATUS", "SIZE", "LICENCE", "SOURCE")]
-    for loc in located:
-        size = loc.path.stat().st_size if loc.path else loc.entry.size
-        status = _ORIGIN_LABEL[loc.origin] if loc.origin else "missing"
-        rows.append((loc.entry.name, status, _human_size(size), loc.entry.license, loc.entry.source))
+    rows = [("NAME", "SIZE", "CHECK", "WHERE")]
+    for loc, (label, _) in zip(located, checks):
+        if loc.path is not None:
+            size = _human_size(loc.path.stat().st_size)
+        else:
+            shown, exact = loc.entry.shown_size
+            size = _human_size(shown) if exact or shown is None else "~" + _human_size(shown)
+        where = _ORIGIN_LABEL[loc.origin] if loc.origin else "missing (downloaded on first use)"
+        rows.append((loc.entry.name, size, label, where))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
-    console.info(f"cache: {registry.cache_dir()}")
+    for (label, problem), loc in zip(checks, located):
+        if problem is not None:
+            room = LINE_WIDTH - len(f"warning: {loc.entry.name} : {problem}")
+            console.warn(f"{loc.entry.name} {_fit(str(loc.path), room)}: {problem}")
+    folders = [
+        ("--weights-dir", weights_dir),
+        ("$" + registry.WEIGHTS_ENV, _env_folder()),
+        ("cache", registry.cache_dir()),
+    ]
+    for label, folder in folders:
+        if folder is not None:
+            console.info(f"{label}: " + _fit(str(folder), LINE_WIDTH - len(label) - 2), quiet=quiet)
+    if any(label == "not checked" for label, _ in checks):
+        console.info("not checked: `violence-detect weights verify` compares them with the manifest", quiet=quiet)
+
+
+def _env_folder() -> Path | None:
+    import os
+
+    value = os.environ.get(registry.WEIGHTS_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def _fit(line: str, width: int = LINE_WIDTH) -> str:
+    """``line`` (a path) cut in the middle with '...' to at most ``width`` columns."""
+    if len(line) <= width or width < 20:
+        return line
+    keep = width - 3
+    return line[: keep // 2] + "..." + line[-(keep - keep // 2) :]
 
 
 @weights_app.command("download")
@@ -80,7 +145,7 @@ def download_command(
     names: NamesArg = None,
     weights_dir: Annotated[
         Path | None,
-        typer.Option("--weights-dir", help="Download into this folder instead of the cache."),
+        typer.Option("--weights-dir", metavar="DIR", help="Download into this folder instead of the cache."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Download again even when a verified copy exists.")] = False,
     quiet: QuietOpt = False,
@@ -100,7 +165,7 @@ def download_command(
                 )
             except WeightsError as exc:
                 failed += 1
-                console.error(exc.message, exc.hint)
+                console.error(exc.message)  # one hint for all of them, below
                 results.append({"name": name, "path": None, "status": "failed", "error": exc.message})
                 continue
             status = "downloaded" if got.downloaded else "present"
@@ -108,7 +173,9 @@ def download_command(
             if not json_mode:
                 typer.echo(f"{name}  {status}  {got.path}")
     if json_mode:
-        typer.echo(json.dumps({"weights": results}, indent=2))
+        typer.echo(json.dumps({**document_header(), "weights": results}, indent=2))
+    if failed:
+        console.stderr.print(f"[dim]hint:[/] {OFFLINE_HINT}", markup=True, highlight=False)
     exit_code(failed)
 
 
@@ -137,10 +204,12 @@ def verify_command(
             }
             for c in checks
         ]
-        typer.echo(json.dumps({"weights": items}, indent=2))
+        typer.echo(json.dumps({**document_header(), "weights": items}, indent=2))
     else:
         for c in checks:
-            typer.echo(f"{'ok' if c.verified else 'MISMATCH'}  {c.name}  {c.path}")
+            typer.echo(
+                f"{'ok' if c.verified else 'MISMATCH'}  {c.name}  {c.path}  (sha256 {registry.short_hash(c.sha256)})"
+            )
             if c.problem:
                 console.error(f"{c.path}: {c.problem}")
         if not checks:
@@ -170,13 +239,15 @@ def path_command(
     typer.echo(str(path))
 
 
-def _entry_json(loc: registry.LocatedWeights) -> dict[str, object]:
+def _entry_json(loc: registry.LocatedWeights, check: str, problem: str | None) -> dict[str, object]:
     e = loc.entry
+    on_disk = registry.file_digest(loc.path) if loc.path is not None and check != "not checked" else None
     return {
         "name": e.name,
         "filename": e.filename,
         "url": e.download_url(),
         "size": e.size,
+        "approx_size": e.approx_size,
         "sha256": e.sha256,
         "sha256_prefix": e.sha256_prefix,
         "git_blob_sha1": e.git_blob_sha1,
@@ -185,6 +256,11 @@ def _entry_json(loc: registry.LocatedWeights) -> dict[str, object]:
         "metadata": e.metadata,
         "path": str(loc.path) if loc.path else None,
         "location": loc.origin,
+        "file_size": loc.path.stat().st_size if loc.path else None,
+        "file_sha256": on_disk.sha256 if on_disk else None,
+        "check": {"-": None, "ok": "ok", "MISMATCH": "mismatch"}.get(check, check.replace(" ", "_")),
+        "verified": None if on_disk is None else problem is None and check == "ok",
+        "problem": problem,
     }
 
 

@@ -261,8 +261,13 @@ def _resize_one(frame: np.ndarray, target: tuple[int, int]) -> torch.Tensor:
     return resize_frames(torch.from_numpy(frame)[None], target)[0]
 
 
-def _audio_blocks(path: Path, audio_stream: int | None, warn: Callable[[str], None]) -> Iterator[np.ndarray]:
-    chunks = media.iter_audio(path, media.AUDIO_RATE, audio_stream=audio_stream, chunk_seconds=10.0, on_warning=warn)
+def _audio_blocks(
+    path: Path, audio_stream: int | None, warn: Callable[[str], None], video_stream: int | None = None
+) -> Iterator[np.ndarray]:
+    """Log-mel examples aligned to the snippets of ``video_stream`` (t = 0 is that stream's start)."""
+    chunks = media.iter_audio(
+        path, media.AUDIO_RATE, audio_stream=audio_stream, chunk_seconds=10.0, on_warning=warn, video_stream=video_stream
+    )
     return frontend.aligned_examples(chunks, max_batch=VGGISH_BATCH)
 
 
@@ -385,7 +390,7 @@ class FeatureExtractor:
             snippets = _snippets(frames, not self.cuda, count, path)
             threads.append(threading.Thread(target=_produce, args=(video_q, stop, snippets), daemon=True))
             if info.has_audio:
-                blocks = _audio_blocks(path, info.audio_stream, warnings.append)
+                blocks = _audio_blocks(path, info.audio_stream, warnings.append, info.video_stream)
                 threads.append(threading.Thread(target=_produce, args=(audio_q, stop, blocks), daemon=True))
             for t in threads:
                 t.start()

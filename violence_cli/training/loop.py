@@ -36,6 +36,7 @@ from .. import atomic
 from ..devices import resolve_device
 from ..errors import InputError, UsageError, ViolenceDetectError
 from ..model import MacilDims, MacilSD, VisualOnlyNet, mil_bag_logits
+from ..weights import trained_record, trained_sidecar
 from .data import MAX_SEQLEN, Batch, TrainingSet
 from .losses import TEMPERATURE, bag_bce, cross_modal_losses
 
@@ -186,6 +187,23 @@ Validator = Callable[[torch.nn.Module], tuple[float, float]]  # model or teacher
 
 def _save_torch(obj: Any, path: Path) -> None:
     atomic.write_with(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _write_sidecar(checkpoint: Path, **facts: Any) -> None:
+    """``best.pt.json`` beside ``best.pt``: what made the checkpoint (data, epochs, AP), bound to
+    it by its sha256, so ``detect`` and ``eval`` name it as the user's own model."""
+    record = trained_record(checkpoint, **facts)
+    atomic.write_text(trained_sidecar(checkpoint), json.dumps(record, indent=2) + "\n")
+
+
+def _data_sources(extra: dict[str, Any] | None) -> list[str]:
+    """The training data's folders or list files, as recorded in the run's state."""
+    sources = (extra or {}).get("sources") or {}
+    found: list[str] = []
+    for key in ("features", "rgb_list", "audio_list"):
+        value = sources.get(key)
+        found += [str(v) for v in (value if isinstance(value, list) else [value]) if v]
+    return found
 
 
 def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -513,10 +531,13 @@ def train(
             ap, auc = validate(model)
             teacher_ap, _ = validate(teacher)
         improved = ap is None or best["ap"] is None or ap > best["ap"]
+        about = {"epochs": cfg.epochs, "train_videos": data.n_videos, "data": _data_sources(extra_state)}
         if improved:
             best = {"epoch": epoch, "ap": ap, "auc": auc}
             _save_torch(_cpu_state(model), paths[BEST_FILE])
+            _write_sidecar(paths[BEST_FILE], epoch=epoch, ap=ap, auc=auc, **about)
         _save_torch(_cpu_state(model), paths[LAST_FILE])
+        _write_sidecar(paths[LAST_FILE], epoch=epoch, ap=ap, auc=auc, **about)
         record = EpochRecord(
             epoch=epoch, **means, ap=ap, auc=auc, teacher_ap=teacher_ap,
             lambda_bgd=lambda_at(epoch, cfg.lambda_bgd, cfg.lambda_step),
