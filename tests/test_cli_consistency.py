@@ -96,7 +96,7 @@ def test_plot_draws_the_clock_labels(tmp_path: Path) -> None:
         (["weights", "path", "resnet"], "error: NAME resnet: expected one of macil_sd"),
         (["evl", "--features", "f"], "error: evl: not a command, file or folder; did you mean 'eval'?"),
         (["wieghts", "list"], "did you mean 'weights'?"),
-        (["detect", "x.mp4", "--merge-gap", "-1"], "error: --merge-gap -1: expected seconds >= 0"),
+        (["detect", "x.mp4", "--merge-gap", "-1"], "error: --merge-gap -1: expected a finite number of seconds >= 0"),
     ],
 )
 def test_usage_errors_in_one_style(args: list[str], expected: str) -> None:

@@ -64,8 +64,8 @@ Examples:
   violence-detect extract clip.mp4 --out features/
   violence-detect extract videos/ --out features/ --crops 1 --device cuda
   violence-detect extract a.mp4 b.mkv --out feats/ --overwrite --json
-
-  violence-detect extract videos/ --out feats/ --precision auto   # bf16 where it pays: faster, not bit-exact
+  violence-detect extract videos/ --out feats/ --precision auto
+      (bf16 where it pays: faster, not bit-exact)
 """
 
 GROUP_OUT = "Output"
