@@ -349,7 +349,7 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
     res = runner.invoke(app, [*base, *w, str(good), str(good2), "--overwrite", "--json", "--quiet"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["schema_version"] == 1 and doc["version"] and doc["written"] == 2
+    assert doc["schema_version"] == 1 and doc["version"] and doc["done"] == 2
     assert [(x["name"], x["verified"], len(x["sha256"])) for x in doc["weights"]] == [
         ("i3d_rgb_imagenet", False, 64),
         ("vggish", False, 64),

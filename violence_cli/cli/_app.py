@@ -112,7 +112,8 @@ def usage_error_line(exc: Any) -> str:
     if isinstance(exc, click_exceptions.NoSuchOption):
         line = f"{exc.option_name}: no such option"
         if exc.possibilities:
-            line += f"; did you mean {' or '.join(sorted(exc.possibilities))}?"
+            close = difflib.get_close_matches(exc.option_name, list(exc.possibilities), n=1, cutoff=0.0)
+            line += f"; did you mean {close[0]}?"
         return line
     name = _option_name(exc)
     if isinstance(exc, click_exceptions.MissingParameter):

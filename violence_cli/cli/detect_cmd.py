@@ -70,8 +70,7 @@ Examples:
   violence-detect clip.mp4 -o clip.srt --plot clip.png
   violence-detect videos/ --output-dir out/ -f csv -f vtt --crops 1
   violence-detect clip.mkv -o report.html --report-proxy
-
-  violence-detect archive/ -r --output-dir out/ --shard 0/2    # rerun: resumes
+  violence-detect archive/ -r --output-dir out/ --shard 0/2  # rerun: resumes
 """
 
 OPT_GROUP_OUT = "Output"
