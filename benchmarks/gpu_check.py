@@ -711,7 +711,10 @@ def section_environment(rep: Report, ctx: Context, deadline: Deadline) -> None:
     rep.figure("torch threads", torch.get_num_threads(), device=ctx.host)
     rep.figure("load average (1 min)", os.getloadavg()[0] if hasattr(os, "getloadavg") else None, device=ctx.host)
     rep.figure("violence-detect", getattr(violence_cli, "__version__", "?"), device="-")
-    rep.figure("git commit", _git_commit(), device="-")
+    rep.figure("git commit", _git_commit(), device="-", note="a copied checkout may carry stale git metadata")
+    rep.figure(
+        "source sha256 (violence_cli + this script)", _source_hash(), device="-", note="identifies the code that ran"
+    )
     rep.figure("torch", torch.__version__, device="-")
     rep.figure("torch CUDA (build)", torch.version.cuda, device="-")
     try:
@@ -771,6 +774,16 @@ def _git_commit() -> str:
         return res.stdout.strip() or "?"
     except (OSError, subprocess.SubprocessError):
         return "?"
+
+
+def _source_hash() -> str:
+    """sha256 over the package's .py files and this script, path and bytes, in path order (12 hex)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted([*(REPO / "violence_cli").rglob("*.py"), Path(__file__).resolve()]):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _nvidia_smi(fields: str) -> str | None:
