@@ -256,17 +256,28 @@ def test_truncated_file_scores_what_it_can_or_fails_clearly(media, weight_args) 
         one_line_error(r, "cut.mp4")
 
 
-@pytest.mark.parametrize("where", ["missing-folder", "parent-is-a-file"])
-def test_unwritable_output_fails_before_any_work(media, tmp_path, where) -> None:
-    target = tmp_path / "no" / "out.json" if where == "missing-folder" else media["text"] / "out.json"
+def test_unwritable_output_fails_before_any_work(media, tmp_path) -> None:
+    target = media["text"] / "out.json"  # its folder would be a file
     # the weights do not exist either: the output check must come first (no work started)
     r = run(media["good"], "-o", target, "--checkpoint", tmp_path / "absent.pkl")
     one_line_error(r, str(target))
     assert "absent.pkl" not in r.stderr
 
 
-def test_output_dir_missing_and_read_only(media, tmp_path) -> None:
-    one_line_error(run(media["good"], "--output-dir", tmp_path / "absent"), "no such folder")
+def test_missing_output_folders_are_created_and_each_file_named(media, weight_args, tmp_path) -> None:
+    out, one = tmp_path / "new" / "deep", tmp_path / "other" / "clip.srt"
+    r = run(media["good"], media["mute"], *weight_args, "--output-dir", out, "-f", "srt", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.suffix in (".srt", ".json")) == [
+        "good.json", "good.srt", "mute.json", "mute.srt"]  # fmt: skip
+    assert sorted(line for line in r.stderr.splitlines() if line.startswith("wrote ")) == sorted(
+        f"wrote {out / name}" for name in ("good.json", "good.srt", "mute.json", "mute.srt")
+    )
+    r = run(media["good"], *weight_args, "-o", one, "--quiet")
+    assert r.exit_code == 0 and one.is_file() and "wrote" not in r.stderr  # --quiet: no information lines
+
+
+def test_output_dir_read_only(media, tmp_path) -> None:
     if os.geteuid() != 0:  # root may write anywhere
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)

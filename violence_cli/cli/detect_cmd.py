@@ -108,7 +108,7 @@ def detect_command(
         typer.Option(
             "--output-dir",
             metavar="DIR",
-            help="Write NAME.json (+ --format) for every video into this existing folder; a rerun skips the done ones.",
+            help="Write NAME.json (+ --format) for every video into this folder (created when missing); a rerun skips the done ones.",
             rich_help_panel=OPT_GROUP_OUT,
         ),
     ] = None,
@@ -242,6 +242,9 @@ def detect_command(
             results.append(outcome.result)
         elif outcome.status == "done" or not batch:
             print_summary(outcome.result)
+        if outcome.status == "done" and not quiet:
+            for written in outcome.files:  # one line per file, after the summary (stderr: stdout stays the result)
+                console.info(f"wrote {written}")
 
     summary = None
     if videos:
@@ -362,7 +365,7 @@ def plan_outputs(
     if formats and output_dir is None:
         raise UsageError("--format needs --output-dir DIR (or use -o FILE with an extension)")
     if output_dir is not None:
-        _check_writable_dir(output_dir, "--output-dir")
+        _check_writable_dir(output_dir, "--output-dir", create=True)
         chosen = [f.value for f in (formats or [OutputFormat("json")])]
         job.formats = list(FORMATS) if ALL_FORMATS in chosen else list(dict.fromkeys(chosen))
         job.out_dir = output_dir
@@ -371,6 +374,8 @@ def plan_outputs(
         raise UsageError("--report-proxy goes with an HTML report: -o report.html or --output-dir DIR --format html")
     job.report_proxy = report_proxy
     if plot is not None:
+        if not plot.exists() and (str(plot).endswith(("/", os.sep)) or (batch and not plot.suffix)):
+            _check_writable_dir(plot, "--plot", create=True)  # a folder to be: created
         if plot.is_dir():
             _check_writable_dir(plot, "--plot")
             job.plot_dir = plot
@@ -391,9 +396,15 @@ def _probe_write(folder: Path, message: str) -> None:
         raise ViolenceDetectError(f"{message} ({exc.strerror or exc})") from None
 
 
-def _check_writable_dir(folder: Path, option: str) -> None:
-    if not folder.exists():
+def _check_writable_dir(folder: Path, option: str, create: bool = False) -> None:
+    """The folder exists (``create``: created when missing, as extract and train do) and takes files."""
+    if not folder.exists() and not create:
         raise ViolenceDetectError(f"{option} {folder}: no such folder", hint="create it first")
+    if not folder.exists():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ViolenceDetectError(f"{option} {folder}: cannot create the folder ({exc.strerror or exc})") from None
     if not folder.is_dir():
         raise ViolenceDetectError(f"{option} {folder}: not a folder")
     _probe_write(folder, f"{option} {folder}: cannot write here")
@@ -404,7 +415,10 @@ def _check_writable_file(path: Path) -> None:
         raise ViolenceDetectError(f"{path}: is a folder, expected a file name")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
-        raise ViolenceDetectError(f"{path}: the folder {parent} does not exist", hint="create it first")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ViolenceDetectError(f"{path}: cannot create the folder {parent} ({exc.strerror or exc})") from None
     if not parent.is_dir():
         raise ViolenceDetectError(f"{path}: {parent} is not a folder")
     if path.exists() and not os.access(path, os.W_OK):
