@@ -18,6 +18,7 @@ import typer
 
 from .. import console
 from ..errors import UsageError, ViolenceDetectError
+from ..runner.inputs import STDIN
 from ..runner.jobs import DetectJob
 from ..runner.records import Outcome
 from ..schema import DetectionResult
@@ -81,9 +82,14 @@ OPT_GROUP_MODEL = PANEL_MODEL
 @app.command("detect", help=HELP, no_args_is_help=True)
 @cli_errors
 def detect_command(
+    ctx: typer.Context,
     inputs: Annotated[
-        list[Path] | None,
-        typer.Argument(metavar="VIDEO...", help="Video files or folders of videos.", show_default=False),
+        list[str] | None,
+        typer.Argument(
+            metavar="VIDEO...",
+            help="Video files, folders of videos, http(s) URLs, or - (one video on stdin).",
+            show_default=False,
+        ),
     ] = None,
     json_out: Annotated[
         bool,
@@ -214,13 +220,17 @@ def detect_command(
         raise UsageError(f"--batch-size {batch_size}: expected a positive number")
     if not inputs and from_list is None:
         raise UsageError("VIDEO...: missing; expected video files or folders (or --from-list FILE)")
+    if STDIN in (inputs or []) and (len(inputs or []) > 1 or from_list is not None):
+        raise UsageError("VIDEO -: stdin holds one video; give it alone (no other VIDEO, no --from-list)")
     parts = parse_shard(shard) if shard is not None else None
     resolved_device = resolve_run_device(device, engine, ray_address)
     resolved_precision = resolve_precision_option(precision, resolved_device)
-    found = discover(inputs or [], recursive=recursive, from_list=from_list)
-    videos = select_shard(found.videos, parts)
-    batch = len(inputs or []) > 1 or any(p.is_dir() for p in inputs or []) or from_list is not None
+    batch = len(inputs or []) > 1 or any(Path(p).is_dir() for p in inputs or []) or from_list is not None
     job = plan_outputs(batch, output, output_dir, formats, plot, report_proxy)
+    # URLs and stdin are copied here first (removed on exit, error, Ctrl-C or SIGTERM alike)
+    spool_dir = ctx.with_resource(tempfile.TemporaryDirectory(prefix="violence-detect-input-"))
+    found = discover(inputs or [], recursive=recursive, from_list=from_list, spool_dir=Path(spool_dir))
+    videos = select_shard(found.videos, parts)
     failed: list[tuple[str, str]] = []
     for path, exc in found.failures:
         console.error(exc.message, exc.hint)

@@ -75,7 +75,7 @@ class RunSummary:
 
 def failed_outcome(video: VideoInput, exc: BaseException, seconds: float = 0.0) -> Outcome:
     error, hint = describe_exception(exc)
-    return Outcome(str(video.path), video.name, FAILED, error=error, hint=hint, seconds=seconds)
+    return Outcome(video.shown, video.name, FAILED, error=error, hint=hint, seconds=seconds)
 
 
 class _Recorder:

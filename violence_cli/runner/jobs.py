@@ -149,7 +149,7 @@ class DetectJob(Job):
 
 def detect_outcome(video: VideoInput, result: Any, status: str, files: list[Path]) -> Outcome:
     return Outcome(
-        path=str(video.path),
+        path=video.shown,
         name=video.name,
         status=status,
         duration=result.video.duration,
@@ -195,6 +195,7 @@ class DetectWorker:
             progress=progress,
         )
         work = time.perf_counter() - started
+        result.video.path = video.shown  # a URL or "-", not the temporary copy read
         result.record = job.record(video, source)
         files: list[Path] = []
         plot = job.plot_path(video)
