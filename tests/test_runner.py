@@ -160,7 +160,14 @@ def test_any_exception_fails_one_video_and_the_run_goes_on(videos: Path, tmp_pat
     summary = run(found, job)
     assert statuses(summary) == {"a": "done", "corrupt": "done", "mute": "failed", "x/clip": "failed", "y/clip": "done"}
     errors = {o.name: o.error for o in summary.outcomes if o.error}
-    assert errors == {"mute": "RuntimeError: CUDA out of memory", "x/clip": "ValueError: bad"}
+    paths = {o.name: o.path for o in summary.outcomes}
+    assert errors == {
+        "mute": f"{paths['mute']}: RuntimeError: CUDA out of memory",  # the line names the file
+        "x/clip": f"{paths['x/clip']}: ValueError: bad",
+    }
+    traces = {o.name: o.trace for o in summary.outcomes if o.trace}  # for --debug on the terminal
+    assert set(traces) == {"mute", "x/clip"} and "Traceback" in traces["mute"] and "RuntimeError" in traces["mute"]
+    assert all("trace" not in o.to_dict() for o in summary.outcomes)  # never in JSON documents
     rows = {r["name"]: r for r in csv.DictReader((tmp_path / "results.csv").open(newline=""))}
     assert list(next(iter(rows.values())))[1:] == list(RESULTS_COLUMNS)
     assert rows["mute"]["status"] == "failed" and rows["a"]["status"] == "done"

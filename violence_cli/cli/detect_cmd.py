@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -241,6 +242,8 @@ def detect_command(
 
     def on_outcome(outcome: Outcome) -> None:
         if outcome.status in ("failed", "failed-before"):
+            if outcome.trace and console.debug_enabled():
+                sys.stderr.write(outcome.trace)
             console.error(outcome.error or outcome.path, outcome.hint)
             failed.append((outcome.path, outcome.error or ""))
             return

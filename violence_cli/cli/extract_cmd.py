@@ -11,7 +11,7 @@ is 1 at the end if any failed.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -147,12 +147,13 @@ def extract_command(
     videos = select_shard(found.videos, parts)
     outcomes: list[dict[str, Any]] = []
     for path, exc in found.failures:
-        record = asdict(Outcome(path, Path(path).stem, "failed", error=exc.message, hint=exc.hint))
-        record.pop("result")
+        record = Outcome(path, Path(path).stem, "failed", error=exc.message, hint=exc.hint).to_dict()
         outcomes.append(record)
         _report(record, json_out)
 
     def on_outcome(outcome: Outcome) -> None:
+        if outcome.trace and console.debug_enabled():
+            sys.stderr.write(outcome.trace)
         record = outcome.to_dict()
         outcomes.append(record)
         _report(record, json_out)

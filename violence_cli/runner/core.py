@@ -13,6 +13,7 @@ Library code: nothing is printed; :class:`RunEvents` reports progress.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,8 +75,9 @@ class RunSummary:
 
 
 def failed_outcome(video: VideoInput, exc: BaseException, seconds: float = 0.0) -> Outcome:
-    error, hint = describe_exception(exc)
-    return Outcome(video.shown, video.name, FAILED, error=error, hint=hint, seconds=seconds)
+    error, hint = describe_exception(exc, video.shown)
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Outcome(video.shown, video.name, FAILED, error=error, hint=hint, seconds=seconds, trace=trace)
 
 
 class _Recorder:

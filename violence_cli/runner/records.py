@@ -84,6 +84,7 @@ class Outcome:
     seconds: float = 0.0  # wall time spent on it
     work_seconds: float = 0.0  # of which in decoding + networks (the rest is the runner's)
     result: Any = field(default=None, repr=False, compare=False)  # detect: the DetectionResult
+    trace: str | None = field(default=None, repr=False, compare=False)  # failed: the traceback (shown with --debug)
 
     def row(self) -> dict[str, str]:
         """Its results.csv row."""
@@ -106,18 +107,20 @@ class Outcome:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("result")
+        out.pop("trace")  # for --debug on the terminal, not for JSON documents
         return out
 
 
-def describe_exception(exc: BaseException) -> tuple[str, str | None]:
+def describe_exception(exc: BaseException, path: str | None = None) -> tuple[str, str | None]:
     """(one-line error, hint): our own errors keep their message (it names the file and the
-    problem); anything else is ``ExceptionType: message``."""
+    problem); anything else is ``PATH: ExceptionType: message``."""
     from ..errors import ViolenceDetectError
 
     if isinstance(exc, ViolenceDetectError):
         return exc.message, exc.hint
     text = " ".join(str(exc).split()) or "no detail"
-    return f"{type(exc).__name__}: {text[:500]}", None
+    where = f"{path}: " if path else ""
+    return f"{where}{type(exc).__name__}: {text[:500]}", None
 
 
 class RunFiles:
