@@ -128,6 +128,7 @@ def make_clip(
     faststart: bool = False,
     full_range: bool = False,
     crf: int = 18,
+    gop: int | None = None,
 ) -> Path:
     """Write a synthetic clip to ``path`` (container from the suffix) and return the path.
 
@@ -138,7 +139,7 @@ def make_clip(
     ``.wav``; ``flac`` keeps samples exact in MP4/MKV. ``audio_start`` delays the audio
     (seconds); ``audio_seconds`` ends it elsewhere than the video (default: ``seconds``). ``audio_only`` writes no video stream; ``audio=False`` no audio stream.
     ``full_range`` stores full-range (0-255, "pc") YUV and flags it; ``crf`` sets x264/x265
-    quality.
+    quality; ``gop``: a keyframe every that many frames (x264).
     """
     path = Path(path)
     width, height = size
@@ -149,7 +150,7 @@ def make_clip(
             video = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
             if codec == "libx264":
-                video.options = {"crf": str(crf), "preset": "ultrafast"}
+                video.options = {"crf": str(crf), "preset": "ultrafast", **({"g": str(gop)} if gop else {})}
             elif codec == "libx265":
                 video.options = {"crf": str(crf), "preset": "fast", "x265-params": "log-level=error"}
             elif codec == "libvpx-vp9":

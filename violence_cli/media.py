@@ -49,6 +49,7 @@ _DECODE_BUDGET = 512 * 2**20  # bytes of decoded frames the decoder's threads ma
 # threads converting frames to RGB (1: in the decoding thread): the pool pays only with idle cores
 _RGB_THREADS = max(1, min(4, (os.cpu_count() or 1) // 4))
 _TRUNCATION_SLACK = 0.25  # seconds: decoding may end this much before the header's duration
+_AUDIO_PREROLL = 0.5  # seconds of audio decoded (and dropped) before a --start
 _MAX_BAD_PACKETS = 50  # packets that fail to decode before we give up on a stream
 
 Warn = Callable[[str], None]
@@ -416,6 +417,9 @@ def iter_frames(
     video_stream: int | None = None,
     on_warning: Warn | None = None,
     rgb_threads: int = _RGB_THREADS,
+    *,
+    start: float = 0.0,
+    end: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the video as (H, W, 3) uint8 RGB arrays at ``fps`` frames per second.
 
@@ -427,6 +431,9 @@ def iter_frames(
     called, not when iterated) for an unusable file or one without a video stream.
     ``rgb_threads`` threads convert the frames to RGB, a few frames ahead (1: each frame
     in turn, in the decoding thread); the arrays are the same either way.
+    ``start``/``end`` (seconds from t = 0) decode part of the video: the container seeks to
+    a keyframe before ``start`` and frame ``n`` is then the one shown at ``start + n / fps``,
+    for every such time before ``end``.
     """
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
@@ -439,8 +446,38 @@ def iter_frames(
     except BaseException:
         container.close()
         raise
-    frames = _frames_at_rate(container, stream, path, Fraction(fps).limit_denominator(1_000_000), on_warning)
+    rate = Fraction(fps).limit_denominator(1_000_000)
+    begin = Fraction(start).limit_denominator(1_000_000)
+    if begin > 0:
+        _seek(container, stream, begin)
+    frames = _frames_at_rate(container, stream, path, rate, on_warning, begin)
+    if end is not None:
+        frames = _first(frames, math.ceil((Fraction(end).limit_denominator(1_000_000) - begin) * rate))
     return _rgb_frames(frames, rgb_threads)
+
+
+def _seek(container, stream, begin: Fraction, absolute: bool = False) -> None:
+    """Seek ``stream`` to a keyframe at or before ``begin`` seconds from t = 0 (``absolute``:
+    on the container's clock). When the file cannot seek, decoding starts at its beginning
+    and what comes before ``begin`` is dropped all the same."""
+    if not stream.time_base:
+        return
+    origin = 0 if absolute else stream.start_time or 0
+    try:
+        container.seek(int(origin + begin / stream.time_base), stream=stream, backward=True, any_frame=False)
+    except (av.error.FFmpegError, OSError, ValueError):
+        pass
+
+
+def _first(items: Iterator, n: int) -> Iterator:
+    """The first ``n`` of ``items`` (then ``items`` is closed)."""
+    try:
+        for i, item in enumerate(items):
+            if i >= n:
+                return
+            yield item
+    finally:
+        items.close()
 
 
 def _rgb_frames(frames: Iterator[av.VideoFrame], threads: int) -> Iterator[np.ndarray]:
@@ -496,8 +533,11 @@ def _uses(entry: list) -> Iterator[np.ndarray]:
     yield array
 
 
-def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: Warn | None) -> Iterator[av.VideoFrame]:
-    """The decoded frames at ``rate``: a frame shown for several output ticks comes that many times."""
+def _frames_at_rate(
+    container, stream, path: Path, rate: Fraction, on_warning: Warn | None, begin: Fraction = Fraction(0)
+) -> Iterator[av.VideoFrame]:
+    """The decoded frames at ``rate``: a frame shown for several output ticks comes that many
+    times; tick 0 is at ``begin`` seconds (earlier frames, decoded after a seek, are dropped)."""
     damage = _Damage()
     _configure_decoder(stream)
     origin_pts = stream.start_time  # t = 0 in stream units (None: the first frame's pts)
@@ -512,7 +552,7 @@ def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: W
     jumps = _Jumps()  # discontinuities cut out of the time line
 
     def tick_of(pts: int) -> int:
-        return _round_near((pts - origin_pts - jumps.cut) * time_base * rate)
+        return _round_near(((pts - origin_pts - jumps.cut) * time_base - begin) * rate)
 
     with container:
         for frame in _decode(container, stream, damage):
@@ -523,7 +563,8 @@ def _frames_at_rate(container, stream, path: Path, rate: Fraction, on_warning: W
             if origin_pts is None:
                 origin_pts = frame.pts
             if last_pts is None:  # t = 0 to the first frame: a late start, or a discontinuity
-                jumps.check(frame.pts, origin_pts, 0, time_base, origin_pts)
+                if not begin:  # (after a seek the first frame is a keyframe before ``begin``)
+                    jumps.check(frame.pts, origin_pts, 0, time_base, origin_pts)
             else:
                 jumps.check(frame.pts, last_pts, last_duration, time_base, origin_pts)
             last_duration = _duration_estimate(frame, last_pts, last_duration)
@@ -594,6 +635,8 @@ def iter_audio(
     on_warning: Warn | None = None,
     *,
     video_stream: int | None = None,
+    start: float = 0.0,
+    end: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the audio as float32 mono chunks at ``sample_rate``, contiguous from t = 0.
 
@@ -605,6 +648,8 @@ def iter_audio(
     video's end yields nothing (a warning says so). A truncated or corrupt file yields
     what can be decoded and calls ``on_warning(message)`` once. Raises
     :class:`InputError` (when called) for an unusable file or one without an audio stream.
+    ``start``/``end`` (seconds from t = 0) read part of it: the container seeks to
+    ``start``, the first sample yielded is the one at ``start`` and none at or after ``end``.
     """
     chunk = round(chunk_seconds * sample_rate)
     if chunk <= 0 or sample_rate <= 0:
@@ -622,9 +667,28 @@ def iter_audio(
     origin = _origin(container, video, stream)
     extent = None  # where the video ends, per its (cross-checked) header
     if video is not None:
-        end = _stream_end(container, video, origin, own_only=True)
-        extent = _checked_duration(video, end) if end is not None else None
-    return _audio_chunks(container, stream, path, origin, sample_rate, chunk, on_warning, extent)
+        stop = _stream_end(container, video, origin, own_only=True)
+        extent = _checked_duration(video, stop) if stop is not None else None
+    if start > 0:
+        # a little earlier: a decoder that starts cold (AAC) gets its first frames wrong
+        at = origin + max(0.0, start - _AUDIO_PREROLL)
+        _seek(container, stream, Fraction(at).limit_denominator(1_000_000), absolute=True)
+    chunks = _audio_chunks(container, stream, path, origin, sample_rate, chunk, on_warning, extent, start)
+    if end is None:
+        return chunks
+    return _first_samples(chunks, round((end - start) * sample_rate))
+
+
+def _first_samples(chunks: Iterator[np.ndarray], n: int) -> Iterator[np.ndarray]:
+    """The first ``n`` samples of ``chunks`` (then ``chunks`` is closed)."""
+    try:
+        for block in chunks:
+            if n <= 0:
+                return
+            yield block[:n]
+            n -= block.size
+    finally:
+        chunks.close()
 
 
 def _mono(frames: list[av.AudioFrame]) -> np.ndarray:
@@ -634,13 +698,23 @@ def _mono(frames: list[av.AudioFrame]) -> np.ndarray:
 
 
 def _audio_chunks(
-    container, stream, path: Path, origin: float, rate: int, chunk: int, on_warning: Warn | None, extent: float | None
+    container,
+    stream,
+    path: Path,
+    origin: float,
+    rate: int,
+    chunk: int,
+    on_warning: Warn | None,
+    extent: float | None,
+    begin: float = 0.0,
 ):
     damage = _Damage()
     late: list[float] = []  # the start time of audio that begins after the video's end
     produced = 0  # samples yielded, from t = 0
     with container:
-        samples = _audio_samples(container, stream, origin, rate, chunk, extent, damage, late)
+        if extent is not None:
+            extent -= begin
+        samples = _audio_samples(container, stream, origin + begin, rate, chunk, extent, damage, late)
         for block in _rechunk(samples, chunk):
             yield np.clip(block, -1.0, 1.0)
             produced += block.size
@@ -649,7 +723,7 @@ def _audio_chunks(
         if on_warning is not None:
             on_warning(f"{path}: audio starts at {late[0]:.6g} s, after the video ends ({extent:.2f} s): no audio used")
         return
-    _report(on_warning, path, "audio", damage, produced / rate, expected)
+    _report(on_warning, path, "audio", damage, begin + produced / rate, expected)
 
 
 def _audio_samples(container, stream, origin, rate, chunk, extent, damage: _Damage, late: list[float]):

@@ -114,8 +114,12 @@ class Detector:
         video_stream: int | None = None,
         audio_stream: int | None = None,
         progress: Progress | None = None,
+        start: float = 0.0,
+        end: float | None = None,
     ) -> DetectionResult:
-        """Score one video. Raises :class:`InputError` for a file that cannot be used."""
+        """Score one video, or its part from ``start`` to ``end`` seconds (times in the
+        result stay those of the whole video). Raises :class:`InputError` for a file that
+        cannot be used."""
         from .model import score_snippets
 
         try:
@@ -125,7 +129,9 @@ class Detector:
         path = Path(path)
         if path.is_dir():
             raise InputError(f"{path}: is a folder (pass the video files, or use violence_cli.runner.discover)")
-        features = self.extractor.extract(path, video_stream=video_stream, audio_stream=audio_stream, progress=progress)
+        features = self.extractor.extract(
+            path, video_stream=video_stream, audio_stream=audio_stream, progress=progress, start=start, end=end
+        )
         scores = score_snippets(self.model, features.rgb, features.audio, device=self.device)
         params = DetectionParams(
             threshold=threshold,
@@ -135,12 +141,14 @@ class Detector:
             device=str(self.device),
             batch_size=self.batch_size,
             precision=features.precision,
+            start=start,
+            end=end,
         )
-        snippets = make_snippets(scores.av, scores.audio, scores.visual, SNIPPET_SECONDS)
+        snippets = make_snippets(scores.av, scores.audio, scores.visual, SNIPPET_SECONDS, start)
         segments = find_segments(snippets, threshold, min_duration, merge_gap)
         video = video_facts(path, features)
         warnings = list(features.warnings)
-        warnings += result_warnings(video, self.weights, self.weights_problems, warnings)
+        warnings += result_warnings(video, self.weights, self.weights_problems, warnings, start=start, end=end)
         return DetectionResult(video, snippets, segments, list(self.weights), params, warnings)
 
 
@@ -149,9 +157,9 @@ def detect(path: str | os.PathLike[str], **options: Any) -> DetectionResult:
 
     Model options: device, crops, batch_size, precision, checkpoint, i3d_weights, vggish_weights,
     weights_dir, download. Detect options: threshold, min_duration, merge_gap,
-    video_stream, audio_stream, progress. Use a :class:`Detector` for several videos.
+    video_stream, audio_stream, progress, start, end. Use a :class:`Detector` for several videos.
     """
-    detect_keys = {"threshold", "min_duration", "merge_gap", "video_stream", "audio_stream", "progress"}
+    detect_keys = {"threshold", "min_duration", "merge_gap", "video_stream", "audio_stream", "progress", "start", "end"}
     per_video = {k: v for k, v in options.items() if k in detect_keys}
     model_options = {k: v for k, v in options.items() if k not in detect_keys}
     return Detector(**model_options).detect(path, **per_video)
@@ -184,6 +192,9 @@ def result_warnings(
     weights: list[WeightsUsed],
     problems: dict[str, str | None] | None = None,
     already: list[str] = (),  # type: ignore[assignment]
+    *,
+    start: float = 0.0,
+    end: float | None = None,
 ) -> list[str]:
     """Warnings to add to ``already`` (the extractor's): missing audio, a short decode, unverified weights."""
     name = Path(video.path).name
@@ -191,9 +202,10 @@ def result_warnings(
     if not video.has_audio and not any("no audio" in w for w in already):
         out.append(f"{name}: no audio stream: silence was used as audio, so the scores rest on the picture alone")
     decoded = video.n_frames / VIDEO_FPS
-    if video.duration > 0 and decoded < video.duration - 1.0:
+    wanted = min(video.duration, end if end is not None else video.duration) - start  # s: the part asked for
+    if video.duration > 0 and decoded < wanted - 1.0:
         out.append(
-            f"{name}: only {decoded:.1f} s of {video.duration:.1f} s could be decoded; "
+            f"{name}: only {decoded:.1f} s of {wanted:.1f} s could be decoded; "
             f"{video.scored_duration:.1f} s were scored"
         )
     for w in weights:

@@ -103,6 +103,8 @@ class DetectionParams:
     device: str = "cpu"
     batch_size: int = 8
     precision: str = "fp32"  # what I3D and VGGish ran in: fp32 or bf16 (MACIL-SD: always fp32)
+    start: float = 0.0  # s: the part of the video scored (--start/--end); end None: to its end
+    end: float | None = None
 
 
 @dataclass

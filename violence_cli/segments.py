@@ -35,8 +35,10 @@ def make_snippets(
     audio_scores: Sequence[float] | np.ndarray | None = None,
     visual_scores: Sequence[float] | np.ndarray | None = None,
     snippet_seconds: float = SNIPPET_SECONDS,
+    start: float = 0.0,
 ) -> list[Snippet]:
-    """Snippet k covers ``[k * snippet_seconds, (k + 1) * snippet_seconds)``."""
+    """Snippet k covers ``[start + k * snippet_seconds, start + (k + 1) * snippet_seconds)``
+    (``start``: where a part of the video that was scored begins)."""
     av = np.asarray(scores, dtype=np.float64).reshape(-1)
     audio = av if audio_scores is None else np.asarray(audio_scores, dtype=np.float64).reshape(-1)
     visual = av if visual_scores is None else np.asarray(visual_scores, dtype=np.float64).reshape(-1)
@@ -45,8 +47,8 @@ def make_snippets(
     return [
         Snippet(
             index=k,
-            start=round(k * snippet_seconds, 6),  # µs: keeps exports free of float noise
-            end=round((k + 1) * snippet_seconds, 6),
+            start=round(start + k * snippet_seconds, 6),  # µs: keeps exports free of float noise
+            end=round(start + (k + 1) * snippet_seconds, 6),
             score=float(av[k]),
             audio_score=float(audio[k]),
             visual_score=float(visual[k]),

@@ -35,6 +35,7 @@ from .options import (
     Crops,
     DeviceOpt,
     DownloadOpt,
+    EndOpt,
     Engine,
     EngineOpt,
     FromListOpt,
@@ -47,9 +48,11 @@ from .options import (
     RecursiveOpt,
     RetryFailedOpt,
     ShardOpt,
+    StartOpt,
     VggishWeightsOpt,
     VideoStreamOpt,
     WeightsDirOpt,
+    parse_span,
     resolve_precision_option,
     resolve_run_device,
 )
@@ -194,6 +197,8 @@ def detect_command(
     download: DownloadOpt = True,
     video_stream: VideoStreamOpt = None,
     audio_stream: AudioStreamOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     recursive: RecursiveOpt = False,
     from_list: FromListOpt = None,
     overwrite: OverwriteOpt = False,
@@ -219,6 +224,7 @@ def detect_command(
         raise UsageError(f"--{name.replace('_', '-')} {rest}") from None
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: expected a positive number")
+    span = parse_span(start, end)
     if not inputs and from_list is None:
         raise UsageError("VIDEO...: missing; expected video files or folders (or --from-list FILE)")
     if STDIN in (inputs or []) and (len(inputs or []) > 1 or from_list is not None):
@@ -274,6 +280,7 @@ def detect_command(
             job.crops, job.batch_size, job.precision = int(crops.value), batch_size, resolved_precision
             job.threshold, job.min_duration, job.merge_gap = threshold, min_duration, merge_gap
             job.video_stream, job.audio_stream = video_stream, audio_stream
+            job.start, job.end = span
             try:
                 summary = run(
                     videos,

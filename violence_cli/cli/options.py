@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..errors import UsageError
 from ..precision import PRECISIONS
 from ..protocol import CROP_CHOICES, DEFAULT_CROPS
 from ..runner.core import ENGINES
@@ -70,6 +72,47 @@ AudioStreamOpt = Annotated[
     int | None,
     typer.Option(metavar="N", help="Index of the audio stream to use (default: the best one).", rich_help_panel=PANEL_MODEL),
 ]
+
+_TIME = re.compile(r"(?:(?:(?P<h>\d+):(?P<m2>[0-5]\d))|(?P<m>\d+)):(?P<s>[0-5]\d(?:\.\d+)?)|(?P<secs>\d*\.?\d+)")
+StartOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--start",
+        metavar="TIME",
+        help="Score from this time on (seconds like 90 or 12.5, or h:mm:ss / m:ss); times stay the whole video's.",
+        show_default=False,
+    ),
+]
+EndOpt = Annotated[
+    str | None,
+    typer.Option("--end", metavar="TIME", help="Score up to this time (like --start).", show_default=False),
+]
+
+
+def parse_time(option: str, text: str | None) -> float | None:
+    """Seconds from ``90``, ``12.5``, ``1:30``, ``1:02:03.5`` (None stays None); a UsageError
+    naming ``option`` otherwise (``--start 5:99: expected seconds or h:mm:ss``)."""
+    if text is None:
+        return None
+    match = _TIME.fullmatch(text.strip())
+    if match is None:
+        raise UsageError(f"{option} {text}: expected seconds or h:mm:ss")
+    if match["secs"] is not None:
+        return float(match["secs"])
+    hours = int(match["h"] or 0)
+    minutes = int(match["m2"] if match["m2"] is not None else match["m"])
+    return hours * 3600 + minutes * 60 + float(match["s"])
+
+
+def parse_span(start: str | None, end: str | None) -> tuple[float, float | None]:
+    """(start, end) in seconds from ``--start``/``--end``; UsageError when end is not after start."""
+    begin = parse_time("--start", start) or 0.0
+    stop = parse_time("--end", end)
+    if stop is not None and stop <= begin:
+        after = f"--start ({start})" if start else "0"
+        raise UsageError(f"--end {end}: expected a time after {after}")
+    return begin, stop
+
 
 # --precision: the choices come from the library's table; each command sets its own default
 # (detect and watch: auto; extract: fp32, since features are a dataset and fidelity comes first).

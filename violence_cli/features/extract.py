@@ -91,6 +91,7 @@ class VideoFeatures:
     crops: int
     warnings: list[str] = field(default_factory=list)
     precision: str = FP32
+    start: float = 0.0  # s: where snippet 0 starts (a part of the video, ``extract(start=...)``)
 
     @property
     def n_snippets(self) -> int:
@@ -98,6 +99,16 @@ class VideoFeatures:
 
 
 # --------------------------------------------------------------------------- geometry
+
+
+def check_span(start: float, end: float | None) -> None:
+    """UsageError unless ``start`` >= 0 and ``end`` (when given) > ``start``, both finite."""
+    if not (math.isfinite(start) and start >= 0):
+        raise UsageError(f"start {start}: expected a finite number of seconds >= 0")
+    if end is not None and not math.isfinite(end):
+        raise UsageError(f"end {end}: expected a finite number of seconds")
+    if end is not None and end <= start:
+        raise UsageError(f"end {end:g}: expected a time after start ({start:g} s)")
 
 
 def count_snippets(n_frames: int) -> int:
@@ -262,11 +273,24 @@ def _resize_one(frame: np.ndarray, target: tuple[int, int]) -> torch.Tensor:
 
 
 def _audio_blocks(
-    path: Path, audio_stream: int | None, warn: Callable[[str], None], video_stream: int | None = None
+    path: Path,
+    audio_stream: int | None,
+    warn: Callable[[str], None],
+    video_stream: int | None = None,
+    start: float = 0.0,
+    end: float | None = None,
 ) -> Iterator[np.ndarray]:
-    """Log-mel examples aligned to the snippets of ``video_stream`` (t = 0 is that stream's start)."""
+    """Log-mel examples aligned to the snippets of ``video_stream`` (t = 0 is that stream's
+    start; with ``start``, the first snippet starts there)."""
     chunks = media.iter_audio(
-        path, media.AUDIO_RATE, audio_stream=audio_stream, chunk_seconds=10.0, on_warning=warn, video_stream=video_stream
+        path,
+        media.AUDIO_RATE,
+        audio_stream=audio_stream,
+        chunk_seconds=10.0,
+        on_warning=warn,
+        video_stream=video_stream,
+        start=start,
+        end=end,
     )
     return frontend.aligned_examples(chunks, max_batch=VGGISH_BATCH)
 
@@ -364,15 +388,25 @@ class FeatureExtractor:
         video_stream: int | None = None,
         audio_stream: int | None = None,
         progress: Progress | None = None,
+        *,
+        start: float = 0.0,
+        end: float | None = None,
     ) -> VideoFeatures:
-        """Features of one video. Raises :class:`InputError` for a file without video, one
-        too short for a snippet (< 17 frames at 24 fps), or one that cannot be read."""
+        """Features of one video, or of its part from ``start`` to ``end`` seconds (the
+        same protocol from ``start`` on: snippet k covers ``start + k * 2/3`` s onwards).
+        Raises :class:`InputError` for a file without video, one (or a part) too short for
+        a snippet (< 17 frames at 24 fps), one that cannot be read, or a start at or after
+        the end of the video."""
         path = Path(path)
+        check_span(start, end)
         info = media.probe(path, video_stream=video_stream, audio_stream=audio_stream)
         if not info.has_video:
             raise InputError(f"{path}: no video stream (features need pictures; audio-only files are not supported)")
+        if start > 0 and info.duration > 0 and start >= info.duration:
+            raise InputError(f"{path}: start {start:g} s is at or after the end of the video ({info.duration:.2f} s)")
         warnings: list[str] = []
-        estimate = count_snippets(round(info.duration * media.VIDEO_FPS)) if info.duration > 0 else None
+        span = min(info.duration, end if end is not None else math.inf) - start
+        estimate = count_snippets(round(span * media.VIDEO_FPS)) if span > 0 else None
         stop = threading.Event()
         step = self.step_for(info.width, info.height)
         video_q: queue.Queue = queue.Queue(maxsize=2 * step + 1)
@@ -385,12 +419,12 @@ class FeatureExtractor:
             )
         try:
             frames = media.iter_frames(
-                path, media.VIDEO_FPS, video_stream=info.video_stream, on_warning=warnings.append
+                path, media.VIDEO_FPS, video_stream=info.video_stream, on_warning=warnings.append, start=start, end=end
             )
             snippets = _snippets(frames, not self.cuda, count, path)
             threads.append(threading.Thread(target=_produce, args=(video_q, stop, snippets), daemon=True))
             if info.has_audio:
-                blocks = _audio_blocks(path, info.audio_stream, warnings.append, info.video_stream)
+                blocks = _audio_blocks(path, info.audio_stream, warnings.append, info.video_stream, start, end)
                 threads.append(threading.Thread(target=_produce, args=(audio_q, stop, blocks), daemon=True))
             for t in threads:
                 t.start()
@@ -421,6 +455,7 @@ class FeatureExtractor:
             crops=self.crops,
             warnings=warnings,
             precision=self.precision,
+            start=start,
         )
 
     def step_for(self, width: int, height: int) -> int:

@@ -95,6 +95,8 @@ class DetectJob(Job):
     min_duration: float = 0.0
     merge_gap: float = 0.0
     report_proxy: bool = False  # html: a browser-safe copy of a video browsers do not play
+    start: float = 0.0  # s: score only this part of each video (--start/--end)
+    end: float | None = None
     kind = "detect"
 
     @property
@@ -108,6 +110,9 @@ class DetectJob(Job):
             "threshold": self.threshold,
             "min_duration": self.min_duration,
             "merge_gap": self.merge_gap,
+            # only when set: records of whole-video runs written before these options stay current
+            **({"start": self.start} if self.start else {}),
+            **({"end": self.end} if self.end is not None else {}),
         }
 
     def record_path(self, video: VideoInput) -> Path:
@@ -193,6 +198,8 @@ class DetectWorker:
             video_stream=job.video_stream,
             audio_stream=job.audio_stream,
             progress=progress,
+            start=job.start,
+            end=job.end,
         )
         work = time.perf_counter() - started
         result.video.path = video.shown  # a URL or "-", not the temporary copy read
