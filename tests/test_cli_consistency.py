@@ -67,6 +67,8 @@ def test_plot_time_axis_in_clock_units() -> None:
     assert labels[-1] == "1:00" and "m:ss" in axis
     assert clock_label(125) == "2:05" and clock_label(3725, hours=True) == "1:02:05"
     assert time_axis(0.8)[1][:2] == ["0:00.00", "0:00.25"]
+    ticks, labels, _ = time_axis(130.0, begin=95.0)  # a part scored from 1:35 (--start)
+    assert ticks[0] >= 95.0 and ticks[-1] <= 130.0 and len(ticks) >= 3 and labels[0].startswith("1:")
 
 
 def test_plot_draws_the_clock_labels(tmp_path: Path) -> None:

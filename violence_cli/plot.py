@@ -39,11 +39,13 @@ def clock_label(seconds: float, hours: bool = False, decimals: int = 0) -> str:
     return f"{h}:{m:02d}:{secs}" if hours else f"{h * 60 + m}:{secs}"
 
 
-def time_axis(span: float) -> tuple[list[float], list[str], str]:
-    """(tick positions in s, their labels, axis label) for a time axis from 0 to ``span`` s."""
-    step = tick_step(span)
+def time_axis(span: float, begin: float = 0.0) -> tuple[list[float], list[str], str]:
+    """(tick positions in s, their labels, axis label) for a time axis from ``begin`` to ``span`` s
+    (``begin`` > 0 when only part of a video was scored: ``--start``)."""
+    step = tick_step(span - begin)
     hours = span >= 3600
-    ticks = [i * step for i in range(int(span // step + 1e-9) + 1)]
+    first = math.ceil(begin / step - 1e-9)
+    ticks = [i * step for i in range(first, int(span // step + 1e-9) + 1)]
     unit = "h:mm:ss" if hours else "m:ss"
     decimals = 0 if step >= 1 else 2
     return ticks, [clock_label(t, hours, decimals) for t in ticks], f"time in the video ({unit})"
@@ -106,9 +108,10 @@ def plot_timeline(result: DetectionResult, path: str | os.PathLike[str], title: 
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=10)
 
     end = max(result.video.scored_duration, xs[-1] if xs else 0.0, 1e-3)
-    ax.set_xlim(0, end)
+    begin = min(xs[0], end - 1e-3) if xs else 0.0  # the part scored (--start) fills the plot
+    ax.set_xlim(begin, end)
     ax.set_ylim(-0.02, 1.02)
-    ticks, tick_labels, axis_label = time_axis(end)
+    ticks, tick_labels, axis_label = time_axis(end, begin)
     ax.set_xticks(ticks, tick_labels)
     ax.set_xlabel(axis_label, fontsize=11)
     ax.set_ylabel("violence score", fontsize=11)
