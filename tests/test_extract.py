@@ -319,6 +319,7 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
     inspect.signature(FeatureExtractor).bind(weights["i3d_rgb_imagenet"], weights["vggish"], **cli_extractor[0])
     assert sorted(p.name for p in out.iterdir()) == [
         "failures.jsonl",
+        "features.json",
         "good.extract.json",
         "good__0.npy",
         "good__vggish.npy",

@@ -101,6 +101,7 @@ def eval_command(
     from ..devices import resolve_device
     from ..evaluate import evaluate
     from ..evaluate import save_scores as write_scores
+    from ..provenance import describe, read_provenance, unverified_warning
     from ..schema import WeightsUsed, document_header
     from ..weights import describe_trained, describe_weights, resolve_weights, short_hash
     from ..xdfeatures import discover_folder, read_lists
@@ -119,6 +120,9 @@ def eval_command(
     torch_device = resolve_device(device)
 
     entries = discover_folder(features) if features else read_lists(rgb_list, audio_list)  # type: ignore[arg-type]
+    provenance = read_provenance(features, console.warn)  # None: no manifest (e.g. XD-Violence's downloads)
+    if provenance is not None and (message := unverified_warning(provenance)):
+        console.warn(message)
     ckpt = resolve_weights("macil_sd", checkpoint, weights_dir=weights_dir, download=download)
     described = describe_weights(ckpt, "macil_sd")
     used = WeightsUsed("macil_sd", str(ckpt), described["sha256"], described["verified"], described["trained"])
@@ -148,6 +152,7 @@ def eval_command(
         write_scores(result, save_scores)
     if json_mode:
         doc = {**document_header([used]), **result.to_dict(), "device": str(torch_device)}
+        doc["features_provenance"] = provenance.to_dict() if provenance is not None else None
         if save_scores is not None:
             doc["scores_file"] = str(save_scores)
         typer.echo(json.dumps(doc, indent=2))
@@ -158,5 +163,7 @@ def eval_command(
     typer.echo(f"window   {'whole video' if window is None else f'{window} snippets, causal'}")
     kind = "your model" if used.own_model else ("published" if used.verified else "unverified")
     typer.echo(f"weights  {ckpt}  ({kind}, sha256 {short_hash(used.sha256)})")
+    if provenance is not None:
+        typer.echo(f"features {describe(provenance)}")
     if save_scores is not None:
         typer.echo(f"scores   {save_scores}")

@@ -279,6 +279,14 @@ def train_command(
 
     max_seqlen = (cfg or TrainConfig(**state["config"])).max_seqlen if resume is not None else cfg.max_seqlen
     train_set, val_set, n_val = _load_data(options, cache_gb, max_seqlen, on_warning, show)
+    from ..provenance import describe, read_provenance, unverified_warning
+
+    provenance = {
+        key: read_provenance(_folders(options[key]), on_warning) for key in ("features", "val_features")
+    }  # None where no folder has a manifest (e.g. XD-Violence's downloads)
+    for message in dict.fromkeys(unverified_warning(p) for p in provenance.values() if p is not None):
+        if message:  # once, even when training and validation features share the weights
+            on_warning(message)
     if val_set is None and not json_out:
         console.warn(
             "no validation set (--val-features with --val-gt or --val-annotations): best.pt will be the last epoch"
@@ -323,6 +331,7 @@ def train_command(
         "state": str(result.state_path),
         "log": str(result.log_path),
         "warnings": warnings,
+        **{f"{key}_provenance": None if p is None else p.to_dict() for key, p in provenance.items()},
     }
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
@@ -331,6 +340,9 @@ def train_command(
     typer.echo(f"best epoch {result.best_epoch}: AP {ap}  ->  {result.best_path}")
     typer.echo(f"last epoch {result.epochs_done - 1}: {result.last_path}")
     typer.echo(f"log: {result.log_path}")
+    for key, prov in provenance.items():
+        if prov is not None:
+            typer.echo(f"{key.replace('_', '-')}: {describe(prov)}")
 
 
 def _trained(path: Path) -> dict[str, Any] | None:
@@ -344,6 +356,13 @@ def _abs(value: Path | list[Path] | None) -> str | list[str] | None:
     if isinstance(value, (list, tuple)):
         return [str(Path(v).resolve()) for v in value] or None
     return None if value is None else str(Path(value).resolve())
+
+
+def _folders(value: Path | list[Path] | None) -> list[Path]:
+    """--features / --val-features as a list of folders (empty when not given)."""
+    if value is None:
+        return []
+    return [Path(v) for v in value] if isinstance(value, (list, tuple)) else [Path(value)]
 
 
 def _as_paths(value: str | list[str] | None) -> Path | list[Path] | None:

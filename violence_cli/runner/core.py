@@ -186,6 +186,7 @@ def run(
         summary.wall_seconds = time.perf_counter() - started
         if files is not None:
             files.flush()
+            job.finish(summary.outcomes)  # extract: the folder's features.json
     return summary
 
 

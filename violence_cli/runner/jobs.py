@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from ..precision import FP32
 from ..protocol import AUDIO_DIM, DEFAULT_CROPS, I3D_WEIGHTS, RGB_DIM, VGGISH_WEIGHTS
 from ..weights import ResolvedWeights
 from .inputs import VideoInput
-from .records import DONE, SKIPPED, Outcome, fingerprint, make_record
+from .records import DONE, SKIPPED, Outcome, fingerprint, folder_lock, make_record
 
 INDEX_NAME = "index.html"  # detect's many-video page, beside the HTML reports
 INDEX_STEM = "index"  # a video of this name gets index-2.html as its report
@@ -76,6 +76,9 @@ class Job:
 
     def load(self, device: Any) -> Any:
         raise NotImplementedError
+
+    def finish(self, outcomes: Sequence[Outcome]) -> None:
+        """After the run (also an interrupted one): folder-wide bookkeeping; nothing by default."""
 
 
 # --------------------------------------------------------------------------- detect
@@ -252,8 +255,11 @@ class ExtractJob(Job):
     kind = "extract"
 
     def record_path(self, video: VideoInput) -> Path:
+        return self._record_file(video.name)
+
+    def _record_file(self, name: str) -> Path:
         assert self.out_dir is not None
-        return self.out_dir / f"{video.name}.extract.json"
+        return self.out_dir / f"{name}.extract.json"
 
     def files(self, video: VideoInput) -> list[Path]:
         from ..xdfeatures import xd_paths
@@ -283,6 +289,41 @@ class ExtractJob(Job):
 
     def load(self, device: Any) -> ExtractWorker:
         return ExtractWorker(self, device)
+
+    def finish(self, outcomes: Sequence[Outcome]) -> None:
+        """Merge the videos done or skipped by this run into the folder's ``features.json``
+        (see :mod:`violence_cli.provenance`), under the folder lock: shards share the file."""
+        from ..provenance import MANIFEST_FILE, merge_manifest, read_manifest
+
+        if self.out_dir is None:
+            return
+        videos: dict[str, dict[str, Any]] = {}
+        for outcome in outcomes:
+            if outcome.status not in (DONE, SKIPPED):
+                continue
+            sidecar = self._record_file(outcome.name)
+            try:
+                doc = json.loads(sidecar.read_text(encoding="utf-8"))
+                videos[outcome.name] = {
+                    "record_file": sidecar.relative_to(self.out_dir).as_posix(),
+                    "record": doc["record"],
+                    "n_snippets": doc["n_snippets"],
+                }
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # its sidecar is gone or damaged: a rerun redoes the video and adds it
+        if not videos:
+            return
+        weights = [
+            {"name": w.name, "path": str(w.path), "sha256": w.sha256, "verified": w.verified}
+            for w in self.weights.values()
+        ]
+        path = self.out_dir / MANIFEST_FILE
+        with folder_lock(self.out_dir):
+            try:
+                old = read_manifest(self.out_dir)
+            except (OSError, ValueError, UnicodeDecodeError):
+                old = None  # damaged or not ours: rebuilt from this run (the sidecars stay the truth)
+            atomic.write_text(path, json.dumps(merge_manifest(old, weights, videos), indent=2) + "\n")
 
 
 class ExtractWorker:

@@ -5,7 +5,7 @@ Resume rests on a record each video's own output carries (detect's ``NAME.json``
 (size and modification time), the sha256 of every weights file and the parameters that
 change the result. A video is done when that record is there, parses and matches.
 
-The two run-wide files in the output folder are shared by every process pointed at it
+The run-wide files in the output folder (and extract's ``features.json``) are shared by every process pointed at it
 (``--shard`` or not): each update takes an exclusive ``fcntl`` lock on
 the output folder itself (``flock`` on its descriptor), reads the current file, merges this process's rows by output
 name and atomically replaces the file, so concurrent runs neither corrupt nor drop each
@@ -123,6 +123,21 @@ def describe_exception(exc: BaseException, path: str | None = None) -> tuple[str
     return f"{where}{type(exc).__name__}: {text[:500]}", None
 
 
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder`` (``flock`` on its descriptor), held while the block runs:
+    what every update of a run-wide file in an output folder takes."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)  # the folder itself is the lock: no lock file left behind
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 class RunFiles:
     """``results.csv`` and ``failures.jsonl`` of one output folder, shared safely."""
 
@@ -135,17 +150,8 @@ class RunFiles:
         self._cleared: set[str] = set()  # names that succeeded: drop their failure entries
         self._last_flush = 0.0
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        if fcntl is None:
-            yield
-            return
-        fd = os.open(self.folder, os.O_RDONLY)  # the folder itself is the lock: no lock file left behind
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return folder_lock(self.folder)
 
     def read_failures(self) -> dict[str, dict[str, Any]]:
         """name -> the latest failure entry (lines that do not parse are ignored)."""
@@ -222,5 +228,6 @@ __all__ = [
     "RunFiles",
     "describe_exception",
     "fingerprint",
+    "folder_lock",
     "make_record",
 ]
