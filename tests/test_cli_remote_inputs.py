@@ -141,3 +141,39 @@ def test_empty_stdin_is_one_line(weight_args) -> None:
     result = runner.invoke(app, ["-", *weight_args], input=b"")
     assert result.exit_code == 1
     assert "-: nothing on stdin" in result.stderr
+
+
+def test_sigterm_while_reading_stdin_removes_the_copy(clip, weight_args, tmp_path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "violence_cli", "-", "--json", *weight_args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        proc.stdin.write(clip.read_bytes()[:1000])  # part of the video; the pipe stays open
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not any(tmp_path.iterdir()) and time.monotonic() < deadline:  # the copy has begun
+            time.sleep(0.1)
+        assert any(tmp_path.iterdir())
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_url_report_plays_a_kept_copy_only(server, weight_args, tmp_path) -> None:
+    url = f"{server}/a.mp4"
+    plain = runner.invoke(app, [url, "-o", str(tmp_path / "plain.html"), *weight_args])
+    assert plain.exit_code == 0, plain.output
+    assert f"{url}: the report's player stays blank" in plain.stderr
+    proxied = runner.invoke(app, [url, "-o", str(tmp_path / "r.html"), "--report-proxy", *weight_args])
+    assert proxied.exit_code == 0, proxied.output
+    copies = sorted(p.name for p in tmp_path.glob("*.mp4"))
+    assert copies and all(name in (tmp_path / "r.html").read_text() for name in copies)
+    assert "http%3A" not in (tmp_path / "r.html").read_text()  # never the URL mangled into a path

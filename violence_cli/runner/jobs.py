@@ -214,7 +214,9 @@ class DetectWorker:
             files.append(plot_timeline(result, plot))
         for fmt, target in job.exports(video):  # the JSON record last
             target.parent.mkdir(parents=True, exist_ok=True)
-            writer = html_writer(result, target, job.report_proxy, self._warnings.append) if fmt == "html" else None
+            writer = (
+                html_writer(result, target, job.report_proxy, self._warnings.append, video) if fmt == "html" else None
+            )
             writer = writer or get_writer(fmt)
             files.append(writer.write(result, target))
         outcome = detect_outcome(video, result, DONE, files)
@@ -224,15 +226,23 @@ class DetectWorker:
         return outcome
 
 
-def html_writer(result: Any, target: Path, proxy: bool, warn: Callable[[str], None]) -> Any:
+def html_writer(
+    result: Any, target: Path, proxy: bool, warn: Callable[[str], None], video: VideoInput | None = None
+) -> Any:
     """The report's writer: it plays the video itself when browsers can, else a browser-safe
-    copy beside the report (``proxy``), else it plays nothing and ``warn`` says why."""
+    copy beside the report (``proxy``), else it plays nothing and ``warn`` says why. A URL or
+    stdin (``video.label``) is read from its temporary copy, which is not kept: only a proxy
+    can play it."""
     from ..report import check_playback, make_proxy, proxy_path
     from ..writers import HtmlWriter
 
-    source = Path(result.video.path)
+    source = video.path if video is not None else Path(result.video.path)
     playback = check_playback(source, result.video.video_stream)
-    if playback.safe:
+    spooled = video is not None and video.label is not None
+    if spooled and not proxy:
+        warn(f"{video.label}: the report's player stays blank (the input is not kept; --report-proxy keeps a copy)")
+        return HtmlWriter(source, playback)
+    if playback.safe and not spooled:
         return HtmlWriter(source, playback)
     if not proxy:
         warn(
