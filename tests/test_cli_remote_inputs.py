@@ -154,9 +154,9 @@ def test_sigterm_while_reading_stdin_removes_the_copy(clip, weight_args, tmp_pat
         proc.stdin.write(clip.read_bytes()[:1000])  # part of the video; the pipe stays open
         proc.stdin.flush()
         deadline = time.monotonic() + 60
-        while not any(tmp_path.iterdir()) and time.monotonic() < deadline:  # the copy has begun
-            time.sleep(0.1)
-        assert any(tmp_path.iterdir())
+        while not list(tmp_path.glob("violence-detect-input-*/stdin")) and time.monotonic() < deadline:
+            time.sleep(0.1)  # until the copy has begun
+        assert list(tmp_path.glob("violence-detect-input-*/stdin"))
         proc.terminate()
         _, err = proc.communicate(timeout=60)
     finally:
@@ -164,7 +164,7 @@ def test_sigterm_while_reading_stdin_removes_the_copy(clip, weight_args, tmp_pat
             proc.kill()
             proc.wait()
     assert proc.returncode == 143, err
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.glob("violence-detect-input-*")) == []
 
 
 def test_url_report_plays_a_kept_copy_only(server, weight_args, tmp_path) -> None:
