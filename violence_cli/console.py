@@ -82,3 +82,26 @@ def progress_bar(enabled: bool, transient: bool = True) -> Iterator[Progress | N
     )
     with bar:
         yield bar
+
+
+@contextmanager
+def bar_paused(bar: Progress | None) -> Iterator[None]:
+    """Take the live ``bar`` off the screen while the block prints, then draw it again below.
+
+    stdout and stderr may share the terminal: a line written to stdout while a bar is drawn
+    lands on the bar's line and leaves the bar half-drawn (Rich cannot redirect a second
+    console, nor ``typer.echo``). Stopping a transient bar erases it; restarting redraws it.
+    """
+    if bar is None or not bar.live.is_started:
+        yield
+        return
+    overflow = bar.live.vertical_overflow  # stop() sets "visible" for its last render
+    bar.stop()
+    try:
+        yield
+    finally:
+        # A transient stop erases the bar but the live render keeps its height, and the next
+        # start would move up that many lines and erase what the block printed: forget it.
+        bar.live._live_render._shape = None
+        bar.live.vertical_overflow = overflow
+        bar.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..console import bar_paused
 from ..runner import RunEvents, RunSummary
 from ..runner.inputs import VideoInput
 from ..runner.records import Outcome
@@ -54,7 +55,8 @@ class RunView(RunEvents):
                 self.bar.advance(self.videos_task)
                 if self.seconds_task is not None:
                     self.bar.advance(self.seconds_task, round(self.durations.get(outcome.name, 0.0)))
-        self.on_outcome(outcome)
+        with bar_paused(self.bar):  # the outcome's lines (stdout or stderr) never share a line with a bar
+            self.on_outcome(outcome)
 
 
 def _span(seconds: float) -> str:
