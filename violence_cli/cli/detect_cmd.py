@@ -56,7 +56,7 @@ from .options import (
     resolve_precision_option,
     resolve_run_device,
 )
-from .run_view import RunView, closing_line
+from .run_view import closing_line, run_in_view
 
 EXTENSIONS = " ".join(w.extension for w in WRITERS.values())
 
@@ -213,7 +213,7 @@ def detect_command(
     ] = None,
 ) -> None:
     from ..protocol import I3D_WEIGHTS, MACIL_WEIGHTS, VGGISH_WEIGHTS
-    from ..runner import discover, parse_shard, run, select_shard
+    from ..runner import discover, parse_shard, select_shard
     from ..segments import check_params
     from ..weights import resolve_weight_files
 
@@ -281,24 +281,20 @@ def detect_command(
             job.threshold, job.min_duration, job.merge_gap = threshold, min_duration, merge_gap
             job.video_stream, job.audio_stream = video_stream, audio_stream
             job.start, job.end = span
-            try:
-                summary = run(
-                    videos,
-                    job,
-                    device=resolved_device,
-                    engine=engine.value,
-                    overwrite=overwrite,
-                    retry_failed=retry_failed,
-                    events=RunView(bar, on_outcome),
-                    want_durations=show_progress,
-                    ray_address=ray_address,
-                    actors=actors,
-                )
-            except KeyboardInterrupt as exc:
-                stopped = getattr(exc, "run_summary", None)
-                if stopped is not None:
-                    console.warn(f"{closing_line(stopped, 'scored')}; rerun the same command to resume")
-                raise
+            summary = run_in_view(
+                videos,
+                job,
+                bar,
+                on_outcome,
+                verb="scored",
+                device=resolved_device,
+                engine=engine.value,
+                overwrite=overwrite,
+                retry_failed=retry_failed,
+                want_durations=show_progress,
+                ray_address=ray_address,
+                actors=actors,
+            )
 
     if job.index is not None:
         _write_index(job, failed[: len(found.failures)], failed)

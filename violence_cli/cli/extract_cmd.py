@@ -48,7 +48,7 @@ from .options import (
     resolve_precision_option,
     resolve_run_device,
 )
-from .run_view import RunView, closing_line
+from .run_view import closing_line, run_in_view
 
 HELP = """Extract I3D RGB + VGGish audio features in the XD-Violence layout.
 
@@ -130,7 +130,7 @@ def extract_command(
     actors: ActorsOpt = None,
 ) -> None:
     from ..protocol import I3D_WEIGHTS, VGGISH_WEIGHTS
-    from ..runner import ExtractJob, discover, parse_shard, run, select_shard
+    from ..runner import ExtractJob, discover, parse_shard, select_shard
     from ..weights import resolve_weight_files
 
     if batch_size is not None and batch_size < 1:
@@ -175,24 +175,20 @@ def extract_command(
                         "these features are not those of the published protocol"
                     )
             job = ExtractJob(out, weights, n_crops, batch_size, video_stream, audio_stream, resolved_precision)
-            try:
-                summary = run(
-                    videos,
-                    job,
-                    device=resolved,
-                    engine=engine.value,
-                    overwrite=overwrite,
-                    retry_failed=retry_failed,
-                    events=RunView(bar, on_outcome),
-                    want_durations=show_progress,
-                    ray_address=ray_address,
-                    actors=actors,
-                )
-            except KeyboardInterrupt as exc:
-                stopped = getattr(exc, "run_summary", None)
-                if stopped is not None:
-                    console.warn(f"{closing_line(stopped, 'extracted')}; rerun the same command to resume")
-                raise
+            summary = run_in_view(
+                videos,
+                job,
+                bar,
+                on_outcome,
+                verb="extracted",
+                device=resolved,
+                engine=engine.value,
+                overwrite=overwrite,
+                retry_failed=retry_failed,
+                want_durations=show_progress,
+                ray_address=ray_address,
+                actors=actors,
+            )
 
     counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "failed", "failed-before")}
     if json_out:

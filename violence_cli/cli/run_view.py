@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import console
 from ..console import bar_paused
-from ..runner import RunEvents, RunSummary
+from ..runner import RunEvents, RunSummary, run
 from ..runner.inputs import VideoInput
 from ..runner.records import Outcome
 
@@ -93,3 +94,15 @@ def closing_line(summary: RunSummary, verb: str, extra_failed: int = 0) -> str:
     if summary.interrupted_at:
         line += f"; interrupted in {summary.interrupted_at}"
     return line
+
+
+def run_in_view(videos: Sequence[VideoInput], job: Any, bar: Any, on_outcome: Callable[[Outcome], None], *,
+                verb: str, **options: Any) -> RunSummary:
+    """``runner.run`` drawn on ``bar``; on Ctrl-C or SIGTERM, say where the run stopped (then re-raise)."""
+    try:
+        return run(videos, job, events=RunView(bar, on_outcome), **options)
+    except KeyboardInterrupt as exc:
+        stopped = getattr(exc, "run_summary", None)
+        if stopped is not None:
+            console.warn(f"{closing_line(stopped, verb)}; rerun the same command to resume")
+        raise
