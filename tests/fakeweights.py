@@ -133,3 +133,20 @@ def save_fake_weights(directory: str | Path, seed: int = 0) -> dict[str, Path]:
         torch.save(state, path)
         paths[name] = path
     return paths
+
+
+def cli_weight_args(paths: dict[str, Path]) -> list[str]:
+    """The CLI options that point detect at these files: one crop, CPU, no download."""
+    return [
+        "--checkpoint",
+        str(paths["macil_sd"]),
+        "--i3d-weights",
+        str(paths["i3d_rgb_imagenet"]),
+        "--vggish-weights",
+        str(paths["vggish"]),
+        "--crops",
+        "1",
+        "--device",
+        "cpu",
+        "--no-download",
+    ]

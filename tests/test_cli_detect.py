@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakeweights import save_fake_weights
+from fakeweights import cli_weight_args, save_fake_weights
 from mediagen import make_clip
 from typer.testing import CliRunner, Result
 
@@ -52,19 +52,7 @@ def _load_networks_once(monkeypatch) -> None:
 
 @pytest.fixture(scope="module")
 def weight_args(weights) -> list[str]:
-    return [
-        "--checkpoint",
-        str(weights["macil_sd"]),
-        "--i3d-weights",
-        str(weights["i3d_rgb_imagenet"]),
-        "--vggish-weights",
-        str(weights["vggish"]),
-        "--crops",
-        "1",
-        "--device",
-        "cpu",
-        "--no-download",
-    ]
+    return cli_weight_args(weights)
 
 
 @pytest.fixture(scope="module")

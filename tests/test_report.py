@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from fakeweights import save_fake_weights
+from fakeweights import cli_weight_args, save_fake_weights
 from mediagen import make_clip
 from test_writers import make_result
 from typer.testing import CliRunner
@@ -289,20 +289,7 @@ def _load_networks_once(monkeypatch) -> None:
 @pytest.fixture(scope="module")
 def weight_args(tmp_path_factory) -> list[str]:
     w = save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
-    return [
-        "--checkpoint",
-        str(w["macil_sd"]),
-        "--i3d-weights",
-        str(w["i3d_rgb_imagenet"]),
-        "--vggish-weights",
-        str(w["vggish"]),
-        "--crops",
-        "1",
-        "--device",
-        "cpu",
-        "--no-download",
-        "--quiet",
-    ]
+    return [*cli_weight_args(w), "--quiet"]
 
 
 def run(*args):

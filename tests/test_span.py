@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakeweights import save_fake_weights
+from fakeweights import cli_weight_args, save_fake_weights
 from mediagen import make_clip, read_index
 from typer.testing import CliRunner
 
@@ -40,19 +40,7 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def weight_args(weights) -> list[str]:
-    return [
-        "--checkpoint",
-        str(weights["macil_sd"]),
-        "--i3d-weights",
-        str(weights["i3d_rgb_imagenet"]),
-        "--vggish-weights",
-        str(weights["vggish"]),
-        "--crops",
-        "1",
-        "--device",
-        "cpu",
-        "--no-download",
-    ]
+    return cli_weight_args(weights)
 
 
 @pytest.mark.parametrize(
