@@ -150,3 +150,22 @@ def cli_weight_args(paths: dict[str, Path]) -> list[str]:
         "cpu",
         "--no-download",
     ]
+
+
+_DETECTORS: dict[tuple, object] = {}
+
+
+def share_detectors(monkeypatch) -> None:
+    """Make ``pipeline.Detector`` hand out one loaded instance per set of options, for the
+    whole test process (what a Detector serving many videos does): CLI tests stay fast."""
+    from violence_cli import pipeline
+
+    real = pipeline.Detector
+
+    def shared(**options):
+        key = tuple(sorted((k, str(v)) for k, v in options.items() if k != "download_progress"))
+        if key not in _DETECTORS:
+            _DETECTORS[key] = real(**options)
+        return _DETECTORS[key]
+
+    monkeypatch.setattr(pipeline, "Detector", shared)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakeweights import cli_weight_args, save_fake_weights
+from fakeweights import cli_weight_args, save_fake_weights, share_detectors
 from mediagen import make_clip
 from typer.testing import CliRunner, Result
 
@@ -32,22 +32,9 @@ def weights(tmp_path_factory) -> dict[str, Path]:
     return save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
 
 
-_DETECTORS: dict[tuple, object] = {}
-
-
 @pytest.fixture(autouse=True)
 def _load_networks_once(monkeypatch) -> None:
-    from violence_cli import pipeline
-
-    real = pipeline.Detector
-
-    def shared(**options):
-        key = tuple(sorted((k, str(v)) for k, v in options.items() if k != "download_progress"))
-        if key not in _DETECTORS:
-            _DETECTORS[key] = real(**options)
-        return _DETECTORS[key]
-
-    monkeypatch.setattr(pipeline, "Detector", shared)
+    share_detectors(monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from fakeweights import cli_weight_args, save_fake_weights
+from fakeweights import cli_weight_args, save_fake_weights, share_detectors
 from mediagen import make_clip
 from test_writers import make_result
 from typer.testing import CliRunner
@@ -267,23 +267,10 @@ def test_index_lists_videos_and_failures(tmp_path) -> None:
 # --------------------------------------------------------------------------- CLI
 
 runner = CliRunner()
-_DETECTORS: dict[tuple, object] = {}
-
-
 @pytest.fixture
 def _load_networks_once(monkeypatch) -> None:
     """One set of networks for the CLI tests here (what a Detector serving many videos does)."""
-    from violence_cli import pipeline
-
-    real = pipeline.Detector
-
-    def shared(**options):
-        key = tuple(sorted((k, str(v)) for k, v in options.items() if k != "download_progress"))
-        if key not in _DETECTORS:
-            _DETECTORS[key] = real(**options)
-        return _DETECTORS[key]
-
-    monkeypatch.setattr(pipeline, "Detector", shared)
+    share_detectors(monkeypatch)
 
 
 @pytest.fixture(scope="module")
