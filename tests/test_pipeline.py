@@ -110,6 +110,24 @@ def test_segments_follow_the_threshold(detector, clips, av_result, mute_result) 
     assert detector.detect(clips["mute"], threshold=1.0).verdict == "non-violent"
 
 
+def test_score_of_features_equals_detect_and_never_decodes(detector, clips, av_result, monkeypatch) -> None:
+    features = detector.features(clips["av"])
+    from violence_cli import media
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("score() decoded the video")
+
+    monkeypatch.setattr(media, "iter_frames", no_decoding)
+    monkeypatch.setattr(media, "probe", no_decoding)
+    rescored = detector.score(features, threshold=0.5)
+    assert rescored.to_dict() == av_result.to_dict()
+    lower = detector.score(features, threshold=0.0)
+    assert [s.score for s in lower.snippets] == [s.score for s in av_result.snippets]
+    assert lower.segments == find_segments(av_result.snippets, 0.0)
+    with pytest.raises(UsageError):
+        detector.score(features, threshold=-0.1)
+
+
 def test_video_without_audio_is_flagged(mute_result) -> None:
     r = mute_result
     assert r.video.has_audio is False and r.video.audio_stream is None

@@ -37,6 +37,7 @@ from .weights import short_hash
 if TYPE_CHECKING:
     import torch
 
+    from .features.extract import VideoFeatures
     from .weights import ResolvedWeights
 
 Progress = Callable[[int, "int | None"], None]  # (snippets done, total or None)
@@ -119,20 +120,51 @@ class Detector:
     ) -> DetectionResult:
         """Score one video, or its part from ``start`` to ``end`` seconds (times in the
         result stay those of the whole video). Raises :class:`InputError` for a file that
-        cannot be used."""
-        from .model import score_snippets
+        cannot be used. This is :meth:`features` (decoding, I3D, VGGish) then :meth:`score`."""
+        check_detect_params(threshold, min_duration, merge_gap)
+        features = self.features(
+            path, video_stream=video_stream, audio_stream=audio_stream, progress=progress, start=start, end=end
+        )
+        return self.score(
+            features, threshold=threshold, min_duration=min_duration, merge_gap=merge_gap, start=start, end=end
+        )
 
-        try:
-            check_params(threshold, min_duration, merge_gap)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    def features(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        video_stream: int | None = None,
+        audio_stream: int | None = None,
+        progress: Progress | None = None,
+        start: float = 0.0,
+        end: float | None = None,
+    ) -> VideoFeatures:
+        """Decode one video (or its part) and run I3D and VGGish: its ``VideoFeatures``."""
         path = Path(path)
         if path.is_dir():
             raise InputError(f"{path}: is a folder (pass the video files, or use violence_cli.runner.discover)")
-        features = self.extractor.extract(
+        return self.extractor.extract(
             path, video_stream=video_stream, audio_stream=audio_stream, progress=progress, start=start, end=end
         )
-        scores = score_snippets(self.model, features.rgb, features.audio, device=self.device)
+
+    def score(
+        self,
+        features: VideoFeatures,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        min_duration: float = 0.0,
+        merge_gap: float = 0.0,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> DetectionResult:
+        """Score features already made (:meth:`features`, or read back from disk) without
+        decoding: the model's snippet scores, then segments at ``threshold``.
+        ``start``/``end`` are the part of the video the features cover, in seconds
+        (``start`` defaults to the features' own)."""
+        check_detect_params(threshold, min_duration, merge_gap)
+        if start is None:
+            start = float(features.start)
+        scores = self.model_scores(features)
         params = DetectionParams(
             threshold=threshold,
             min_duration=min_duration,
@@ -146,11 +178,25 @@ class Detector:
         )
         snippets = make_snippets(scores.av, scores.audio, scores.visual, SNIPPET_SECONDS, start)
         segments = find_segments(snippets, threshold, min_duration, merge_gap)
-        video = video_facts(path, features)
+        video = video_facts(features.info.path, features)
         warnings = list(features.warnings)
         warnings += result_warnings(video, self.weights, self.weights_problems, warnings, start=start, end=end)
         return DetectionResult(video, snippets, segments, list(self.weights), params, warnings)
 
+    def model_scores(self, features: VideoFeatures) -> Any:
+        """The model step, alone: per-snippet scores (``.av``, ``.audio``, ``.visual``) of
+        ``features`` from the loaded model (MACIL-SD)."""
+        from .model import score_snippets
+
+        return score_snippets(self.model, features.rgb, features.audio, device=self.device)
+
+
+def check_detect_params(threshold: float, min_duration: float, merge_gap: float) -> None:
+    """UsageError naming the first bad one of ``threshold``, ``min_duration``, ``merge_gap``."""
+    try:
+        check_params(threshold, min_duration, merge_gap)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 def detect(path: str | os.PathLike[str], **options: Any) -> DetectionResult:
     """One-shot detection: ``Detector(**model options).detect(path, **detect options)``.
