@@ -3,7 +3,7 @@
 Fidelity is measured on real XD-Violence sample clips (the first 4 s of two of them, one
 crop), through the public extractor, with random I3D/VGGish weights in the published layouts
 and the published MACIL-SD checkpoint scoring both feature sets at XD-like magnitudes
-(tests/fidelity.py says why and how). The bounds are the contract the README states.
+(tests/fidelity.py says why and how). The bounds are the contract docs/detect.md states.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``fp32`` is the reference. ``bf16`` runs I3D and VGGish with bfloat16 weights and
 activations (accumulating in fp32; the features come back as float32): on CUDA, and on CPUs
 with native bf16 arithmetic (x86 AVX512-BF16 or AMX-BF16), I3D then runs 2-3x faster, with
-features within cosine 0.9999 of fp32 (README, "Precision"). ``auto`` picks ``bf16`` on CUDA
+features within cosine 0.9999 of fp32 (docs/detect.md, "Precision"). ``auto`` picks ``bf16`` on CUDA
 and on such CPUs, ``fp32`` elsewhere: CPUs without native bf16 would emulate it, slower than
 fp32. MACIL-SD, tiny beside the feature networks, always runs in fp32.
 """
