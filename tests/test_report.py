@@ -365,3 +365,42 @@ def test_assets_refuse_text_that_would_end_their_block(monkeypatch, tmp_path) ->
             _assets.asset("bad.js")
     finally:
         _assets.asset.cache_clear()
+
+
+def _count_opens(monkeypatch, path) -> list[str]:
+    """Every ``av.open`` of ``path`` (for reading) from now on, by any module."""
+    import av
+
+    opens: list[str] = []
+    real = av.open
+
+    def counting(file, *args, **kwargs):
+        if str(file) == str(path) and kwargs.get("mode", args[0] if args else "r") == "r":
+            opens.append(str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting)
+    return opens
+
+
+@pytest.mark.usefixtures("_load_networks_once")
+def test_detect_with_a_report_opens_the_video_twice(tmp_path, weight_args, monkeypatch) -> None:
+    """Facts and frames from one open, the audio (its own thread) from a second; the
+    report's playback check reuses the decoder's facts (it was six opens)."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=40 / 24)
+    opens = _count_opens(monkeypatch, clip)
+    r = run(clip, *weight_args, "-o", tmp_path / "clip.html")
+    assert r.exit_code == 0, r.stderr
+    assert len(opens) == 2, opens
+    silent = make_clip(tmp_path / "silent.mp4", seconds=40 / 24, audio=False)
+    opens = _count_opens(monkeypatch, silent)
+    assert run(silent, *weight_args, "-o", tmp_path / "silent.html").exit_code == 0
+    assert len(opens) == 1, opens
+
+
+@pytest.mark.usefixtures("_load_networks_once")
+def test_detect_with_a_proxy_opens_the_video_once_more(media_dir, tmp_path, weight_args, monkeypatch) -> None:
+    opens = _count_opens(monkeypatch, media_dir / "hevc_aac_4s.mkv")
+    r = run(media_dir / "hevc_aac_4s.mkv", *weight_args, "-o", tmp_path / "hevc.html", "--report-proxy")
+    assert r.exit_code == 0, r.stderr
+    assert len(opens) == 3, opens  # facts + frames, audio, the proxy's re-encoding

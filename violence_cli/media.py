@@ -1,6 +1,25 @@
 """Media decoding with PyAV: probe a file, stream its frames at 24 fps and its audio at 16 kHz.
 
-Everything here is a chain of small generators over one open container (no subprocess, no
+This is the one decode layer of the package: ``detect``/``extract``, ``watch`` on a file
+and the report's playback check and proxy all read media through it, so they choose the
+same streams, see the same frames on the same 24 fps grid and apply the same rotation.
+
+The API::
+
+    with media.open_video(path, video_stream=None, audio_stream=None) as video:
+        video.info                    # MediaInfo: streams chosen, duration, size, rotation...
+        frames = video.frames()       # (H, W, 3) uint8 RGB at 24 fps, upright
+        chunks = video.audio()        # float32 mono 16 kHz chunks from t = 0
+
+:func:`open_video` opens the file once; :attr:`MediaFile.info` reads the first video frame
+(for its display rotation) and :meth:`MediaFile.frames` goes on decoding from it on the
+same container. The audio, consumed in another thread at its own pace, gets a second
+opening (see :class:`MediaFile`). :func:`select_streams` is the stream choice (an index
+checked, else the best decodable stream, never a cover picture) for a container opened
+elsewhere (a network source). :func:`probe`, :func:`iter_frames` and :func:`iter_audio`
+are the one-call forms (each opens the file once).
+
+Everything here is a chain of small generators over an open container (no subprocess, no
 temporary files), so memory does not grow with the length of a video.
 
 Time line: t = 0 is the start of the chosen video stream (its first frame), or of the audio
@@ -51,6 +70,7 @@ _RGB_THREADS = max(1, min(4, (os.cpu_count() or 1) // 4))
 _TRUNCATION_SLACK = 0.25  # seconds: decoding may end this much before the header's duration
 _AUDIO_PREROLL = 0.5  # seconds of audio decoded (and dropped) before a --start
 _MAX_BAD_PACKETS = 50  # packets that fail to decode before we give up on a stream
+_PEEK_PACKETS = 250  # packets read for the first frame's display rotation before assuming none
 
 Warn = Callable[[str], None]
 
@@ -85,6 +105,7 @@ class MediaInfo:
     n_video_streams: int
     n_audio_streams: int
     start_time: float = 0.0
+    pixel_format: str | None = None  # the video's decoded pixel format (yuv420p, yuv420p10le...)
 
 
 # --------------------------------------------------------------------------- opening
@@ -249,19 +270,6 @@ def _configure_decoder(stream) -> None:
     codec.thread_count = 0 if frame_bytes * cores <= _DECODE_BUDGET else max(1, _DECODE_BUDGET // frame_bytes)
 
 
-def _first_rotation(container, stream) -> int:
-    """Display rotation of the first decodable frame (0 if none decodes quickly)."""
-    try:
-        for i, packet in enumerate(container.demux(stream)):
-            for frame in packet.decode():
-                return _quarter_turns(frame) * 90
-            if i > 250:
-                break
-    except av.error.FFmpegError:
-        pass
-    return 0
-
-
 def _quarter_turns(frame: av.VideoFrame) -> int:
     """Counter-clockwise quarter turns that display ``frame`` upright (display matrix)."""
     try:
@@ -269,6 +277,232 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     except (AttributeError, av.error.FFmpegError):
         return 0
     return round((degrees or 0) / 90) % 4
+
+
+def select_streams(container, video_stream: int | None, audio_stream: int | None, path: Path | str):
+    """(video, audio) streams of an open ``container`` as every reader of this package
+    chooses them: the index asked for (checked), else the container's best decodable
+    stream of that kind; cover pictures and streams without a decoder are never chosen.
+    Either may be None; raises :class:`InputError` (naming ``path``) for a bad index or
+    a file with neither."""
+    path = Path(path) if not isinstance(path, Path) else path
+    video = _select(container, "video", video_stream, path)
+    audio = _select(container, "audio", audio_stream, path)
+    if video is None and audio is None:
+        raise InputError(f"{path}: no video or audio stream that can be decoded{_undecodable(container)}")
+    return video, audio
+
+
+class MediaFile:
+    """One media file, opened once: its probe facts (:attr:`info`), its frames at 24 fps
+    (:meth:`frames`) and its audio at 16 kHz (:meth:`audio`). Made by :func:`open_video`.
+
+    The open container is handed to the first reader that asks for it: :attr:`info` reads
+    the first video frame to learn the display rotation, and :meth:`frames` goes on
+    decoding from there (nothing is decoded twice, nothing re-opened). A second reader
+    (the audio, read in its own thread at its own pace, where one demuxer would have to
+    buffer whatever the muxer interleaved loosely) opens the file again: PyAV containers
+    are not shared between threads. So a video with audio is opened twice, a file with one
+    of the two once. Use as a context manager (or call :meth:`close`) to close a container
+    no reader took; readers close theirs when they end or are closed.
+    """
+
+    def __init__(
+        self, path: Path, container, video_stream: int | None = None, audio_stream: int | None = None
+    ) -> None:
+        self.path = path
+        try:
+            video, audio = select_streams(container, video_stream, audio_stream, path)
+        except BaseException:
+            container.close()
+            raise
+        self._container = container  # until a reader takes it
+        self._video, self._audio = video, audio
+        self.video_stream = video.index if video is not None else None
+        self.audio_stream = audio.index if audio is not None else None
+        self._info: MediaInfo | None = None
+        self._peek: _Peek | None = None
+        if video is not None:
+            _configure_decoder(video)  # before anything is decoded
+
+    # -- probe facts
+
+    @property
+    def info(self) -> MediaInfo:
+        """What the file is (streams chosen, duration, size, rate, rotation); raises
+        :class:`InputError` for frames too large to decode."""
+        if self._info is None:
+            self._info = self._describe()
+        return self._info
+
+    def _describe(self) -> MediaInfo:
+        path, container = self.path, self._container
+        own = container is None  # a reader took the held container: look with another
+        if own:
+            container = _open(path)
+        try:
+            video = container.streams[self.video_stream] if self.video_stream is not None else None
+            audio = container.streams[self.audio_stream] if self.audio_stream is not None else None
+            origin = _origin(container, video, audio)
+            main = video if video is not None else audio
+            duration = _stream_end(container, main, origin) or 0.0
+            width = height = 0
+            fps = 0.0
+            rotation = 0
+            pixel_format = None
+            if video is not None:
+                width, height = video.codec_context.width, video.codec_context.height
+                check_frame_size(path, width, height)
+                rate = video.average_rate or video.guessed_rate or video.base_rate
+                fps = float(rate) if rate else 0.0
+                duration = _checked_duration(video, duration)
+                fmt = video.codec_context.format
+                pixel_format = fmt.name if fmt is not None else None
+                if own:
+                    _configure_decoder(video)
+                peek = _Peek(container, video)
+                rotation = _quarter_turns(peek.ready[0]) * 90 if peek.ready else 0
+                if not own:
+                    self._peek = peek  # frames() goes on from here
+                if rotation in (90, 270):
+                    width, height = height, width
+            return MediaInfo(
+                path=path,
+                duration=max(duration, 0.0),
+                container=container.format.name,
+                has_video=video is not None,
+                has_audio=audio is not None,
+                video_stream=self.video_stream,
+                audio_stream=self.audio_stream,
+                width=width,
+                height=height,
+                fps=fps,
+                rotation=rotation,
+                video_codec=video.codec_context.codec.canonical_name if video is not None else None,
+                audio_codec=audio.codec_context.codec.canonical_name if audio is not None else None,
+                audio_sample_rate=audio.codec_context.sample_rate if audio is not None else 0,
+                audio_channels=audio.codec_context.channels if audio is not None else 0,
+                n_video_streams=sum(_usable_video(s) for s in container.streams),
+                n_audio_streams=sum(_usable_audio(s) for s in container.streams),
+                start_time=origin,
+                pixel_format=pixel_format,
+            )
+        finally:
+            if own:
+                container.close()
+
+    # -- readers
+
+    def _take(self, kind: str):
+        """(container, stream, peek) for a reader of ``kind``: the held container when it is
+        still free (for audio: and no video was read from it yet), else a new opening."""
+        index = self.video_stream if kind == "video" else self.audio_stream
+        held = self._container
+        if held is not None and (kind == "video" or self._peek is None):
+            self._container = None
+            peek, self._peek = (self._peek, None) if kind == "video" else (None, None)
+            return held, held.streams[index], peek
+        container = _open(self.path)
+        stream = container.streams[index]
+        if kind == "video":
+            _configure_decoder(stream)
+        return container, stream, None
+
+    def frames(
+        self,
+        fps: float = VIDEO_FPS,
+        on_warning: Warn | None = None,
+        rgb_threads: int = _RGB_THREADS,
+        *,
+        start: float = 0.0,
+        end: float | None = None,
+    ) -> Iterator[np.ndarray]:
+        """The video as (H, W, 3) uint8 RGB arrays at ``fps``: see :func:`iter_frames`."""
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        if self.video_stream is None:
+            raise InputError(f"{self.path}: no video stream")
+        container, stream, peek = self._take("video")
+        rate = Fraction(fps).limit_denominator(1_000_000)
+        begin = Fraction(start).limit_denominator(1_000_000)
+        if begin > 0:
+            peek = None  # the seek starts decoding afresh
+            _seek(container, stream, begin)
+        frames = _frames_at_rate(container, stream, self.path, rate, on_warning, begin, peek)
+        if end is not None:
+            frames = _first(frames, math.ceil((Fraction(end).limit_denominator(1_000_000) - begin) * rate))
+        return _rgb_frames(frames, rgb_threads)
+
+    def audio(
+        self,
+        sample_rate: int = AUDIO_RATE,
+        chunk_seconds: float = 10.0,
+        on_warning: Warn | None = None,
+        *,
+        start: float = 0.0,
+        end: float | None = None,
+    ) -> Iterator[np.ndarray]:
+        """The audio as float32 mono chunks at ``sample_rate``: see :func:`iter_audio`."""
+        chunk = round(chunk_seconds * sample_rate)
+        if chunk <= 0 or sample_rate <= 0:
+            raise ValueError("sample_rate and chunk_seconds must be positive")
+        if self.audio_stream is None:
+            raise InputError(f"{self.path}: no audio stream{self._skipped()}")
+        container, stream, _ = self._take("audio")
+        video = container.streams[self.video_stream] if self.video_stream is not None else None
+        origin = _origin(container, video, stream)
+        extent = None  # where the video ends, per its (cross-checked) header
+        if video is not None:
+            stop = _stream_end(container, video, origin, own_only=True)
+            extent = _checked_duration(video, stop) if stop is not None else None
+        if start > 0:
+            # a little earlier: a decoder that starts cold (AAC) gets its first frames wrong
+            at = origin + max(0.0, start - _AUDIO_PREROLL)
+            _seek(container, stream, Fraction(at).limit_denominator(1_000_000), absolute=True)
+        chunks = _audio_chunks(container, stream, self.path, origin, sample_rate, chunk, on_warning, extent, start)
+        if end is None:
+            return chunks
+        return _first_samples(chunks, round((end - start) * sample_rate))
+
+    def take(self):
+        """(container, video stream, audio stream) for a caller with its own loop over both
+        streams (the report's re-encoding): the streams are this package's choice, the
+        container is the caller's to close from now on."""
+        container, _, _ = self._take("audio" if self.video_stream is None else "video")
+        video = container.streams[self.video_stream] if self.video_stream is not None else None
+        audio = container.streams[self.audio_stream] if self.audio_stream is not None else None
+        return container, video, audio
+
+    def _skipped(self) -> str:
+        container = self._container
+        if container is None:
+            return ""
+        return _undecodable(container)
+
+    def close(self) -> None:
+        """Close the held container if no reader took it (readers close their own)."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+            self._peek = None
+
+    def __enter__(self) -> MediaFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_video(path: str | Path, video_stream: int | None = None, audio_stream: int | None = None) -> MediaFile:
+    """Open ``path`` once for its facts, frames and audio (:class:`MediaFile`).
+
+    ``video_stream``/``audio_stream`` choose streams by container index; by default the
+    container's best decodable stream of each kind (never a cover picture). Raises
+    :class:`InputError` for a missing, empty or unreadable file, an index that is not a
+    stream of the right kind, or a file with neither video nor audio.
+    """
+    path = _check_path(path)
+    return MediaFile(path, _open(path), video_stream, audio_stream)
 
 
 def probe(path: str | Path, video_stream: int | None = None, audio_stream: int | None = None) -> MediaInfo:
@@ -279,49 +513,8 @@ def probe(path: str | Path, video_stream: int | None = None, audio_stream: int |
     or unreadable file, an index that is not a stream of the right kind, or a file with
     neither video nor audio.
     """
-    path = _check_path(path)
-    container = _open(path)
-    with container:
-        video = _select(container, "video", video_stream, path)
-        audio = _select(container, "audio", audio_stream, path)
-        if video is None and audio is None:
-            raise InputError(f"{path}: no video or audio stream that can be decoded{_undecodable(container)}")
-        origin = _origin(container, video, audio)
-        main = video if video is not None else audio
-        duration = _stream_end(container, main, origin) or 0.0
-        width = height = 0
-        fps = 0.0
-        rotation = 0
-        if video is not None:
-            width, height = video.codec_context.width, video.codec_context.height
-            check_frame_size(path, width, height)
-            rate = video.average_rate or video.guessed_rate or video.base_rate
-            fps = float(rate) if rate else 0.0
-            duration = _checked_duration(video, duration)
-            _configure_decoder(video)
-            rotation = _first_rotation(container, video)
-            if rotation in (90, 270):
-                width, height = height, width
-        return MediaInfo(
-            path=path,
-            duration=max(duration, 0.0),
-            container=container.format.name,
-            has_video=video is not None,
-            has_audio=audio is not None,
-            video_stream=video.index if video is not None else None,
-            audio_stream=audio.index if audio is not None else None,
-            width=width,
-            height=height,
-            fps=fps,
-            rotation=rotation,
-            video_codec=video.codec_context.codec.canonical_name if video is not None else None,
-            audio_codec=audio.codec_context.codec.canonical_name if audio is not None else None,
-            audio_sample_rate=audio.codec_context.sample_rate if audio is not None else 0,
-            audio_channels=audio.codec_context.channels if audio is not None else 0,
-            n_video_streams=sum(_usable_video(s) for s in container.streams),
-            n_audio_streams=sum(_usable_audio(s) for s in container.streams),
-            start_time=origin,
-        )
+    with open_video(path, video_stream, audio_stream) as media:
+        return media.info
 
 
 # --------------------------------------------------------------------------- decoding
@@ -341,25 +534,69 @@ class _Damage:
             self.error = getattr(exc, "strerror", None) or str(exc)
 
 
-def _decode(container, stream, damage: _Damage) -> Iterator[av.frame.Frame]:
-    """Decoded frames of ``stream`` in presentation order; bad packets are skipped and
-    noted, an unreadable container (truncated file) ends the stream."""
-    codec = stream.codec_context
+def _decode_packet(packet, damage: _Damage) -> list | None:
+    """The frames of one packet ([] for a bad one, noted); None once too many were bad."""
     try:
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError as exc:
-                damage.note(exc)
-                if damage.bad_packets > _MAX_BAD_PACKETS:
-                    damage.stopped = True
-                    return
-                continue
-            yield from frames
-        return  # demux's final empty packet has flushed the decoder
+        return packet.decode()
     except av.error.FFmpegError as exc:
         damage.note(exc)
-        damage.stopped = True
+        if damage.bad_packets > _MAX_BAD_PACKETS:
+            damage.stopped = True
+            return None
+        return []
+
+
+class _Peek:
+    """The first decoded frames of a video stream (read for the display rotation) and the
+    demuxer they came from, so that decoding goes on where the peek stopped."""
+
+    def __init__(self, container, stream) -> None:
+        self.damage = _Damage()
+        self.packets = container.demux(stream)
+        self.ready: list[av.VideoFrame] = []
+        self.failed = False  # the container failed during the peek: only the decoder's rest is left
+        self.gave_up = False  # too many bad packets
+        for _ in range(_PEEK_PACKETS):
+            try:
+                packet = next(self.packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as exc:
+                self.damage.note(exc)
+                self.damage.stopped = self.failed = True
+                break
+            frames = _decode_packet(packet, self.damage)
+            if frames is None:
+                self.gave_up = True
+                break
+            self.ready.extend(frames)
+            if self.ready:
+                break
+
+
+def _decode(container, stream, damage: _Damage, peek: _Peek | None = None) -> Iterator[av.frame.Frame]:
+    """Decoded frames of ``stream`` in presentation order (after those of ``peek``, going
+    on from its demuxer); bad packets are skipped and noted, an unreadable container
+    (truncated file) ends the stream."""
+    codec = stream.codec_context
+    packets = container.demux(stream)
+    failed = False
+    if peek is not None:
+        packets, failed = peek.packets, peek.failed
+        yield from peek.ready
+        if peek.gave_up:
+            return
+    if not failed:
+        try:
+            for packet in packets:
+                frames = _decode_packet(packet, damage)
+                if frames is None:
+                    return
+                yield from frames
+            return  # demux's final empty packet has flushed the decoder
+        except av.error.FFmpegError as exc:
+            damage.note(exc)
+            damage.stopped = True
     try:  # the container failed mid-way: still return what the decoder holds
         yield from codec.decode(None)
     except av.error.FFmpegError:
@@ -437,23 +674,11 @@ def iter_frames(
     """
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    path = _check_path(path)
-    container = _open(path)
-    try:
-        stream = _select(container, "video", video_stream, path)
-        if stream is None:
-            raise InputError(f"{path}: no video stream")
-    except BaseException:
-        container.close()
-        raise
-    rate = Fraction(fps).limit_denominator(1_000_000)
-    begin = Fraction(start).limit_denominator(1_000_000)
-    if begin > 0:
-        _seek(container, stream, begin)
-    frames = _frames_at_rate(container, stream, path, rate, on_warning, begin)
-    if end is not None:
-        frames = _first(frames, math.ceil((Fraction(end).limit_denominator(1_000_000) - begin) * rate))
-    return _rgb_frames(frames, rgb_threads)
+    media = open_video(path, video_stream)
+    if media.video_stream is None:
+        media.close()
+        raise InputError(f"{media.path}: no video stream")
+    return media.frames(fps, on_warning, rgb_threads, start=start, end=end)
 
 
 def _seek(container, stream, begin: Fraction, absolute: bool = False) -> None:
@@ -534,12 +759,18 @@ def _uses(entry: list) -> Iterator[np.ndarray]:
 
 
 def _frames_at_rate(
-    container, stream, path: Path, rate: Fraction, on_warning: Warn | None, begin: Fraction = Fraction(0)
+    container,
+    stream,
+    path: Path,
+    rate: Fraction,
+    on_warning: Warn | None,
+    begin: Fraction = Fraction(0),
+    peek: _Peek | None = None,
 ) -> Iterator[av.VideoFrame]:
     """The decoded frames at ``rate``: a frame shown for several output ticks comes that many
-    times; tick 0 is at ``begin`` seconds (earlier frames, decoded after a seek, are dropped)."""
-    damage = _Damage()
-    _configure_decoder(stream)
+    times; tick 0 is at ``begin`` seconds (earlier frames, decoded after a seek, are dropped).
+    ``peek``: the frames already decoded from ``container`` (its damage counts here)."""
+    damage = peek.damage if peek is not None else _Damage()
     origin_pts = stream.start_time  # t = 0 in stream units (None: the first frame's pts)
     average = stream.average_rate or stream.guessed_rate
     time_base = stream.time_base
@@ -555,7 +786,7 @@ def _frames_at_rate(
         return _round_near(((pts - origin_pts - jumps.cut) * time_base - begin) * rate)
 
     with container:
-        for frame in _decode(container, stream, damage):
+        for frame in _decode(container, stream, damage, peek):
             check_frame_size(path, frame.width, frame.height)
             time_base = frame.time_base or time_base
             if frame.pts is None:  # extrapolate, as ffmpeg does
@@ -651,32 +882,14 @@ def iter_audio(
     ``start``/``end`` (seconds from t = 0) read part of it: the container seeks to
     ``start``, the first sample yielded is the one at ``start`` and none at or after ``end``.
     """
-    chunk = round(chunk_seconds * sample_rate)
-    if chunk <= 0 or sample_rate <= 0:
+    if round(chunk_seconds * sample_rate) <= 0 or sample_rate <= 0:
         raise ValueError("sample_rate and chunk_seconds must be positive")
-    path = _check_path(path)
-    container = _open(path)
+    media = open_video(path, video_stream, audio_stream)
     try:
-        stream = _select(container, "audio", audio_stream, path)
-        if stream is None:
-            raise InputError(f"{path}: no audio stream{_undecodable(container)}")
-        video = _select(container, "video", video_stream, path)
+        return media.audio(sample_rate, chunk_seconds, on_warning, start=start, end=end)
     except BaseException:
-        container.close()
+        media.close()
         raise
-    origin = _origin(container, video, stream)
-    extent = None  # where the video ends, per its (cross-checked) header
-    if video is not None:
-        stop = _stream_end(container, video, origin, own_only=True)
-        extent = _checked_duration(video, stop) if stop is not None else None
-    if start > 0:
-        # a little earlier: a decoder that starts cold (AAC) gets its first frames wrong
-        at = origin + max(0.0, start - _AUDIO_PREROLL)
-        _seek(container, stream, Fraction(at).limit_denominator(1_000_000), absolute=True)
-    chunks = _audio_chunks(container, stream, path, origin, sample_rate, chunk, on_warning, extent, start)
-    if end is None:
-        return chunks
-    return _first_samples(chunks, round((end - start) * sample_rate))
 
 
 def _first_samples(chunks: Iterator[np.ndarray], n: int) -> Iterator[np.ndarray]:

@@ -181,7 +181,7 @@ class Detector:
         video = video_facts(features.info.path, features)
         warnings = list(features.warnings)
         warnings += result_warnings(video, self.weights, self.weights_problems, warnings, start=start, end=end)
-        return DetectionResult(video, snippets, segments, list(self.weights), params, warnings)
+        return DetectionResult(video, snippets, segments, list(self.weights), params, warnings, media=features.info)
 
     def model_scores(self, features: VideoFeatures) -> Any:
         """The model step, alone: per-snippet scores (``.av``, ``.audio``, ``.visual``) of

@@ -118,6 +118,9 @@ class DetectionResult:
     # what a many-video run checks before skipping this video: input fingerprint, weights
     # sha256, result-changing parameters (violence_cli.runner.records.make_record)
     record: dict[str, Any] | None = None
+    # the decoder's facts of the video (violence_cli.media.MediaInfo), kept in this process
+    # so a report need not open the video again to judge its playback; not in to_dict()
+    media: Any = field(default=None, repr=False, compare=False)
 
     @property
     def verdict(self) -> str:

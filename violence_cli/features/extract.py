@@ -273,25 +273,14 @@ def _resize_one(frame: np.ndarray, target: tuple[int, int]) -> torch.Tensor:
 
 
 def _audio_blocks(
-    path: Path,
-    audio_stream: int | None,
+    source: media.MediaFile,
     warn: Callable[[str], None],
-    video_stream: int | None = None,
     start: float = 0.0,
     end: float | None = None,
 ) -> Iterator[np.ndarray]:
-    """Log-mel examples aligned to the snippets of ``video_stream`` (t = 0 is that stream's
-    start; with ``start``, the first snippet starts there)."""
-    chunks = media.iter_audio(
-        path,
-        media.AUDIO_RATE,
-        audio_stream=audio_stream,
-        chunk_seconds=10.0,
-        on_warning=warn,
-        video_stream=video_stream,
-        start=start,
-        end=end,
-    )
+    """Log-mel examples aligned to the snippets of ``source``'s video stream (t = 0 is that
+    stream's start; with ``start``, the first snippet starts there)."""
+    chunks = source.audio(media.AUDIO_RATE, chunk_seconds=10.0, on_warning=warn, start=start, end=end)
     return frontend.aligned_examples(chunks, max_batch=VGGISH_BATCH)
 
 
@@ -399,7 +388,14 @@ class FeatureExtractor:
         the end of the video."""
         path = Path(path)
         check_span(start, end)
-        info = media.probe(path, video_stream=video_stream, audio_stream=audio_stream)
+        with media.open_video(path, video_stream, audio_stream) as source:  # one open: facts and frames
+            return self._extract(source, progress, start, end)
+
+    def _extract(
+        self, source: media.MediaFile, progress: Progress | None, start: float, end: float | None
+    ) -> VideoFeatures:
+        path = source.path
+        info = source.info
         if not info.has_video:
             raise InputError(f"{path}: no video stream (features need pictures; audio-only files are not supported)")
         if start > 0 and info.duration > 0 and start >= info.duration:
@@ -418,13 +414,11 @@ class FeatureExtractor:
                 f"{path.name}: no audio stream: silence used as audio (the scores rest on the picture alone)"
             )
         try:
-            frames = media.iter_frames(
-                path, media.VIDEO_FPS, video_stream=info.video_stream, on_warning=warnings.append, start=start, end=end
-            )
+            frames = source.frames(media.VIDEO_FPS, on_warning=warnings.append, start=start, end=end)
             snippets = _snippets(frames, not self.cuda, count, path)
             threads.append(threading.Thread(target=_produce, args=(video_q, stop, snippets), daemon=True))
             if info.has_audio:
-                blocks = _audio_blocks(path, info.audio_stream, warnings.append, info.video_stream, start, end)
+                blocks = _audio_blocks(source, warnings.append, start, end)
                 threads.append(threading.Thread(target=_produce, args=(audio_q, stop, blocks), daemon=True))
             for t in threads:
                 t.start()

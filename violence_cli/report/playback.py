@@ -20,6 +20,7 @@ import av
 
 from ..atomic import atomic_path
 from ..errors import InputError
+from ..media import MediaInfo, open_video, probe
 
 # container (by file extension, since FFmpeg's "matroska,webm" demuxer reads both) -> codecs
 _SAFE = {
@@ -78,27 +79,21 @@ def _container_kind(path: Path, format_name: str) -> str:
     return format_name.split(",")[0]
 
 
-def check_playback(path: str | os.PathLike[str], video_stream: int | None = None) -> Playback:
-    """Probe ``path`` with PyAV and say whether browsers play it without help.
+def check_playback(
+    path: str | os.PathLike[str], video_stream: int | None = None, info: MediaInfo | None = None
+) -> Playback:
+    """Say whether browsers play ``path`` without help.
 
-    Raises :class:`InputError` when the file cannot be opened.
+    ``info``: what :func:`violence_cli.media.probe` (or the detection) already learnt of
+    the file, so it is not opened again; otherwise it is probed here, with the streams the
+    detector chooses (``video_stream``, else the best, never a cover picture). Raises
+    :class:`InputError` when the file cannot be opened.
     """
     path = Path(path)
-    try:
-        container = av.open(str(path), mode="r")
-    except (av.error.FFmpegError, OSError) as exc:
-        raise InputError(f"{path}: not a readable media file ({getattr(exc, 'strerror', None) or exc})") from None
-    with container:
-        kind = _container_kind(path, container.format.name)
-        videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
-        if video_stream is not None:
-            videos = [s for s in videos if s.index == video_stream] or videos
-        video = videos[0] if videos else None
-        audio = container.streams.audio[0] if container.streams.audio else None
-        vcodec = video.codec_context.codec.canonical_name if video is not None else None
-        acodec = audio.codec_context.codec.canonical_name if audio is not None else None
-        pix = video.codec_context.format.name if video is not None and video.codec_context.format else None
-    playback = Playback(path, False, "", kind, vcodec, acodec, pix)
+    if info is None:
+        info = probe(path, video_stream)
+    kind = _container_kind(path, info.container)
+    playback = Playback(path, False, "", kind, info.video_codec, info.audio_codec, info.pixel_format)
     playback.safe, why = _judge(playback)
     playback.reason = f"{playback.label}: {why}"
     return playback
@@ -161,25 +156,10 @@ def make_proxy(
 
 def _encode(source: Path, target: Path, video_index, audio_index, progress) -> None:
     # faststart: the index goes first, so a browser starts playing before the whole file is read
-    with (
-        av.open(str(source), mode="r") as src,
-        av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as out,
-    ):
-        vin = (
-            src.streams[video_index]
-            if video_index is not None
-            else next((s for s in src.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)), None)
-        )
-        if vin is None or vin.type != "video":
+    src, vin, ain = open_video(source, video_index, audio_index).take()  # the detector's streams
+    with src, av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+        if vin is None:
             raise InputError(f"{source}: no video stream to make a proxy from")
-        ain = (
-            src.streams[audio_index]
-            if audio_index is not None
-            else (src.streams.audio[0] if src.streams.audio else None)
-        )
-        if ain is not None and ain.type != "audio":
-            ain = None
-        vin.codec_context.thread_type = "AUTO"
         width, height = proxy_size(vin.codec_context.width, vin.codec_context.height)
         rate = vin.average_rate or vin.guessed_rate or Fraction(24)
         vout = out.add_stream("libx264", rate=Fraction(rate).limit_denominator(1001 * 1000))

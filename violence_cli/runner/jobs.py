@@ -237,7 +237,7 @@ def html_writer(
     from ..writers import HtmlWriter
 
     source = video.path if video is not None else Path(result.video.path)
-    playback = check_playback(source, result.video.video_stream)
+    playback = check_playback(source, result.video.video_stream, info=getattr(result, "media", None))
     spooled = video is not None and video.label is not None
     if spooled and not proxy:
         warn(f"{video.label}: the report's player stays blank (the input is not kept; --report-proxy keeps a copy)")
