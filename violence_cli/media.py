@@ -1,8 +1,8 @@
 """Media decoding with PyAV: probe a file, stream its frames at 24 fps and its audio at 16 kHz.
 
-This is the one decode layer of the package: ``detect``/``extract``, ``watch`` on a file
-and the report's playback check and proxy all read media through it, so they choose the
-same streams, see the same frames on the same 24 fps grid and apply the same rotation.
+This is the one decode layer of the package: ``detect``/``extract`` and the report's
+playback check and proxy read media through it, so they choose the same streams, see the
+same frames on the same 24 fps grid and apply the same rotation.
 
 The API::
 
