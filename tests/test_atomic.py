@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -55,3 +58,39 @@ def test_atomic_open_refuses_append(tmp_path) -> None:
     with pytest.raises(ValueError):
         with atomic.atomic_open(tmp_path / "a", "a"):
             pass
+
+
+def test_the_kill_hook_is_off_by_default_and_parses_its_count() -> None:
+    assert atomic._kill_hook(None) is None and atomic._kill_hook("") is None
+    assert atomic._kill_hook("*/a.json") == ("*/a.json", 1)
+    assert atomic._kill_hook("*/state.pt@3") == ("*/state.pt", 3)
+    assert atomic._kill_hook("*@x") == ("*@x", 1)  # not a count: part of the glob
+
+
+def test_the_kill_hook_dies_after_the_write_and_before_the_rename(tmp_path) -> None:
+    """A child with the hook on: the first two writes land, the third matching one is whole in
+    its temporary file and never renamed, and the process dies of SIGKILL, not an exception."""
+    script = (
+        "import sys; from violence_cli import atomic; d = sys.argv[1]\n"
+        "atomic.write_text(d + '/other.txt', 'x')\n"
+        "for i in range(3): atomic.write_text(d + '/f.txt', f'v{i}')\n"
+        "print('survived')\n"
+    )
+    env = {**os.environ, atomic.KILL_ENV: "*/f.txt@3"}
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL and "survived" not in proc.stdout, proc.stderr
+    assert (tmp_path / "f.txt").read_text() == "v1" and (tmp_path / "other.txt").read_text() == "x"
+    (left,) = [p for p in tmp_path.iterdir() if p.name.endswith(atomic.TMP_SUFFIX)]
+    assert left.name.startswith(".f.txt.") and left.read_text() == "v2"  # written whole, then killed
+
+    assert atomic.remove_stale(tmp_path / "f.txt") == [left]
+    assert sorted(os.listdir(tmp_path)) == ["f.txt", "other.txt"]
+
+
+def test_remove_stale_takes_only_the_targets_temporaries(tmp_path) -> None:
+    names = [".a.json.abcd1234.tmp", ".a.json.x.tmp", ".a.json.abcd1234.tmp.keep", ".b.json.abcd1234.tmp", "a.json"]
+    for name in names:
+        (tmp_path / name).write_text("")
+    assert [p.name for p in atomic.remove_stale(tmp_path / "a.json")] == [".a.json.abcd1234.tmp"]
+    assert sorted(os.listdir(tmp_path)) == sorted(names[1:])
+    assert atomic.remove_stale(tmp_path / "absent" / "a.json") == []

@@ -8,18 +8,55 @@ On any exception the temporary file is removed and the target is left untouched.
 Permission policy (one for every file: exports, features, checkpoints, training state,
 downloaded weights, plots, tables): what a plain ``open()`` would give, ``0o666`` minus the
 process umask. ``tempfile.mkstemp`` alone would leave them 0600.
+
+A writer killed outright (SIGKILL, power loss) leaves its temporary file behind;
+:func:`remove_stale` takes those away where the caller owns the target (a rerun redoing a
+video, a resumed training run).
+
+Test hook (off unless set; read once, at import): ``VIOLENCE_DETECT_TEST_KILL_BEFORE_RENAME=GLOB``
+or ``GLOB@N`` makes the process SIGKILL itself after the temporary file of the ``N``-th
+(default first) target whose path matches ``GLOB`` (``fnmatch``) is written and synced, just
+before the rename: the worst moment to die, which tests use to prove a rerun recovers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
+import re
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 TMP_SUFFIX = ".tmp"  # temporary files are ".NAME.<random>.tmp" in the target's folder
+_RANDOM = r"[a-z0-9_]{8}"  # what tempfile.mkstemp puts between prefix and suffix
+KILL_ENV = "VIOLENCE_DETECT_TEST_KILL_BEFORE_RENAME"
+
+
+def _kill_hook(value: str | None) -> tuple[str, int] | None:
+    """(glob, n) from the test hook's value, or None (the hook is off)."""
+    if not value:
+        return None
+    glob, sep, n = value.rpartition("@")
+    if sep and n.isdigit() and int(n) > 0:
+        return glob, int(n)
+    return value, 1
+
+
+_KILL = _kill_hook(os.environ.get(KILL_ENV))
+_kill_seen = 0
+
+
+def _maybe_die(target: Path) -> None:
+    global _kill_seen
+    if _KILL is None or not fnmatch.fnmatch(str(target), _KILL[0]):
+        return
+    _kill_seen += 1
+    if _kill_seen == _KILL[1]:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _umask() -> int:
@@ -54,11 +91,33 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, file_mode())
+        _maybe_die(target)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files a killed writer left beside ``path``; return them.
+
+    Only for a caller that owns ``path`` (no other process can be writing it right now):
+    another writer's temporary file would go too."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    pattern = re.compile(re.escape(f".{target.name}.") + _RANDOM + re.escape(TMP_SUFFIX))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if pattern.fullmatch(name):
+            with contextlib.suppress(OSError):  # gone already, or not ours to remove: harmless
+                os.unlink(folder / name)
+                removed.append(folder / name)
+    return removed
 
 
 @contextlib.contextmanager
@@ -104,6 +163,7 @@ __all__ = [
     "atomic_open",
     "atomic_path",
     "file_mode",
+    "remove_stale",
     "save_npy",
     "write_bytes",
     "write_text",

@@ -59,6 +59,16 @@ class Job:
     def record_path(self, video: VideoInput) -> Path:
         raise NotImplementedError
 
+    def outputs(self, video: VideoInput) -> list[Path]:
+        """Every file processing ``video`` may write."""
+        raise NotImplementedError
+
+    def remove_leftovers(self, video: VideoInput) -> None:
+        """Before redoing ``video``: take away the temporary files a killed run left beside its
+        outputs (this process owns them now: shards never share a video)."""
+        for path in self.outputs(video):
+            atomic.remove_stale(path)
+
     def check_done(self, video: VideoInput) -> Outcome | None:
         """The video's outcome from its record when its outputs are complete and current, else None."""
         if self.out_dir is None:
@@ -141,6 +151,14 @@ class DetectJob(Job):
     def plot_path(self, video: VideoInput) -> Path | None:
         return self.plot_dir / f"{video.name}.timeline.png" if self.plot_dir is not None else self.plot
 
+    def outputs(self, video: VideoInput) -> list[Path]:
+        from ..report import proxy_path
+
+        plot = self.plot_path(video)
+        exports = self.exports(video)
+        proxies = [proxy_path(p) for f, p in exports if f == "html" and self.report_proxy]
+        return [p for _, p in exports] + proxies + ([plot] if plot is not None else [])
+
     def _done_from(self, video: VideoInput, doc: dict[str, Any]) -> Outcome | None:
         from ..schema import DetectionResult
 
@@ -191,6 +209,7 @@ class DetectWorker:
         from ..writers import get_writer
 
         job = self.job
+        job.remove_leftovers(video)
         source = fingerprint(video.path)  # before reading: a file changed meanwhile is redone
         started = time.perf_counter()
         result = self.detector.detect(
@@ -278,6 +297,9 @@ class ExtractJob(Job):
         rel = Path(video.name)
         return xd_paths(self.out_dir / rel.parent, rel.name, self.crops)
 
+    def outputs(self, video: VideoInput) -> list[Path]:
+        return [*self.files(video), self.record_path(video)]
+
     def _done_from(self, video: VideoInput, doc: dict[str, Any]) -> Outcome | None:
         from ..xdfeatures import npy_rows
 
@@ -329,6 +351,7 @@ class ExtractJob(Job):
         ]
         path = self.out_dir / MANIFEST_FILE
         with folder_lock(self.out_dir):
+            atomic.remove_stale(path)
             try:
                 old = read_manifest(self.out_dir)
             except (OSError, ValueError, UnicodeDecodeError):
@@ -355,6 +378,7 @@ class ExtractWorker:
         from ..xdfeatures import write_xd_features
 
         job = self.job
+        job.remove_leftovers(video)
         source = fingerprint(video.path)
         started = time.perf_counter()
         feats = self.extractor.extract(

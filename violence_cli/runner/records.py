@@ -200,6 +200,8 @@ class RunFiles:
         if not self._rows and not self._failed and not self._cleared:
             return
         with self._locked():
+            for path in (self.results, self.failures_path):
+                atomic.remove_stale(path)  # a killed writer's: nobody else writes them under the lock
             rows = self._read_rows()
             rows.update(self._rows)
             buffer = io.StringIO(newline="")

@@ -509,6 +509,8 @@ def train(
         initial_ap, _ = validate(model)
 
     paths = {name: out_dir / name for name in (BEST_FILE, LAST_FILE, STATE_FILE, LOG_FILE)}
+    for path in [*paths.values(), trained_sidecar(paths[BEST_FILE]), trained_sidecar(paths[LAST_FILE])]:
+        atomic.remove_stale(path)  # a killed run's temporary files: this run owns the folder now
     steps = data.n_batches(cfg.batch_size)
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
