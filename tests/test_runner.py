@@ -20,6 +20,7 @@ import pytest
 from fakeweights import save_fake_weights
 from mediagen import make_clip
 
+from violence_cli import atomic
 from violence_cli.runner import DetectJob, ExtractJob, Job, RunEvents, discover, run, select_shard
 from violence_cli.runner.inputs import VideoInput, parse_shard, shard_of
 from violence_cli.runner.records import RESULTS_COLUMNS, Outcome, RunFiles
@@ -227,37 +228,54 @@ def test_extract_record_needs_every_whole_npy(weights, tmp_path: Path, shared_ne
 # --------------------------------------------------------------------------- resume after SIGKILL
 
 
-def test_sigkill_then_rerun_does_exactly_the_rest(weights, videos: Path, tmp_path: Path, shared_networks) -> None:
+def _killed_before_rename(cmd: list[str], glob: str) -> subprocess.CompletedProcess:
+    """Run ``cmd`` with the atomic writer's test hook: it SIGKILLs itself once the temporary
+    file of the first target matching ``glob`` is written, just before the rename."""
+    env = {**os.environ, atomic.KILL_ENV: glob, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    return proc
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(f".*{atomic.TMP_SUFFIX}"))
+
+
+def _cli(kind: str, weights, videos: Path, out: Path) -> list[str]:
+    names = ("i3d_rgb_imagenet", "vggish", "macil_sd") if kind == "detect" else ("i3d_rgb_imagenet", "vggish")
+    flags = {"i3d_rgb_imagenet": "--i3d-weights", "vggish": "--vggish-weights", "macil_sd": "--checkpoint"}
+    where = ["--output-dir" if kind == "detect" else "--out", str(out)]
+    opts = [a for n in names for a in (flags[n], str(weights[n]))]
+    opts += ["--crops", "1", "--device", "cpu", "--no-download", "--precision", "fp32", "-q"]
+    return [sys.executable, "-m", "violence_cli", kind, str(videos), "-r", *where, *opts]
+
+
+def _rerun_expected(out: Path, done_before: set[str], redone: set[str]) -> dict[str, str]:
+    """What a rerun must report: the complete videos skipped, ``redone`` done, and the corrupt
+    file failed again unless the killed run had recorded its failure (then failed-before)."""
+    failures = RunFiles(out).read_failures()
+    expected = {n: "skipped" for n in done_before} | {n: "done" for n in redone}
+    expected["corrupt"] = "failed-before" if "corrupt" in failures else "failed"
+    return expected
+
+
+def test_sigkill_between_write_and_rename_then_rerun_redoes_that_video(
+    weights, videos: Path, tmp_path: Path, shared_networks
+) -> None:
     out = tmp_path / "out"
-    out.mkdir()
-    args = [
-        "--checkpoint", str(weights["macil_sd"]), "--i3d-weights", str(weights["i3d_rgb_imagenet"]),
-        "--vggish-weights", str(weights["vggish"]), "--crops", "1", "--device", "cpu", "--no-download", "--precision", "fp32",
-    ]  # fmt: skip
-    cmd = [sys.executable, "-m", "violence_cli", "detect", str(videos), "-r", "--output-dir", str(out), *args, "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "a.json").exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "no result within 120 s"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
+    _killed_before_rename(_cli("detect", weights, videos, out), "*/y/clip.json")  # the last video's record
+    assert not (out / "y" / "clip.json").exists()
+    assert [Path(t).parent.name for t in _temporaries(out)] == ["y"]  # killed holding the record's temporary
     found = discover([videos], recursive=True).videos
     job = detect_job(weights, out)
     done_before = {v.name for v in found if job.check_done(v) is not None}
-    assert "a" in done_before and len(done_before) < len(NAMES) - 1, done_before  # killed mid-run
+    assert done_before == {"a", "mute", "x/clip"}  # every video before it complete, y/clip not
 
-    second = run(found, job)
-    expected = {n: ("skipped" if n in done_before else "done") for n in NAMES}
-    expected["corrupt"] = "skipped" if "corrupt" in done_before else "failed"
-    assert statuses(second) == expected
-    assert (out / "x" / "clip.json").is_file() and (out / "y" / "clip.json").is_file()
-    doc = json.loads((out / "x" / "clip.json").read_text())
-    assert doc["record"]["source"]["size"] == (videos / "x" / "clip.mp4").stat().st_size
+    expected = _rerun_expected(out, done_before, {"y/clip"})
+    assert statuses(run(found, job)) == expected
+    assert _temporaries(out) == []  # the rerun took the dead writer's temporary away
+    doc = json.loads((out / "y" / "clip.json").read_text())
+    assert doc["record"]["source"]["size"] == (videos / "y" / "clip.mp4").stat().st_size
     rows = {r["name"]: r for r in csv.DictReader((out / "results.csv").open(newline=""))}
     assert sorted(rows) == NAMES and rows["mute"]["audio_present"] == "no" and rows["corrupt"]["status"] == "failed"
     assert rows["a"]["peak_score"] and rows["a"]["snippets"] == "1"
@@ -267,6 +285,29 @@ def test_sigkill_then_rerun_does_exactly_the_rest(weights, videos: Path, tmp_pat
     fourth = run(found, job, retry_failed=True)
     assert statuses(fourth) == {**{n: "skipped" for n in NAMES}, "corrupt": "failed"}
     assert json.loads((out / "failures.jsonl").read_text())["name"] == "corrupt"
+
+
+def test_extract_killed_between_npy_write_and_rename_then_rerun_redoes_that_video(
+    weights, videos: Path, tmp_path: Path, shared_networks
+) -> None:
+    out = tmp_path / "out"
+    _killed_before_rename(_cli("extract", weights, videos, out), "*/x/clip__vggish.npy")
+    assert (out / "x" / "clip__0.npy").is_file() and not (out / "x" / "clip__vggish.npy").exists()
+    assert not (out / "x" / "clip.extract.json").exists() and not (out / "y").exists()
+    assert _temporaries(out) == [f"x/{n}" for n in os.listdir(out / "x") if n.startswith(".clip__vggish.npy.")]
+    assert len(_temporaries(out)) == 1
+    found = discover([videos], recursive=True).videos
+    resolved = resolve_weight_files({n: weights[n] for n in ("i3d_rgb_imagenet", "vggish")})
+    job = ExtractJob(out, resolved, crops=1, precision="fp32")
+    done_before = {v.name for v in found if job.check_done(v) is not None}
+    assert done_before == {"a", "mute"}
+
+    expected = _rerun_expected(out, done_before, {"x/clip", "y/clip"})
+    assert statuses(run(found, job)) == expected
+    assert _temporaries(out) == []
+    assert {v.name for v in found if job.check_done(v) is not None} == set(NAMES) - {"corrupt"}
+    manifest = json.loads((out / "features.json").read_text())
+    assert sorted(manifest["videos"]) == sorted(set(NAMES) - {"corrupt"})
 
 
 def test_events_report_the_plan_and_each_video(weights, videos: Path, tmp_path: Path, shared_networks) -> None:

@@ -8,12 +8,18 @@ them. Batches of 8 (the paper's 128 is for 20k bags; see `train --help`).
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from violence_cli import atomic
 from violence_cli.errors import InputError
 from violence_cli.model import MacilSD, VisualOnlyNet, load_model
 from violence_cli.training import (
@@ -239,6 +245,38 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(synth, held_out, tmp
     # extending a finished run continues with the saved recipe
     longer = train(bags, tmp_path / "b", TrainConfig(epochs=3, batch_size=999), resume=True)
     assert longer.epochs_done == 3 and read_state(tmp_path / "b")["config"]["batch_size"] == 8
+
+
+def test_killed_while_renaming_state_pt_then_resume_redoes_that_epoch(synth, tmp_path: Path) -> None:
+    """SIGKILL (the atomic writer's test hook) between writing epoch 1's state.pt and renaming
+    it: the state still says epoch 0 is the last whole one, and a resume redoes exactly epoch 1."""
+    root = synth[0].root
+    script = textwrap.dedent(
+        f"""
+        import torch
+        from violence_cli.training import TrainConfig, build_training_set, train
+        from violence_cli.xdfeatures import discover_folder
+        torch.set_num_threads(1)
+        bags = build_training_set(discover_folder({str(root)!r})[:8])
+        train(bags, {str(tmp_path / "b")!r}, TrainConfig(epochs=2, batch_size=8))
+        """
+    )
+    env = {**os.environ, atomic.KILL_ENV: "*/state.pt@2", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    folder = tmp_path / "b"
+    left = [p.name for p in folder.iterdir() if p.name.endswith(atomic.TMP_SUFFIX)]
+    assert len(left) == 1 and left[0].startswith(".state.pt."), left  # killed holding epoch 1's state
+    assert read_state(folder)["epoch"] == 1  # epoch 0's state is whole and says "next: 1"
+
+    bags = build_training_set(discover_folder(root)[:8])
+    resumed = train(bags, folder, None, resume=True)
+    assert resumed.resumed_from == 1 and resumed.epochs_done == 2
+    assert [p.name for p in folder.iterdir() if p.name.endswith(atomic.TMP_SUFFIX)] == []
+    whole = train(bags, tmp_path / "a", TrainConfig(epochs=2, batch_size=8))
+    a, b = torch.load(whole.last_path, weights_only=True), torch.load(resumed.last_path, weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the redone epoch is the epoch an unbroken run does
+    assert len((folder / "train_log.jsonl").read_text().splitlines()) == 2
 
 
 def test_resume_needs_a_state(tmp_path: Path, bags) -> None:
