@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import math
 import os
 import signal
@@ -205,3 +206,19 @@ def test_sigterm_during_extract_leaves_only_whole_files(tmp_path) -> None:
     for name in features:
         assert np.load(out / name).shape[0] > 0  # every file there is whole
     assert len(features) < 8  # it stopped before the end
+    names = [v.stem for v in videos]
+    done_before = {n for n in names if (out / f"{n}.extract.json").is_file()}  # the record comes last
+    assert "v0" in done_before and done_before != set(names)
+
+    rerun = _python_cli(
+        "extract", *map(str, videos), "--out", str(out), "--crops", "1", "--device", "cpu", "--json",
+        env={"VIOLENCE_DETECT_WEIGHTS": str(weights), "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    stdout, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    doc = json.loads(stdout)
+    assert {v["name"]: v["status"] for v in doc["videos"]} == {
+        n: "skipped" if n in done_before else "done" for n in names
+    }  # exactly the videos the SIGTERM left undone, and each of them once
+    assert sorted(p.name for p in out.glob("*.npy")) == sorted(f"{n}__{k}.npy" for n in names for k in ("0", "vggish"))
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
