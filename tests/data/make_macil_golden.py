@@ -9,6 +9,12 @@ with every ``.cuda()`` call removed (nothing else is changed), imported from the
 on CPU in float32 with the published checkpoint. Nothing from that repository is stored
 here: only the seeded random inputs and the outputs it produced.
 
+Two regimes: seeded random features at the scale of real ones (the published network is
+sure of itself there: probabilities 1e-4 to 0.03, compared as logits), and "mid" cases whose
+probabilities sit around 0.5, where the sigmoid is steepest and an error shows the most:
+small random features plus, per snippet, a random amount of the published network's own
+most violent direction (the positive part of the av logit's gradient at zero input).
+
 Recorded per case (B crops/videos, T snippets): the inputs (float16, cast to float32 before
 use), their av logits, audio/visual probabilities, both attended representations, and the
 visual-only network (``Single_Model``, given the checkpoint's shared weights, the way the
@@ -34,6 +40,13 @@ DEFAULT_CKPT = HERE.parents[2] / "shared" / "weights" / "macil_sd.pkl"
 # (name, B, T, seed, shared_audio): T = 1 and 5-crop batches included. A 5-crop batch pairs
 # the five crops of one video with the same audio, as the published test loader does.
 CASES = [("c5_t1", 5, 1, 1, True), ("c5_t7", 5, 7, 2, True), ("c1_t48", 1, 48, 3, True), ("c2_t17", 2, 17, 4, False)]
+MID_CASES = [
+    ("mid_c5_t1", 5, 1, 9, True),
+    ("mid_c5_t7", 5, 7, 6, True),
+    ("mid_c1_t48", 1, 48, 7, True),
+    ("mid_c2_t17", 2, 17, 8, False),
+]
+MID_SCALE, MID_VISUAL, MID_AUDIO = 0.06, 0.15, 0.1  # random part <= 6 %; direction lengths
 
 
 def import_published(checkout: Path):
@@ -54,6 +67,27 @@ def make_inputs(b: int, t: int, seed: int, shared_audio: bool) -> tuple[np.ndarr
     visual = np.abs(rs.standard_normal((b, t, 1024))) * 0.6  # I3D pooled features are >= 0
     audio = np.maximum(rs.standard_normal((1 if shared_audio else b, t, 128)) * 0.25, 0.0)  # VGGish after ReLU
     audio = np.ascontiguousarray(np.broadcast_to(audio, (b, t, 128)))
+    return visual.astype(np.float16), audio.astype(np.float16)
+
+
+def violent_direction(av_model) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors (1024,), (128,): the positive part of d(av logit)/d(input) at zero input
+    (features are >= 0, so only the positive part is a feature)."""
+    f_v = torch.zeros(1, 1, 1024, requires_grad=True)
+    f_a = torch.zeros(1, 1, 128, requires_grad=True)
+    v_out, a_out = av_model.cma(av_model.fc_v(f_v), av_model.fc_a(f_a))
+    x = torch.cat([a_out.unsqueeze(-2), v_out.unsqueeze(-2)], dim=-2)
+    av_model.att_mmil.fc(x).sum().backward()
+    d_v, d_a = f_v.grad[0, 0].clamp(min=0), f_a.grad[0, 0].clamp(min=0)
+    return (d_v / d_v.norm()).numpy(), (d_a / d_a.norm()).numpy()
+
+
+def make_mid_inputs(b: int, t: int, seed: int, shared_audio: bool, direction) -> tuple[np.ndarray, np.ndarray]:
+    visual, audio = (x.astype(np.float32) for x in make_inputs(b, t, seed, shared_audio))
+    rs = np.random.RandomState(seed + 100)
+    scale, amount = rs.uniform(0, MID_SCALE, (1, t, 1)), rs.uniform(0, 1, (1, t, 1))  # per snippet
+    visual = visual * scale + amount * MID_VISUAL * direction[0]
+    audio = audio * scale + amount * MID_AUDIO * direction[1]
     return visual.astype(np.float16), audio.astype(np.float16)
 
 
@@ -79,9 +113,13 @@ def main() -> None:
 
     out: dict[str, np.ndarray] = {}
     torch.manual_seed(0)
+    direction = violent_direction(av_model)
     with torch.no_grad():
-        for name, b, t, seed, shared_audio in CASES:
-            visual, audio = make_inputs(b, t, seed, shared_audio)
+        for name, b, t, seed, shared_audio in CASES + MID_CASES:
+            if name.startswith("mid_"):
+                visual, audio = make_mid_inputs(b, t, seed, shared_audio, direction)
+            else:
+                visual, audio = make_inputs(b, t, seed, shared_audio)
             f_v, f_a = torch.from_numpy(visual.astype(np.float32)), torch.from_numpy(audio.astype(np.float32))
             # Their forward also runs the training-time MIL pooling, whose squeeze() breaks for
             # B = T = 1; it does not touch the outputs recorded here, so call the parts directly
@@ -105,7 +143,7 @@ def main() -> None:
         lengths = np.array([40, 17, 1, 33])
         out["mil/logits"], out["mil/lengths"] = logits[..., 0], lengths
         out["mil/bag_prob"] = av_model.att_mmil.clas(torch.from_numpy(logits), torch.from_numpy(lengths)).numpy()
-    out["cases"] = np.array([c[0] for c in CASES])
+    out["cases"] = np.array([c[0] for c in CASES + MID_CASES])
     np.savez_compressed(args.out, **out)
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes)")
