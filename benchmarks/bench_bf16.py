@@ -302,7 +302,9 @@ def bench_fidelity(weights: dict[str, Path], seconds: float, crops: int, tmp: Pa
     model = load_model(shared / "weights" / "macil_sd.pkl")
     common = {"i3d_weights": weights["i3d_rgb_imagenet"], "vggish_weights": weights["vggish"], "crops": crops}
     fp32, bf16 = FeatureExtractor(**common), FeatureExtractor(**common, precision="bf16")
-    print(f"\n== fidelity: bf16 vs fp32 on {xd} (first {seconds:g} s, {crops} crops), scores at XD-like magnitudes shifted to 0.3-0.7")
+    print(
+        f"\n== fidelity: bf16 vs fp32 on {xd} (first {seconds:g} s, {crops} crops), scores at XD-like magnitudes shifted to 0.3-0.7"
+    )
     print(
         f"  {'clip':14s} {'T':>3s} {'RGB cos min':>11s} {'RGB max abs':>11s} {'(rel)':>7s} {'aud cos min':>11s} "
         f"{'aud max abs':>11s} {'(rel)':>7s} {'score diff':>10s} segments@0.5"
