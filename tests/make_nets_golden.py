@@ -46,6 +46,15 @@ def vggish_inputs() -> torch.Tensor:
     return torch.randn(VGGISH_SHAPE, generator=gen) * 2.0 - 3.0  # log-mel-like values
 
 
+def pca_mid_inputs(pca: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(4, 128) embeddings whose PCA output is spread over (-1.9, 1.9), inside torchvggish's
+    [-2, 2] quantisation range: the random network's own embeddings mostly clip to 0 or 255."""
+    gen = torch.Generator().manual_seed(INPUT_SEED)
+    target = torch.rand(4, 128, generator=gen, dtype=torch.float64) * 3.8 - 1.9  # (4, 128)
+    vectors = pca["pca_eigen_vectors"].double()  # y = V (x - m)  =>  x = m + V^-1 y
+    return (pca["pca_means"].double() + torch.linalg.solve(vectors, target.T).T).float()
+
+
 def _i3d_golden(repo: Path) -> dict[str, np.ndarray]:
     sys.path.insert(0, str(repo))
     from fakeweights import random_i3d_state_dict
@@ -81,7 +90,12 @@ def _vggish_golden(repo: Path) -> dict[str, np.ndarray]:
     post.load_state_dict({"pca_eigen_vectors": pca["pca_eigen_vectors"], "pca_means": pca["pca_means"].reshape(-1, 1)})
     with torch.no_grad():
         embeddings = net(vggish_inputs()[:, None])  # (3, 128)
-        return {"embeddings": embeddings.numpy(), "pca_quantized": post(embeddings).numpy()}
+        mid = pca_mid_inputs(pca)
+        return {
+            "embeddings": embeddings.numpy(),
+            "pca_quantized": post(embeddings).numpy(),
+            "pca_mid_quantized": post(mid).numpy(),  # the inputs: pca_mid_inputs(), remade by the test
+        }
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from fakeweights import random_vggish_pca, random_vggish_state_dict
-from make_nets_golden import vggish_inputs
+from make_nets_golden import pca_mid_inputs, vggish_inputs
 
 from violence_cli.errors import WeightsError
 from violence_cli.features import load_vggish, load_vggish_pca
@@ -114,6 +114,16 @@ def test_pca_matches_torchvggish(files: dict[str, Path], golden) -> None:
     assert quantized.shape == (3, 128)
     assert torch.equal(quantized, torch.as_tensor(golden["pca_quantized"]))
     assert quantized.min() >= 0 and quantized.max() <= 255 and torch.equal(quantized, quantized.round())
+
+
+def test_pca_matches_torchvggish_inside_the_clipping_range(files: dict[str, Path], golden) -> None:
+    """The network's embeddings above mostly clip to 0 or 255; these land inside [-2, 2], so
+    the whitening, the offset, the scale and the rounding are what is compared."""
+    pca = load_vggish_pca(files["pca"])
+    quantized = pca(pca_mid_inputs(random_vggish_pca(0)))  # (4, 128)
+    clipped = ((quantized == 0) | (quantized == 255)).float().mean()
+    assert clipped < 0.01 and len(quantized.unique()) > 200, "not mid-range: the clipping would hide a bug"
+    assert torch.equal(quantized, torch.as_tensor(golden["pca_mid_quantized"]))
 
 
 def test_pca_unquantized_is_the_whitening(files: dict[str, Path]) -> None:
