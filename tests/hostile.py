@@ -183,7 +183,8 @@ def mutations(data: bytes, rng: np.random.Generator, count: int, start: int = 0)
             out = out[: int(rng.integers(1, n))]
         elif kind == "zero_block":
             at = int(rng.integers(0, n))
-            out[at : at + int(rng.integers(16, 8192))] = bytes(min(n - at, 8192))[: len(out[at : at + 8192])]
+            length = min(int(rng.integers(16, 8192)), n - at)
+            out[at : at + length] = bytes(length)  # the same number of bytes, all zero
         else:  # overwrite an MP4/MOV box header (size and name), or random bytes elsewhere
             boxes = [b for name in _MP4_BOXES for b in _boxes(out, name)]
             at = boxes[int(rng.integers(0, len(boxes)))] if boxes else int(rng.integers(0, max(n - 8, 1)))
