@@ -55,8 +55,14 @@ def media(tmp_path_factory) -> dict[str, Path]:
     sound = make_clip(d / "sound.m4a", seconds=1.0, audio_only=True)
     full = make_clip(d / "full.mp4", seconds=4.0, fps=24, faststart=True)
     cut = d / "cut.mp4"
-    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 55 // 100])
-    return {"good": good, "mute": mute, "text": text, "empty": empty, "short": short, "sound": sound, "cut": cut}
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 55 // 100])  # index first: 55 % decodes
+    tail = make_clip(d / "tail.mp4", seconds=4.0, fps=24)  # index at the end
+    cut_tail = d / "cut_tail.mp4"
+    cut_tail.write_bytes(tail.read_bytes()[: tail.stat().st_size * 55 // 100])  # no index left
+    return {
+        "good": good, "mute": mute, "text": text, "empty": empty, "short": short, "sound": sound, "cut": cut,
+        "cut_tail": cut_tail,
+    }  # fmt: skip
 
 
 def run(*args: object) -> Result:
@@ -221,14 +227,20 @@ def test_folder_without_videos(weight_args, tmp_path) -> None:
     one_line_error(run(tmp_path, *weight_args), "no video files")
 
 
-def test_truncated_file_scores_what_it_can_or_fails_clearly(media, weight_args) -> None:
+def test_truncated_file_with_its_index_scores_what_decodes(media, weight_args) -> None:
     r = run(media["cut"], *weight_args, "--json")
-    if r.exit_code == 0:
-        doc = json.loads(r.stdout)
-        assert 1 <= doc["video"]["n_snippets"] < 5  # 4 s would give 5 snippets
-        assert any("cut.mp4" in w for w in doc["warnings"] if "published" not in w)
-    else:
-        one_line_error(r, "cut.mp4")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert 1 <= doc["video"]["n_snippets"] < 5  # 4 s would give 5 snippets
+    own = [w for w in doc["warnings"] if "published" not in w]
+    assert any("cut.mp4: video stops at" in w and "truncated" in w for w in own), own
+    assert any("cut.mp4: only" in w and "could be decoded" in w for w in own), own
+
+
+def test_truncated_file_without_its_index_is_one_line_error(media, weight_args) -> None:
+    r = run(media["cut_tail"], *weight_args, "--json")
+    one_line_error(r, "cut_tail.mp4", "not a readable media file")
+    assert r.stdout == ""
 
 
 def test_unwritable_output_fails_before_any_work(media, tmp_path) -> None:
@@ -309,7 +321,10 @@ def test_real_subprocess_json_and_stderr(media, weight_args, tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["verdict"] in ("violent", "non-violent") and len(doc["snippets"]) == 2
+    assert len(doc["snippets"]) == 2
+    above = [x for x in doc["snippets"] if x["score"] >= doc["params"]["threshold"]]
+    assert bool(doc["segments"]) == bool(above)  # the segments follow the scores ...
+    assert doc["verdict"] == ("violent" if doc["segments"] else "non-violent")  # ... and the verdict them
     assert "not the published file" in proc.stderr
     # stderr is not a terminal: no progress bar, only the warnings
     assert all(line.startswith("warning:") for line in proc.stderr.splitlines() if line.strip()), proc.stderr
