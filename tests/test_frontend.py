@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_module
 
 from violence_cli.features import frontend
 from violence_cli.features.frontend import (
@@ -177,7 +178,7 @@ def test_decoded_44k_audio_close_to_reference_resampling(media_dir: Path) -> Non
     |diff| 7e-5 over 13 examples (log-mel values span about -4.6..3): the two resamplers
     differ only near the band edge.
     """
-    resampy = pytest.importorskip("resampy")
+    resampy = require_module("resampy", "the reference resampler (the dev extra)")
     import av
 
     from violence_cli import media

@@ -17,6 +17,7 @@ import av
 import hostile
 import numpy as np
 import pytest
+from conftest import require_module
 from mediagen import AMPLITUDE, frame_times, make_clip, quadrants, read_index, tone
 
 from violence_cli import media
@@ -160,7 +161,7 @@ def test_resampling_matches_resampy(media_dir: Path, name: str) -> None:
     would fail this. Log-mel (VGGish front end): mean |diff| <= 0.0025; max 0.32, only in
     the top mel band (7.2-7.5 kHz, the resamplers' transition band); below it <= 0.03.
     """
-    resampy = pytest.importorskip("resampy")
+    resampy = require_module("resampy", "the reference resampler (the dev extra)")
     path = media_dir / name
     info = media.probe(path)
     native, rate = _native_mean(path)

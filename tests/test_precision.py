@@ -93,14 +93,27 @@ def test_no_onednn_no_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     assert precision._torch_says_bf16() is False
 
 
+# PyTorch's private CPU queries and the /proc/cpuinfo flag each one reads
+TORCH_QUERIES = {"_is_avx512_bf16_supported": "avx512_bf16", "_is_amx_tile_supported": "amx_tile"}
+
+
 def test_torch_query_matches_cpuinfo_here() -> None:
-    """On Linux x86 the two sources must agree, else one of them is misread."""
+    """On Linux x86 each PyTorch query must agree with its own kernel flag, else one is misread."""
     cpuinfo = Path("/proc/cpuinfo")
-    answer = precision._torch_says_bf16()
-    if answer is None or not cpuinfo.is_file() or "flags" not in cpuinfo.read_text():
-        pytest.skip("no PyTorch query or no x86 /proc/cpuinfo here")
+    if precision._torch_says_bf16() is None or not cpuinfo.is_file() or "flags" not in cpuinfo.read_text():
+        pytest.skip("no PyTorch CPU query or no x86 /proc/cpuinfo on this machine: nothing to compare")
     flags = precision.cpu_flags(cpuinfo.read_text())
-    assert answer == bool(flags & precision.BF16_CPU_FLAGS) or ("amx_tile" in flags) == answer
+    asked = {name: getattr(torch.cpu, name, None) for name in TORCH_QUERIES}
+    for name, flag in TORCH_QUERIES.items():
+        if asked[name] is not None:
+            assert bool(asked[name]()) == (flag in flags), f"torch.cpu.{name}() disagrees with the {flag} flag"
+    native = bool(flags & {TORCH_QUERIES[n] for n, q in asked.items() if q is not None})
+    assert precision._torch_says_bf16() == native
+    precision.cpu_has_native_bf16.cache_clear()
+    try:  # the resolver's answer, from either source, is the flags' answer
+        assert precision.cpu_has_native_bf16() == native == bool(flags & precision.BF16_CPU_FLAGS)
+    finally:
+        precision.cpu_has_native_bf16.cache_clear()
 
 
 # --------------------------------------------------------------------------- the networks

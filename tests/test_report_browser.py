@@ -2,8 +2,8 @@
 protocol (tests/cdp.py, standard library only). One browser serves the whole module.
 
 Pages are opened from file:// (how a person opens a report); every request the page makes
-must stay inside the report's folder. Skipped when no Chromium is installed, except in CI
-(``CI`` set), where a missing browser fails the run. Screenshots are saved under the test's
+must stay inside the report's folder. Skipped when no Chromium is installed, except under
+CI=true, where a missing browser fails the run (conftest.missing). Screenshots are saved under the test's
 tmp folder and, when ``$VIOLENCE_DETECT_SCREENSHOTS`` names a folder, there too.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cdp import Browser, find_browser
+from conftest import missing
 from mediagen import make_clip
 from test_writers import make_result
 
@@ -34,9 +35,7 @@ SCORES = [0.1, 0.2, 0.3, 0.8, 0.9, 0.7, 0.2, 0.1, 0.1, 0.85, 0.9, 0.2]
 def browser():
     executable = find_browser()
     if executable is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI: no chromium found (.ci/run installs Debian's chromium package)")
-        pytest.skip("no chromium installed (apt-get install chromium)")
+        missing("no chromium installed (apt-get install chromium)")
     with Browser(executable, 1200, 900) as b:
         yield b
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import require_module
 from typer.testing import CliRunner
 
 from violence_cli import weights
@@ -141,7 +142,7 @@ def test_unknown_name_lists_the_known_ones() -> None:
 
 
 def test_manifest_is_inside_the_wheel_and_found_there(tmp_path: Path) -> None:
-    builders = pytest.importorskip("hatchling.builders.wheel", reason="hatchling builds the wheel")
+    builders = require_module("hatchling.builders.wheel", "hatchling builds the wheel (the dev extra)")
     wheel = Path(next(iter(builders.WheelBuilder(str(REPO)).build(directory=str(tmp_path), versions=["standard"]))))
     with zipfile.ZipFile(wheel) as zf:
         packaged = json.loads(zf.read("violence_cli/weights_manifest.json"))
