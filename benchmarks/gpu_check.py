@@ -918,6 +918,15 @@ def section_correctness(rep: Report, ctx: Context, deadline: Deadline) -> None:
         r_ref = ctx.reference.detect(ctx.clip)
     compare_detect(rep, r_got, r_ref)
 
+    # DeepMind's trained I3D: Kinetics top-1, every inference path vs CPU fp32 (benchmarks/trained_i3d_check.py)
+    if ctx.cuda:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from trained_i3d_check import record as record_trained_i3d
+
+        record_trained_i3d(rep, dev, ctx.shared, ctx.checkpoint)
+    else:
+        rep.note("trained I3D checks run on CUDA only here (tests/test_trained_i3d.py runs them on the CPU)")
+
 
 def compare_detect(rep: Report, got: Any, ref: Any) -> None:
     from violence_cli.segments import find_segments
