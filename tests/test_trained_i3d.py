@@ -23,6 +23,7 @@ import hashlib
 import io
 import pickle
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +69,6 @@ def test_unpickler_refuses_code(tmp_path: Path) -> None:
     np_only = ti.NumpyOnlyUnpickler(_pickled({"a": np.arange(3, dtype=np.float32)})).load()
     assert np_only["a"].tolist() == [0.0, 1.0, 2.0]
     with pytest.raises(pickle.UnpicklingError, match="collections.OrderedDict"):
-        from collections import OrderedDict
-
         ti.NumpyOnlyUnpickler(_pickled(OrderedDict(a=np.zeros(2)))).load()
 
 
