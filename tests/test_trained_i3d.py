@@ -134,10 +134,11 @@ def test_conversion_is_exact_and_complete() -> None:
 def test_bounds_can_fail() -> None:
     """Each bound flags what it should: fp32's an error of bf16's size, bf16's one twice its own."""
     bf16_sized = dict(snippets=2, cosine_min=0.99993, rel_l2=0.0114, max_abs=0.02, score_max_diff=0.0036,
-                      logit_max_diff=0.062, score_range=(0.1, 0.9))  # fmt: skip
+                      logit_max_diff=0.062, score_range=(0.003, 0.13), mid_score_max_diff=0.009,
+                      mid_logit_max_diff=0.042, mid_range=(0.3, 0.7))  # fmt: skip
     assert len(ti.PathFidelity("fused", "cpu", **bf16_sized).violations()) == 4
     assert ti.PathFidelity("bf16", "cpu", **bf16_sized).violations() == []
-    twice = dict(bf16_sized, cosine_min=0.99975, rel_l2=0.03, score_max_diff=0.01, logit_max_diff=0.15)
+    twice = dict(bf16_sized, cosine_min=0.99975, rel_l2=0.03, mid_score_max_diff=0.025, mid_logit_max_diff=0.15)
     assert [v.split(":")[1].split()[0] for v in ti.PathFidelity("bf16", "cpu", **twice).violations()] == [
         "min", "relative", "MACIL-SD", "MACIL-SD"]  # fmt: skip
 
@@ -186,6 +187,7 @@ def test_cricket_clip_top1(report: check.TrainedReport) -> None:
 def test_fast_path_against_plain_fp32(report: check.TrainedReport, path: str) -> None:
     (got,) = [p for p in report.paths if p.path == path]
     assert got.snippets == ti.SNIPPETS and got.max_abs > 0, "not compared, or compared with itself"
+    assert 0.28 < got.mid_range[0] < 0.35 and 0.65 < got.mid_range[1] < 0.72, "scores not moved to 0.3-0.7"
     assert got.violations() == [], got.line()
     if path == "bf16":  # really rounded: it breaks the fp32 bounds that the other paths hold
         assert got.violations(ti.BOUNDS["fp32"]), got.line()

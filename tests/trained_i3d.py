@@ -288,17 +288,17 @@ class Bounds:
 
 
 # Measured on the CPU (2 snippets of the cricket clip; tests/test_trained_i3d.py prints the
-# figures, README "Precision" records them), each bound 2-10x the measurement:
-# - fp32 paths only reorder sums: rel L2 1.3-1.7e-6, MACIL-SD scores within 4e-7, logits 6e-6;
+# figures, docs/detect.md "Precision" records them), each bound 2-10x the measurement, the
+# score and logit bounds over both regimes of compare (scores as they are, and at 0.3-0.7):
+# - fp32 paths only reorder sums: rel L2 1.3-1.7e-6, MACIL-SD scores within 9e-7, logits 6e-6;
 # - bf16 rounds weights and activations to 8 significant bits: cosine >= 0.99993, rel L2
-#   1.14 %, scores within 0.0036, logits 0.062. A logit bound holds in any score regime: as
-#   the sigmoid's slope is at most 1/4, a score near 0.5 moves at most a quarter of it.
+#   1.14 %, scores within 0.0036 (at 0.003-0.13) and 0.009 (at 0.3-0.7), logits 0.062.
 # - TF32 (CUDA only; 11 significant bits, 8x finer than bf16) is NOT measured yet: its bounds
 #   are bf16's over four until a GPU run records the figures.
 BOUNDS = {
     "fp32": Bounds(cosine_min=0.999999, rel_l2=1e-5, score=2e-6, logit=5e-5),
-    "tf32": Bounds(cosine_min=0.99995, rel_l2=6e-3, score=2e-3, logit=0.03),
-    "bf16": Bounds(cosine_min=0.9998, rel_l2=0.025, score=0.008, logit=0.125),
+    "tf32": Bounds(cosine_min=0.99995, rel_l2=6e-3, score=5e-3, logit=0.03),
+    "bf16": Bounds(cosine_min=0.9998, rel_l2=0.025, score=0.02, logit=0.125),
 }
 
 
@@ -314,30 +314,39 @@ class PathFidelity:
     cosine_min: float
     rel_l2: float
     max_abs: float
-    score_max_diff: float
+    score_max_diff: float  # MACIL-SD on the features as they are (av, audio and visual scores)
     logit_max_diff: float
-    score_range: tuple[float, float]  # of the reference's scores (all three kinds)
+    score_range: tuple[float, float]  # of the reference's scores there (all three kinds)
+    mid_score_max_diff: float = 0.0  # the same with the av scores moved to 0.3-0.7 (see compare)
+    mid_logit_max_diff: float = 0.0
+    mid_range: tuple[float, float] = (0.0, 0.0)  # of the reference's av scores there
 
     def violations(self, bounds: Bounds | None = None) -> list[str]:
-        """One line per bound this path breaks (empty: it holds them all)."""
+        """One line per bound this path breaks (empty: it holds them all); the score and logit
+        bounds hold in both regimes."""
         b = bounds or bounds_for(self.path)
         out = []
         if not self.cosine_min >= b.cosine_min:
             out.append(f"{self.path}: min cosine {self.cosine_min:.7f} < {b.cosine_min}")
         if not self.rel_l2 <= b.rel_l2:
             out.append(f"{self.path}: relative L2 {self.rel_l2:.3g} > {b.rel_l2:g}")
-        if not self.score_max_diff <= b.score:
-            out.append(f"{self.path}: MACIL-SD scores moved {self.score_max_diff:.3g} > {b.score:g}")
-        if not self.logit_max_diff <= b.logit:
-            out.append(f"{self.path}: MACIL-SD logits moved {self.logit_max_diff:.3g} > {b.logit:g}")
+        score, logit = (
+            max(self.score_max_diff, self.mid_score_max_diff),
+            max(self.logit_max_diff, self.mid_logit_max_diff),
+        )
+        if not score <= b.score:
+            out.append(f"{self.path}: MACIL-SD scores moved {score:.3g} > {b.score:g}")
+        if not logit <= b.logit:
+            out.append(f"{self.path}: MACIL-SD logits moved {logit:.3g} > {b.logit:g}")
         return out
 
     def line(self) -> str:
         return (
             f"{self.path} on {self.device}: {self.snippets} snippets, cosine >= {self.cosine_min:.7f}, "
             f"rel L2 {self.rel_l2:.3g}, max abs {self.max_abs:.3g}; MACIL-SD scores within "
-            f"{self.score_max_diff:.3g} (logits {self.logit_max_diff:.3g}), reference scores "
-            f"{self.score_range[0]:.3f}..{self.score_range[1]:.3f}"
+            f"{self.score_max_diff:.3g} (logits {self.logit_max_diff:.3g}) at reference scores "
+            f"{self.score_range[0]:.3f}..{self.score_range[1]:.3f}, within {self.mid_score_max_diff:.3g} "
+            f"(logits {self.mid_logit_max_diff:.3g}) at av scores {self.mid_range[0]:.3f}..{self.mid_range[1]:.3f}"
         )
 
 
@@ -367,21 +376,52 @@ def _sequence(features: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     return features[pick] * factor, audio
 
 
-def macil_logits(model: torch.nn.Module, features: np.ndarray) -> np.ndarray:
-    """(3, SCORE_T) av, audio and visual logits of the sequence built from ``features``."""
-    rgb, audio = _sequence(features)
+def macil_logits(model: torch.nn.Module, rgb: np.ndarray, audio: np.ndarray) -> np.ndarray:
+    """(3, T) av, audio and visual logits of one video's (T, 1024) and (T, 128) features."""
     device = next(model.parameters()).device
     with torch.inference_mode():
         out = model(torch.from_numpy(rgb)[None].to(device), torch.from_numpy(audio)[None].to(device))
     return torch.stack([out.av_logits[0], out.audio_logits[0], out.visual_logits[0]]).float().cpu().numpy()
 
 
-def compare(path: str, device: str, got: np.ndarray, ref: np.ndarray, macil: torch.nn.Module) -> PathFidelity:
-    """A path's features against the reference's, and MACIL-SD's scores from both."""
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x.astype(np.float64)))
+
+
+def mid_shift(macil: torch.nn.Module, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 1024), (T, 128) added to the reference's sequence (and every path's) in :func:`compare`."""
+    from fidelity import mid_range_shift
+
+    rgb, audio = _sequence(ref)
+    shift_v, shift_a = mid_range_shift(macil, rgb[:, None], audio)  # (T, 1, 1024), (T, 128)
+    return shift_v[:, 0], shift_a
+
+
+def compare(
+    path: str,
+    device: str,
+    got: np.ndarray,
+    ref: np.ndarray,
+    macil: torch.nn.Module,
+    shift: tuple[np.ndarray, np.ndarray] | None = None,
+) -> PathFidelity:
+    """A path's features against the reference's, and MACIL-SD's logits and scores from both.
+
+    The cricket clip is not violent: MACIL-SD scores it 0.003-0.13, where the sigmoid is flat
+    and errors shrink. So the scores are compared twice: on the features as they are, and with
+    the same shift added to both sets along the model's own violent direction
+    (tests/fidelity.py's ``mid_range_shift``, found on the reference) so the reference's av
+    scores climb from 0.3 to 0.7, the sigmoid's steep part around the 0.5 threshold.
+    ``shift``: :func:`mid_shift` of ``ref``, when already computed.
+    """
     got64, ref64 = got.astype(np.float64), ref.astype(np.float64)
     cos = (got64 * ref64).sum(1) / (np.linalg.norm(got64, axis=1) * np.linalg.norm(ref64, axis=1))
-    lg, lr = macil_logits(macil, got), macil_logits(macil, ref)
-    pg, pr = 1 / (1 + np.exp(-lg.astype(np.float64))), 1 / (1 + np.exp(-lr.astype(np.float64)))
+    (rgb_g, audio), (rgb_r, _) = _sequence(got), _sequence(ref)
+    lg, lr = macil_logits(macil, rgb_g, audio), macil_logits(macil, rgb_r, audio)
+    pg, pr = _sigmoid(lg), _sigmoid(lr)
+    shift_v, shift_a = shift if shift is not None else mid_shift(macil, ref)
+    mg = macil_logits(macil, rgb_g + shift_v, audio + shift_a)
+    mr = macil_logits(macil, rgb_r + shift_v, audio + shift_a)
     return PathFidelity(
         path=path,
         device=device,
@@ -392,6 +432,9 @@ def compare(path: str, device: str, got: np.ndarray, ref: np.ndarray, macil: tor
         score_max_diff=float(np.abs(pg - pr).max()),
         logit_max_diff=float(np.abs(lg - lr).max()),
         score_range=(float(pr.min()), float(pr.max())),
+        mid_score_max_diff=float(np.abs(_sigmoid(mg) - _sigmoid(mr)).max()),
+        mid_logit_max_diff=float(np.abs(mg - mr).max()),
+        mid_range=(float(_sigmoid(mr[0]).min()), float(_sigmoid(mr[0]).max())),
     )
 
 
