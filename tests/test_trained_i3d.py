@@ -234,3 +234,25 @@ def test_cuda_paths_and_tf32_switch() -> None:
         with check._tf32(enabled):
             assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (enabled, enabled)
         assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+
+
+def test_gpu_check_without_the_file_fails_a_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the GPU machine an absent checkpoint is a failed check naming where it looked, not a skip."""
+    monkeypatch.setenv(ti.ENV, str(tmp_path / "nowhere.ckpt"))
+    monkeypatch.setattr(ti, "DEFAULT_PATH", tmp_path / "default.ckpt")
+    assert check.find_checkpoint(tmp_path) is None
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "i3d-kinetics-400.ckpt").write_bytes(b"")
+    assert check.find_checkpoint(tmp_path) == tmp_path / "weights" / "i3d-kinetics-400.ckpt"
+    (tmp_path / "nowhere.ckpt").write_bytes(b"")
+    assert check.find_checkpoint(tmp_path) == tmp_path / "nowhere.ckpt"  # the variable comes first
+
+    seen = []
+
+    class Rep:
+        def check(self, name, passed, value, bound, device=None, detail=""):
+            seen.append((name, passed, detail))
+
+    (tmp_path / "nowhere.ckpt").unlink()
+    check.record(Rep(), torch.device("cpu"), tmp_path / "empty", tmp_path / "macil.pkl")
+    assert len(seen) == 1 and seen[-1][:2] == ("trained I3D weights present", False) and "nowhere.ckpt" in seen[-1][2]
