@@ -251,3 +251,41 @@ def make_two_video_streams(path: str | Path, seconds: float = 3.0, late: float =
             out.mux(audio.encode(frame))
         out.mux(audio.encode(None))
     return path
+
+
+def make_cover_and_data(path: str | Path, seconds: float = 2.0, rate: int = 16000) -> Path:
+    """An MP4 whose streams tempt a naive reader: #0 a data stream (no decoder), #1 the real
+    video, #2 a FLAC audio stream that is not the default, #3 the default AAC audio (a
+    440 Hz tone) and #4 a cover picture (an MJPEG still, disposition attached_pic).
+
+    The right choice is video #1 and audio #3 (the container's best: the default one);
+    the first audio stream (#2, silent) and the cover are wrong.
+    """
+    path = Path(path)
+    disposition = av.stream.Disposition
+    with av.open(str(path), "w") as out:
+        data = out.add_data_stream("bin_data")
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = disposition.attached_pic
+        other = out.add_stream("flac", rate=rate)
+        other.layout = "mono"
+        other.disposition = disposition(0)
+        main = out.add_stream("aac", rate=rate)
+        main.layout = "mono"
+        main.disposition = disposition.default
+        still = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24")
+        still = still.reformat(format="yuvj420p")
+        still.pts = 0
+        for packet in [*cover.encode(still), *cover.encode(None)]:
+            out.mux(packet)
+        packet = av.Packet(b"not media")
+        packet.stream, packet.pts, packet.dts, packet.time_base = data, 0, 0, Fraction(1, 1000)
+        out.mux(packet)
+        _write_video(out, video, seconds, 24, "gradient", False, False)
+        _write_audio(out, other, seconds, rate, 1, 0.0, 0.0)  # 0 Hz: silence
+        _write_audio(out, main, seconds, rate, 1, 440.0, 0.0)
+    return path

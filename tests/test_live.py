@@ -18,15 +18,16 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 from fakeweights import save_fake_weights
-from mediagen import make_clip
+from mediagen import AMPLITUDE, make_clip, make_cover_and_data
 from typer.testing import CliRunner
 
 from violence_cli.cli import app
 from violence_cli.errors import InputError, UsageError
 from violence_cli.live import AlertHook, LiveMonitor, LiveOptions, SegmentTracker, SnippetScore, StatusUpdate
 from violence_cli.live.alerts import AlertEvent
-from violence_cli.live.source import AudioBuffer, Frame, FrameQueue, parse_source
+from violence_cli.live.source import AudioBuffer, Frame, FrameQueue, LiveReader, SourceSpec, Status, parse_source
 from violence_cli.model import score_causal
 
 LIVEGEN = Path(__file__).with_name("livegen.py")
@@ -214,6 +215,86 @@ def test_file_as_fast_as_possible_equals_offline_causal_scores(detector, clip: P
     np.testing.assert_allclose([s.audio_score for s in scores], expected.audio, atol=1e-5)
     np.testing.assert_allclose([s.visual_score for s in scores], expected.visual, atol=1e-5)
     assert [s.window for s in scores] == [min(window, k + 1) for k in range(len(scores))]
+
+
+def _read_all(spec: SourceSpec, limit: float = 60.0, **streams) -> tuple[list, list[Status], AudioBuffer]:
+    """Every frame and status a reader hands over for ``spec`` (no reconnect; ``streams``:
+    video_stream / audio_stream), and its audio."""
+    frames: list[Frame] = []
+    statuses: list[Status] = []
+    audio = AudioBuffer(keep_seconds=600)
+    reader = LiveReader(spec, FrameQueue(10_000, live=False), audio, reconnect=False, **streams)
+    reader.start()
+    deadline = time.monotonic() + limit
+    try:
+        while time.monotonic() < deadline:
+            item = reader.queue.get(timeout=0.1)
+            if isinstance(item, Frame):
+                frames.append(item)
+            elif isinstance(item, Status):
+                statuses.append(item)
+                if item.kind in ("ended", "lost"):
+                    return frames, statuses, audio
+            elif item is not None:
+                raise item.error
+    finally:
+        reader.stop()
+    raise AssertionError("the reader did not end")
+
+
+def test_rotated_file_gives_the_same_frames_and_scores_in_detect_and_watch(detector, tmp_path: Path) -> None:
+    """A phone video (display matrix: 90 degrees) is scored upright by both, frame for frame."""
+    from violence_cli import media
+    from violence_cli.features.extract import resize_frames, resized_size
+
+    clip = make_clip(tmp_path / "phone.mp4", 3.0, size=(96, 64), pattern="quadrants", rotation=90)
+    frames, _, _ = _read_all(parse_source(str(clip)))
+    offline = list(media.iter_frames(clip))  # what detect decodes
+    assert offline[0].shape[:2] == (96, 64)  # upright: the stored 96x64 turned a quarter
+    target = resized_size(*offline[0].shape[:2])
+    expected = [resize_frames(torch.from_numpy(f)[None], target)[0].numpy() for f in offline]
+    assert [f.tick for f in frames] == list(range(len(expected)))
+    assert all(np.array_equal(f.image, e) for f, e in zip(frames, expected))
+
+    monitor = LiveMonitor(parse_source(str(clip)), detector, LiveOptions(window=4))
+    scores = _scores(_collect(monitor))
+    features = detector.extractor.extract(clip)
+    causal = score_causal(detector.model, features.rgb, features.audio, 4)
+    assert len(scores) == features.n_snippets
+    np.testing.assert_allclose([s.score for s in scores], causal.av, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["file", "network"])
+def test_streams_are_chosen_alike_by_detect_watch_and_the_report(tmp_path: Path, kind: str) -> None:
+    """Cover picture, data stream and a silent non-default audio stream first: detect, the
+    report's playback check and watch (a file, and the same file opened as a live source)
+    all take video #1 and the default audio #3 (the tone)."""
+    from violence_cli import media
+    from violence_cli.report import check_playback
+
+    path = make_cover_and_data(tmp_path / "cover.mp4")
+    info = media.probe(path)  # detect's and extract's choice
+    assert (info.video_stream, info.audio_stream) == (1, 3)
+    playback = check_playback(path)
+    assert (playback.video_codec, playback.audio_codec) == ("h264", "aac")  # not the FLAC stream #2
+    frames, statuses, audio = _read_all(SourceSpec(str(path), kind))
+    assert statuses[0].kind == "connected" and "(video #1, audio #3)" in statuses[0].message
+    assert len(frames) == 48 and frames[0].image.shape[:2] == (256, 341)  # the 64x48 video, not the cover
+    tone = audio.window(0, 16000)
+    assert np.sqrt(np.mean(tone**2)) == pytest.approx(AMPLITUDE / np.sqrt(2), rel=0.1)  # #3, not silent #2
+
+
+def test_watch_takes_the_streams_asked_for(shared_detector, tmp_path: Path) -> None:
+    path = make_cover_and_data(tmp_path / "cover.mp4")
+    spec = SourceSpec(str(path), "file")
+    frames, statuses, audio = _read_all(spec, video_stream=1, audio_stream=2)
+    assert "(video #1, audio #2)" in statuses[0].message
+    assert len(frames) == 48 and not np.any(audio.window(0, 16000))  # the silent FLAC stream
+    result = runner.invoke(app, ["watch", str(path), "--json", "--video-stream", "0"])
+    assert result.exit_code == 1 and "stream #0 is data, not video" in result.stderr, result.output
+    result = runner.invoke(app, ["watch", str(path), "--json", "--audio-stream", "2"])
+    assert result.exit_code == 0, result.output
+    assert "audio #2" in result.stderr
 
 
 # --------------------------------------------------------------------------- CLI: json, alerts, clips

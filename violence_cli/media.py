@@ -1,8 +1,10 @@
 """Media decoding with PyAV: probe a file, stream its frames at 24 fps and its audio at 16 kHz.
 
-This is the one decode layer of the package: ``detect``/``extract`` and the report's
-playback check and proxy read media through it, so they choose the same streams, see the
-same frames on the same 24 fps grid and apply the same rotation.
+This is the one decode layer of the package: ``detect``/``extract``, ``watch`` (a file
+through :func:`open_video`; a network source with :func:`select_streams`,
+:func:`upright_rgb` and :func:`round_near`) and the report's playback check and proxy read
+media through it, so they choose the same streams, see the same frames on the same 24 fps
+grid and apply the same rotation.
 
 The API::
 
@@ -622,10 +624,18 @@ def _report(
     on_warning(f"{path}: {kind} stops at {where} ({problem}); using what was decoded")
 
 
-def _round_near(x: Fraction) -> int:
-    """Round half away from zero (FFmpeg's AV_ROUND_NEAR_INF)."""
+def round_near(x: Fraction) -> int:
+    """Round half away from zero (FFmpeg's AV_ROUND_NEAR_INF): the rounding of every time
+    put on the 24 fps grid (a frame at ``t`` seconds lands on tick ``round_near(t * 24)``)."""
     n = math.floor(abs(x) + Fraction(1, 2))
     return n if x >= 0 else -n
+
+
+
+def upright_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a decoded ``frame`` in its display orientation (its display
+    matrix applied): what :meth:`MediaFile.frames` yields, for readers with their own loop."""
+    return _to_rgb(frame)
 
 
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -783,7 +793,7 @@ def _frames_at_rate(
     jumps = _Jumps()  # discontinuities cut out of the time line
 
     def tick_of(pts: int) -> int:
-        return _round_near(((pts - origin_pts - jumps.cut) * time_base - begin) * rate)
+        return round_near(((pts - origin_pts - jumps.cut) * time_base - begin) * rate)
 
     with container:
         for frame in _decode(container, stream, damage, peek):

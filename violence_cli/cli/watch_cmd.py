@@ -24,12 +24,14 @@ from ._app import app, cli_errors
 from .detect_cmd import _check_writable_dir
 from .options import (
     PANEL_MODEL,
+    AudioStreamOpt,
     DeviceOpt,
     DownloadOpt,
     I3dWeightsOpt,
     Precision,
     PrecisionOpt,
     VggishWeightsOpt,
+    VideoStreamOpt,
     WeightsDirOpt,
 )
 
@@ -164,6 +166,8 @@ def watch_command(
     vggish_weights: VggishWeightsOpt = None,
     weights_dir: WeightsDirOpt = None,
     download: DownloadOpt = True,
+    video_stream: VideoStreamOpt = None,
+    audio_stream: AudioStreamOpt = None,
 ) -> None:
     from ..devices import resolve_device
     from ..live import AlertHook, ClipRecorder, LiveMonitor, LiveOptions, parse_source
@@ -187,6 +191,8 @@ def watch_command(
         timeout=timeout,
         reconnect=reconnect,
         rtsp_transport=rtsp_transport.value,
+        video_stream=video_stream,
+        audio_stream=audio_stream,
     )
     view_on = console.progress_enabled(quiet, json_out)
     say = (lambda _m: None) if quiet else console.info

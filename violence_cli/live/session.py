@@ -37,6 +37,8 @@ class LiveOptions:
     reconnect: bool | None = None
     rtsp_transport: str = "tcp"
     queue_frames: int = QUEUE_SNIPPETS * SNIPPET_FRAMES
+    video_stream: int | None = None  # stream indices, as detect's (None: the best of each kind)
+    audio_stream: int | None = None
 
 
 @dataclass
@@ -87,6 +89,8 @@ class LiveMonitor:
             timeout=self.options.timeout,
             reconnect=reconnect,
             rtsp_transport=self.options.rtsp_transport,
+            video_stream=self.options.video_stream,
+            audio_stream=self.options.audio_stream,
         )
         self.scorer = CausalScorer(detector.extractor, detector.model, self.audio, self.options.window)
         self.assembler = SnippetAssembler()

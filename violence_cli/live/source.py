@@ -10,11 +10,18 @@ it). Beyond that, :meth:`LiveReader.stalled` lets the consumer act as a watchdog
 frame came for longer than the timeout plus a grace period the reader is abandoned (its
 thread is a daemon whose output is ignored from then on) and a new one connects.
 
-Time line: t = 0 is the first video frame of the first connection; frames are placed on
-the 24 fps grid by their timestamps (FFmpeg ``fps`` filter rules, as :mod:`violence_cli.media`:
-a frame fills the ticks until the next one is due). After a reconnect the grid goes on
-from the next 16-frame boundary after the wall-clock gap, so snippets never straddle two
-connections; audio is placed on the same time line at 16 kHz.
+Decoding is :mod:`violence_cli.media`'s: a file is read through :func:`media.open_video`
+(the frames, the grid, the rotation and the audio ``detect`` sees, bit for bit); a network
+source or a device is opened here (timeouts, capture options) and then uses media's stream
+choice (:func:`media.select_streams`), its rotation (:func:`media.upright_rgb`) and its
+rounding (:func:`media.round_near`). What is live lives here: reconnects with backoff,
+real-time pacing, the watchdog and the bounded queues.
+
+Time line: t = 0 is the first video frame of the first connection (a file: the start of its
+video stream, as in ``detect``); frames are placed on the 24 fps grid by their timestamps
+(FFmpeg ``fps`` filter rules: a frame fills the ticks until the next one is due). After a
+reconnect the grid goes on from the next 16-frame boundary after the wall-clock gap, so
+snippets never straddle two connections; audio is placed on the same time line at 16 kHz.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +41,7 @@ import av
 import numpy as np
 import torch
 
+from .. import media
 from ..errors import InputError, UsageError
 from ..features.extract import resize_frames, resized_size
 from ..protocol import AUDIO_RATE, SNIPPET_FRAMES, VIDEO_FPS
@@ -247,7 +257,7 @@ class _Session:
     """Time line of one connection."""
 
     base_tick: int  # global tick of this connection's t = 0
-    t0: float | None = None  # stream time (s) of its first video frame
+    t0: Fraction | None = None  # stream time (s) of its first video frame
     wall0: float | None = None  # monotonic time of its first video frame (realtime pacing)
     target: tuple[int, int] | None = None  # resized (h, w)
     next_tick: int = 0  # local tick to fill next
@@ -274,8 +284,13 @@ class LiveReader:
         reconnect: bool = True,
         rtsp_transport: str = "tcp",
         clock: Callable[[], float] = time.monotonic,
+        video_stream: int | None = None,
+        audio_stream: int | None = None,
     ) -> None:
+        """``video_stream``/``audio_stream``: streams by container index (as ``detect``'s),
+        by default the best of each kind."""
         self.spec, self.queue, self.audio = spec, queue, audio
+        self.video_stream, self.audio_stream = video_stream, audio_stream
         self.timeout, self.reconnect, self.rtsp_transport = timeout, reconnect, rtsp_transport
         self.clock = clock
         self.reconnects = 0
@@ -327,9 +342,10 @@ class LiveReader:
         attempt = 0
         while generation == self._generation and not self._stop.is_set():
             try:
-                container = av.open(
-                    self.spec.url, mode="r", **open_arguments(self.spec, self.timeout, self.rtsp_transport)
-                )
+                container = self._connect()
+            except InputError as exc:  # a file that is no usable video: nothing to retry
+                self._emit(generation, Failed(exc))
+                return
             except (av.error.FFmpegError, OSError) as exc:
                 if not self._ever_connected:
                     self._emit(generation, Failed(self._open_error(exc)))
@@ -344,7 +360,10 @@ class LiveReader:
                 continue
             self._ever_connected = True
             try:
-                reason, frames = self._read(container, generation)
+                if isinstance(container, media.MediaFile):
+                    reason, frames = self._read_file(container, generation)
+                else:
+                    reason, frames = self._read(container, generation)
             except InputError as exc:
                 self._emit(generation, Failed(exc))
                 return
@@ -366,6 +385,12 @@ class LiveReader:
             if delay and self._stop.wait(delay):
                 return
 
+    def _connect(self) -> Any:
+        """A file through the decode layer (:class:`media.MediaFile`), else an open container."""
+        if self.spec.kind == "file":
+            return media.open_video(self.spec.url, self.video_stream, self.audio_stream)
+        return av.open(self.spec.url, mode="r", **open_arguments(self.spec, self.timeout, self.rtsp_transport))
+
     def _open_error(self, exc: BaseException) -> InputError:
         if isinstance(exc, av.error.ExitError):
             return InputError(
@@ -376,35 +401,16 @@ class LiveReader:
 
     def _read(self, container: Any, generation: int) -> tuple[str, int]:
         """Decode one connection; returns (why it ended, frames handed over)."""
-        video = next((s for s in container.streams if s.type == "video"), None)
+        video, audio = media.select_streams(container, self.video_stream, self.audio_stream, self.spec.label)
         if video is None:
             raise InputError(f"{self.spec.label}: no video stream")
-        try:
-            best = container.streams.best("video")
-            video = best if best is not None else video
-        except (av.error.FFmpegError, ValueError):
-            pass
-        audio = next((s for s in container.streams if s.type == "audio"), None)
         video.codec_context.thread_type = "AUTO"
         session = self._new_session()
         resampler = av.AudioResampler(format="fltp", layout=None, rate=AUDIO_RATE) if audio is not None else None
         self.connected = True
         self.last_frame = self.clock()
-        self._emit(generation, Status("connected", f"connected to {self.spec.label}", has_audio=audio is not None))
-        # A file's audio may be stored seconds away from the pictures of the same time (muxers
-        # interleave loosely): read it from a second opening of the file, kept just ahead of
-        # the pictures, so a snippet never waits for audio that sits further on in the file.
-        separate = self.spec.kind == "file" and audio is not None
-        streams = [video] + ([audio] if audio is not None and not separate else [])
-        audio_thread = None
-        if separate:
-            audio_thread = threading.Thread(
-                target=self._file_audio,
-                args=(session, generation, audio.index),
-                name="violence-detect-audio",
-                daemon=True,
-            )
-            audio_thread.start()
+        self._emit(generation, _connected(self.spec.label, video.index, audio.index if audio is not None else None))
+        streams = [video] + ([audio] if audio is not None else [])
         try:
             for packet in container.demux(streams):
                 if generation != self._generation or self._stop.is_set():
@@ -422,36 +428,69 @@ class LiveReader:
             return f"no data for {self.timeout:g} s (stalled)", session.frames
         except (av.error.FFmpegError, OSError) as exc:
             return f"connection lost ({_why(exc)})", session.frames
+        self._flush(session, generation)
+        return "end of stream", session.frames
+
+    def _read_file(self, source: media.MediaFile, generation: int) -> tuple[str, int]:
+        """Play a file through the decode layer: ``detect``'s frames (grid, rotation, streams)
+        and audio, paced in real time with ``realtime``; returns (why it ended, frames)."""
+        info = source.info
+        if not info.has_video:
+            raise InputError(f"{self.spec.label}: no video stream")
+        session = self._new_session()
+        self.connected = True
+        self.last_frame = self.clock()
+        self._emit(generation, _connected(self.spec.label, info.video_stream, info.audio_stream))
+
+        def warn(message: str) -> None:
+            self._emit(generation, Status("warning", message))
+
+        frames = source.frames(on_warning=warn, rgb_threads=1)
+        audio_thread = None
+        if info.has_audio:
+            chunks = source.audio(on_warning=warn, chunk_seconds=0.25)
+            audio_thread = threading.Thread(
+                target=self._file_audio, args=(chunks, session, generation), name="violence-detect-audio", daemon=True
+            )
+            audio_thread.start()
+        try:
+            with closing(frames):
+                for n, rgb in enumerate(frames):
+                    if generation != self._generation or self._stop.is_set():
+                        return "stopped", session.frames
+                    if session.target is None:
+                        session.target = resized_size(rgb.shape[0], rgb.shape[1])
+                        session.wall0 = time.monotonic()
+                    if self.spec.realtime:  # play the file at its own pace
+                        delay = session.wall0 + n / VIDEO_FPS - time.monotonic()
+                        if delay > 0 and self._stop.wait(delay):
+                            return "stopped", session.frames
+                    self._hand_over(session.base_tick + n, self._resized(rgb, session), generation)
+                    session.next_tick = n + 1
+                    session.frames += 1
         finally:
             session.done = True
             if audio_thread is not None:
                 audio_thread.join(5.0)
-        self._flush(session, generation)
         return "end of stream", session.frames
 
-    def _file_audio(self, s: _Session, generation: int, index: int) -> None:
-        """Thread: a file's audio, decoded at most :data:`AUDIO_AHEAD` seconds ahead of the pictures."""
-        try:
-            container = av.open(self.spec.url, mode="r")
-        except (av.error.FFmpegError, OSError):
-            return
-        resampler = av.AudioResampler(format="fltp", layout=None, rate=AUDIO_RATE)
-        with container:
+    def _file_audio(self, chunks: Any, s: _Session, generation: int) -> None:
+        """Thread: a file's audio (from its own opening), at most :data:`AUDIO_AHEAD` seconds
+        ahead of the pictures handed over."""
+        origin = round(s.base_tick / VIDEO_FPS * AUDIO_RATE)  # this connection's t = 0
+        at = origin
+        with closing(chunks):
             try:
-                for packet in container.demux(container.streams[index]):
-                    for frame in packet.decode():
-                        while not s.done and (s.t0 is None or self._ahead(s, frame)):
-                            if generation != self._generation or self._stop.wait(0.02):
-                                return
-                        self._audio_frame(frame, s, resampler)
-            except av.error.FFmpegError:
+                for block in chunks:
+                    while not s.done and (at - origin) / AUDIO_RATE > s.next_tick / VIDEO_FPS + AUDIO_AHEAD:
+                        if generation != self._generation or self._stop.wait(0.02):
+                            return
+                    if generation != self._generation or self._stop.is_set():
+                        return
+                    self.audio.write(at, block)
+                    at += len(block)
+            except InputError:
                 return
-
-    def _ahead(self, s: _Session, frame: Any) -> bool:
-        """Is this audio frame more than AUDIO_AHEAD s past the last picture handed over?"""
-        if frame.time is None or s.t0 is None:
-            return False
-        return frame.time - s.t0 > s.next_tick / VIDEO_FPS + AUDIO_AHEAD
 
     def _new_session(self) -> _Session:
         base = self._next_tick
@@ -461,27 +500,28 @@ class LiveReader:
         return _Session(base_tick=base)
 
     def _video_frame(self, frame: Any, s: _Session, generation: int) -> None:
-        t = frame.time
-        if t is None:
-            t = (s.t0 or 0.0) + (s.next_tick + 1) / VIDEO_FPS
+        if frame.pts is not None and frame.time_base:
+            t = Fraction(frame.pts) * frame.time_base
+        else:
+            t = (s.t0 or Fraction(0)) + Fraction(s.next_tick + 1, VIDEO_FPS)
         if s.t0 is None:
             s.t0, s.wall0 = t, time.monotonic()
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb = media.upright_rgb(frame)
             s.target = resized_size(rgb.shape[0], rgb.shape[1])
             for pending in s.pending_audio:
                 self._audio_frame(pending[0], s, pending[1])
             s.pending_audio.clear()
-        if self.spec.realtime and s.wall0 is not None:  # play a file at its own pace
-            delay = s.wall0 + (t - s.t0) - time.monotonic()
+        if self.spec.realtime and s.wall0 is not None:  # play at its own pace
+            delay = s.wall0 + float(t - s.t0) - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
-        tick = round((t - s.t0) * VIDEO_FPS)
+        tick = media.round_near((t - s.t0) * VIDEO_FPS)  # detect's grid and rounding
         if s.held is not None:
             while tick > s.next_tick:
                 self._hand_over(s.base_tick + s.next_tick, s.held, generation)
                 s.next_tick += 1
         if tick >= s.next_tick:
-            s.held = self._image(frame, s)
+            s.held = self._resized(media.upright_rgb(frame), s)
         s.frames += 1
 
     def _flush(self, s: _Session, generation: int) -> None:
@@ -490,8 +530,8 @@ class LiveReader:
             self._hand_over(s.base_tick + s.next_tick, s.held, generation)
             s.next_tick += 1
 
-    def _image(self, frame: Any, s: _Session) -> np.ndarray:
-        rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3)
+    def _resized(self, rgb: np.ndarray, s: _Session) -> np.ndarray:
+        """(H, W, 3) upright RGB -> the shorter side 256, as the extractor resizes."""
         assert s.target is not None
         return resize_frames(torch.from_numpy(np.ascontiguousarray(rgb))[None], s.target)[0].numpy()
 
@@ -510,7 +550,7 @@ class LiveReader:
         if s.audio_next is None:
             if frame.time is None:
                 return
-            s.audio_next = round((s.base_tick / VIDEO_FPS + frame.time - s.t0) * AUDIO_RATE)
+            s.audio_next = round((s.base_tick / VIDEO_FPS + frame.time - float(s.t0)) * AUDIO_RATE)
         try:
             out = resampler.resample(frame)
         except (av.error.FFmpegError, ValueError):
@@ -525,6 +565,12 @@ class LiveReader:
         if at < floor:
             samples, at = samples[floor - at :], floor
         self.audio.write(at, samples)
+
+
+def _connected(label: str, video: int, audio: int | None) -> Status:
+    """The "connected" status, naming the streams chosen (container indices, as ffprobe numbers them)."""
+    streams = f"video #{video}, " + (f"audio #{audio}" if audio is not None else "no audio")
+    return Status("connected", f"connected to {label} ({streams})", has_audio=audio is not None)
 
 
 def _why(exc: BaseException) -> str:
