@@ -24,9 +24,9 @@ from typer.testing import CliRunner
 from violence_cli import __version__
 from violence_cli import weights as registry
 from violence_cli.cli import app
-from violence_cli.cli.detect_cmd import _clock
-from violence_cli.plot import clock_label, tick_step, time_axis
+from violence_cli.plot import tick_step, time_axis
 from violence_cli.schema import SCHEMA_VERSION
+from violence_cli.timefmt import clock
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -46,14 +46,6 @@ def cli(*args: str, env: dict[str, str] | None = None, columns: int = 80) -> sub
 # --- small fixes ------------------------------------------------------------------------------
 
 
-def test_clock_rounds_before_carrying() -> None:
-    assert _clock(59.96) == "1:00.0"
-    assert _clock(59.94) == "0:59.9"
-    assert _clock(3599.96) == "1:00:00.0"
-    assert _clock(3661.25) in ("1:01:01.2", "1:01:01.3")
-    assert _clock(7.3) == "0:07.3"
-
-
 def test_plot_time_axis_in_clock_units() -> None:
     for span in (0.8, 7.3, 65.0, 600.0, 7261.5, 40000.0):
         ticks, labels, axis = time_axis(span)
@@ -65,7 +57,7 @@ def test_plot_time_axis_in_clock_units() -> None:
     assert labels[:3] == ["0:00:00", "0:15:00", "0:30:00"] and labels[-1] == "2:00:00" and "h:mm:ss" in axis
     ticks, labels, axis = time_axis(65.0)
     assert labels[-1] == "1:00" and "m:ss" in axis
-    assert clock_label(125) == "2:05" and clock_label(3725, hours=True) == "1:02:05"
+    assert clock(125, 0) == "2:05" and clock(3725, 0, hours=True) == "1:02:05"
     assert time_axis(0.8)[1][:2] == ["0:00.00", "0:00.25"]
     ticks, labels, _ = time_axis(130.0, begin=95.0)  # a part scored from 1:35 (--start)
     assert ticks[0] >= 95.0 and ticks[-1] <= 130.0 and len(ticks) >= 3 and labels[0].startswith("1:")

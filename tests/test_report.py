@@ -267,6 +267,8 @@ def test_index_lists_videos_and_failures(tmp_path) -> None:
 # --------------------------------------------------------------------------- CLI
 
 runner = CliRunner()
+
+
 @pytest.fixture
 def _load_networks_once(monkeypatch) -> None:
     """One set of networks for the CLI tests here (what a Detector serving many videos does)."""

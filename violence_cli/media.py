@@ -309,9 +309,7 @@ class MediaFile:
     no reader took; readers close theirs when they end or are closed.
     """
 
-    def __init__(
-        self, path: Path, container, video_stream: int | None = None, audio_stream: int | None = None
-    ) -> None:
+    def __init__(self, path: Path, container, video_stream: int | None = None, audio_stream: int | None = None) -> None:
         self.path = path
         try:
             video, audio = select_streams(container, video_stream, audio_stream, path)
@@ -629,7 +627,6 @@ def round_near(x: Fraction) -> int:
     put on the 24 fps grid (a frame at ``t`` seconds lands on tick ``round_near(t * 24)``)."""
     n = math.floor(abs(x) + Fraction(1, 2))
     return n if x >= 0 else -n
-
 
 
 def upright_rgb(frame: av.VideoFrame) -> np.ndarray:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .atomic import atomic_open
 from .schema import DetectionResult
+from .timefmt import clock
 
 COLORS = {"av": "#c0392b", "audio": "#2e86c1", "visual": "#27ae60", "segment": "#f5b7b1"}
 
@@ -29,16 +30,6 @@ def tick_step(span: float, max_ticks: int = MAX_TICKS) -> float:
     return float(TICK_STEPS[-1] * math.ceil(span / (TICK_STEPS[-1] * max_ticks)))
 
 
-def clock_label(seconds: float, hours: bool = False, decimals: int = 0) -> str:
-    """``m:ss`` (or ``h:mm:ss`` when ``hours``; ``decimals`` digits after the seconds)."""
-    scale = 10**decimals
-    total = round(max(seconds, 0.0) * scale)
-    h, rest = divmod(total, 3600 * scale)
-    m, s = divmod(rest, 60 * scale)
-    secs = f"{s // scale:02d}" + (f".{s % scale:0{decimals}d}" if decimals else "")
-    return f"{h}:{m:02d}:{secs}" if hours else f"{h * 60 + m}:{secs}"
-
-
 def time_axis(span: float, begin: float = 0.0) -> tuple[list[float], list[str], str]:
     """(tick positions in s, their labels, axis label) for a time axis from ``begin`` to ``span`` s
     (``begin`` > 0 when only part of a video was scored: ``--start``)."""
@@ -48,7 +39,7 @@ def time_axis(span: float, begin: float = 0.0) -> tuple[list[float], list[str], 
     ticks = [i * step for i in range(first, int(span // step + 1e-9) + 1)]
     unit = "h:mm:ss" if hours else "m:ss"
     decimals = 0 if step >= 1 else 2
-    return ticks, [clock_label(t, hours, decimals) for t in ticks], f"time in the video ({unit})"
+    return ticks, [clock(t, decimals, hours=hours) for t in ticks], f"time in the video ({unit})"
 
 
 def plot_timeline(result: DetectionResult, path: str | os.PathLike[str], title: str | None = None) -> Path:

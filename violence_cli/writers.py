@@ -25,6 +25,7 @@ from typing import IO, Any
 from .atomic import atomic_open
 from .errors import UsageError
 from .schema import DetectionResult, Segment, document_header
+from .timefmt import timestamp
 
 
 class ResultWriter:
@@ -186,15 +187,6 @@ def batch_document(results: list[DetectionResult], failures: list[tuple[str, str
         "results": [r.to_dict() for r in results],
         "errors": [{"path": path, "error": message} for path, message in failures],
     }
-
-
-def timestamp(seconds: float, decimal: str = ".") -> str:
-    """``HH:MM:SS.mmm`` (``decimal=","`` for SRT)."""
-    ms = max(0, round(seconds * 1000))
-    hours, ms = divmod(ms, 3_600_000)
-    minutes, ms = divmod(ms, 60_000)
-    secs, ms = divmod(ms, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
 
 
 def cue_text(seg: Segment) -> str:

@@ -23,6 +23,7 @@ from ..runner.inputs import STDIN
 from ..runner.jobs import DetectJob
 from ..runner.records import Outcome
 from ..schema import DetectionResult
+from ..timefmt import clock
 from ..writers import FORMATS, WRITERS
 from ._app import _version_callback, app, cli_errors, exit_code
 from .options import (
@@ -453,7 +454,7 @@ def print_summary(result: DetectionResult) -> None:
     audio = f"yes ({v.audio_codec})" if v.has_audio else "[yellow]no (scored with silence)[/]"
     out.print(f"[bold]{escape(v.path)}[/]")
     out.print(
-        f"  duration {_clock(v.duration)} ({v.duration:.1f} s) · {v.width}x{v.height} · {v.fps:g} fps · audio: {audio}"
+        f"  duration {clock(v.duration)} ({v.duration:.1f} s) · {v.width}x{v.height} · {v.fps:g} fps · audio: {audio}"
     )
     out.print(
         f"  scored {v.n_snippets} snippet{'s' if v.n_snippets != 1 else ''} ({v.scored_duration:.1f} s) · threshold {result.params.threshold:g} · "
@@ -467,8 +468,8 @@ def print_summary(result: DetectionResult) -> None:
         for n, seg in enumerate(result.segments, 1):
             table.add_row(
                 str(n),
-                _clock(seg.start),
-                _clock(seg.end),
+                clock(seg.start),
+                clock(seg.end),
                 f"{seg.duration:.1f} s",
                 f"{seg.peak:.2f}",
                 f"{seg.mean:.2f}",
@@ -477,12 +478,3 @@ def print_summary(result: DetectionResult) -> None:
     color = "red" if result.verdict == "violent" else "green"
     out.print(f"  [bold {color}]{escape(result.summary())}[/]")
     out.print()
-
-
-def _clock(seconds: float) -> str:
-    """``m:ss.s`` or ``h:mm:ss.s``, rounded to a tenth first (59.96 s is ``1:00.0``, not ``0:60.0``)."""
-    tenths = round(max(seconds, 0.0) * 10)
-    minutes, tenths = divmod(tenths, 600)
-    hours, minutes = divmod(minutes, 60)
-    secs = f"{tenths // 10:02d}.{tenths % 10}"
-    return f"{hours}:{minutes:02d}:{secs}" if hours else f"{minutes}:{secs}"

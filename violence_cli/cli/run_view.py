@@ -11,6 +11,7 @@ from ..console import bar_paused
 from ..runner import RunEvents, RunSummary, run
 from ..runner.inputs import VideoInput
 from ..runner.records import Outcome
+from ..timefmt import elapsed, span
 
 
 class RunView(RunEvents):
@@ -60,26 +61,6 @@ class RunView(RunEvents):
             self.on_outcome(outcome)
 
 
-def _span(seconds: float) -> str:
-    """Video length: 4.2 s, 12.5 min, 212.4 h."""
-    if seconds >= 3600:
-        return f"{seconds / 3600:,.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"
-
-
-def _clock(seconds: float) -> str:
-    """Wall time: 3.1 s, 4 min 12 s, 9 h 41 min."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
-
-
 def closing_line(summary: RunSummary, verb: str, extra_failed: int = 0) -> str:
     """``1,200 videos: 1,188 scored (54 violent), 12 failed, 212.4 h of video in 9 h 41 min``."""
     total = summary.total + extra_failed
@@ -90,14 +71,21 @@ def closing_line(summary: RunSummary, verb: str, extra_failed: int = 0) -> str:
     if summary.failed_before:
         parts.append(f"{summary.failed_before:,} failed before (not retried)")
     line = f"{total:,} video{'s' if total != 1 else ''}: {', '.join(parts)}, "
-    line += f"{_span(summary.video_seconds)} of video in {_clock(summary.wall_seconds)}"
+    line += f"{span(summary.video_seconds)} of video in {elapsed(summary.wall_seconds)}"
     if summary.interrupted_at:
         line += f"; interrupted in {summary.interrupted_at}"
     return line
 
 
-def run_in_view(videos: Sequence[VideoInput], job: Any, bar: Any, on_outcome: Callable[[Outcome], None], *,
-                verb: str, **options: Any) -> RunSummary:
+def run_in_view(
+    videos: Sequence[VideoInput],
+    job: Any,
+    bar: Any,
+    on_outcome: Callable[[Outcome], None],
+    *,
+    verb: str,
+    **options: Any,
+) -> RunSummary:
     """``runner.run`` drawn on ``bar``; on Ctrl-C or SIGTERM, say where the run stopped (then re-raise)."""
     try:
         return run(videos, job, events=RunView(bar, on_outcome), **options)

@@ -20,6 +20,7 @@ import typer
 
 from .. import console
 from ..errors import UsageError
+from ..timefmt import clock
 from ._app import app, cli_errors
 from .detect_cmd import _check_writable_dir
 from .options import (
@@ -327,18 +328,12 @@ def _print_event(event: Any, json_out: bool) -> None:
         return
     when = time.strftime("%H:%M:%S", time.localtime(event.wall_time))
     if event.kind == "start":
-        typer.echo(f"{when}  violence #{event.segment} started at {_clock(event.start)} (peak {event.peak:.2f})")
+        typer.echo(f"{when}  violence #{event.segment} started at {clock(event.start)} (peak {event.peak:.2f})")
     else:
         typer.echo(
-            f"{when}  violence #{event.segment} ended: {_clock(event.start)}-{_clock(event.end or event.start)} "
+            f"{when}  violence #{event.segment} ended: {clock(event.start)}-{clock(event.end or event.start)} "
             f"(peak {event.peak:.2f}, mean {event.mean:.2f}{', stopped' if event.reason == 'stopped' else ''})"
         )
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(max(seconds, 0.0), 60)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
 
 
 def _percentiles(values: list[float]) -> tuple[float, float]:
@@ -377,7 +372,7 @@ class LiveView:
         when = time.strftime("%H:%M:%S", time.localtime(event.wall_time))
         what = "started" if event.kind == "start" else "ended"
         self.alerts.append(
-            f"{when} #{event.segment} {what} at {_clock(event.start if event.kind == 'start' else event.end or 0)}"
+            f"{when} #{event.segment} {what} at {clock(event.start if event.kind == 'start' else event.end or 0)}"
         )
         self.live.update(self._render())
 
@@ -406,7 +401,7 @@ class LiveView:
             grid.add_row(
                 "score",
                 f"[{colour}]{u.score:.2f}[/]  audio {u.audio_score:.2f}  visual {u.visual_score:.2f}  "
-                f"[dim]at {_clock(u.end)} · latency {u.latency:.2f} s · dropped {u.dropped_frames} · "
+                f"[dim]at {clock(u.end)} · latency {u.latency:.2f} s · dropped {u.dropped_frames} · "
                 f"window {u.window}/{self.window}[/]",
             )
             grid.add_row("trend", Text(sparkline(list(self.scores)), style=colour))

@@ -17,6 +17,7 @@ from pathlib import Path
 from .._version import __version__
 from ..atomic import atomic_open
 from ..schema import DetectionResult
+from ..timefmt import clock
 from ._assets import asset
 from .page import media_url
 
@@ -191,7 +192,7 @@ def _table(rows: list[IndexRow]) -> str:
             f'data-duration="{r.duration or 0:.3f}">'
             f'<td class="name" title="{_e(r.video)}">{link}{unverified}</td>'
             f'<td class="{_e(r.verdict)}">{_e(r.verdict)}</td><td>{r.peak or 0:.2f}</td>'
-            f"<td>{r.violent_seconds or 0:.1f}</td><td>{r.segments or 0}</td><td>{_duration(r.duration)}</td>"
+            f"<td>{r.violent_seconds or 0:.1f}</td><td>{r.segments or 0}</td><td>{clock(r.duration or 0, 0)}</td>"
             f"<td>{sparkline(r.scores, r.threshold)}</td></tr>"
         )
     return f'<table id="videos">{head}<tbody>{"".join(lines)}</tbody></table>'
@@ -203,11 +204,6 @@ def _failure(row: IndexRow) -> str:
     if reason.startswith(row.video):
         return f"<code>{_e(row.video)}</code>{_e(reason[len(row.video) :])}"
     return f"<code>{_e(row.video)}</code>: {_e(reason)}"
-
-
-def _duration(seconds: float | None) -> str:
-    s = int(round(seconds or 0))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def _e(value: object) -> str:

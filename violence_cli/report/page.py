@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from .._version import __version__
 from ..schema import DetectionResult, Segment
+from ..timefmt import clock
 from ._assets import asset
 from .playback import Playback
 
@@ -70,14 +71,9 @@ def segment_driver(result: DetectionResult, segment: Segment) -> str:
     return BOTH
 
 
-def clock(seconds: float, hours: bool = False) -> str:
-    """``m:ss.s``, or ``h:mm:ss`` when ``hours`` (long videos)."""
-    seconds = max(seconds, 0.0)
-    if hours:
-        s = int(round(seconds))
-        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-    minutes, secs = divmod(seconds, 60)
-    return f"{int(minutes)}:{secs:04.1f}"
+def _clock(seconds: float, hours: bool) -> str:
+    """``m:ss.s``, or ``h:mm:ss`` for a long video (the page's script writes the same)."""
+    return clock(seconds, 0 if hours else 1, hours=hours)
 
 
 def timeline_extent(result: DetectionResult) -> float:
@@ -180,7 +176,7 @@ def _facts(result: DetectionResult, long_video: bool, playback: Playback | None)
     codec = f" ({_e(v.audio_codec)})" if v.audio_codec else ""
     audio = f"yes{codec}" if v.has_audio else '<b class="warn">no</b> (scored with silence)'
     facts = [
-        ("duration", f"{clock(v.duration, long_video)} ({v.duration:.1f} s)"),
+        ("duration", f"{_clock(v.duration, long_video)} ({v.duration:.1f} s)"),
         ("file", _e(playback.label) if playback is not None else _e(v.video_codec or "not recorded")),
         ("resolution", f"{v.width}x{v.height} · {v.fps:g} fps"),
         ("audio", audio),
@@ -268,7 +264,7 @@ def _segments(result: DetectionResult, drivers: list[str], long_video: bool) -> 
     for n, (seg, driver) in enumerate(zip(result.segments, drivers), 1):
         rows.append(
             f'<tr data-start="{seg.start!r}" data-end="{seg.end!r}" tabindex="0">'
-            f"<td>{n}</td><td>{clock(seg.start, long_video)}</td><td>{clock(seg.end, long_video)}</td>"
+            f"<td>{n}</td><td>{_clock(seg.start, long_video)}</td><td>{_clock(seg.end, long_video)}</td>"
             f"<td>{seg.duration:.1f} s</td><td>{seg.peak:.2f}</td><td>{seg.mean:.2f}</td>"
             f'<td class="{driver}">{driver}</td></tr>'
         )

@@ -33,6 +33,8 @@
   const yOf = (s) => PAD.top + (1 - s) * (height - PAD.top - PAD.bottom);
   const tOf = (x) => Math.min(extent, Math.max(0, ((x - PAD.left) / (width - PAD.left - PAD.right)) * extent));
 
+  // as violence_cli.timefmt.clock: round to the last digit shown first, then carry
+  // (59.96 s reads 1:00.0)
   function clock(t, withTenths) {
     t = Math.max(0, t);
     if (data.hours) {
@@ -40,8 +42,11 @@
       return Math.floor(s / 3600) + ":" + String(Math.floor(s / 60) % 60).padStart(2, "0") + ":" +
         String(s % 60).padStart(2, "0");
     }
-    const m = Math.floor(t / 60), s = t - 60 * m;
-    return m + ":" + (withTenths ? s.toFixed(1).padStart(4, "0") : String(Math.floor(s)).padStart(2, "0"));
+    const scale = withTenths ? 10 : 1;
+    const n = Math.round(t * scale);
+    const m = Math.floor(n / (60 * scale)), rest = n - 60 * scale * m;
+    const secs = String(Math.floor(rest / scale)).padStart(2, "0") + (withTenths ? "." + (rest % scale) : "");
+    return m + ":" + secs;
   }
 
   function tickStep() {
