@@ -19,8 +19,12 @@ two cores.
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import hashlib
 import io
+import json
+import os
 import pickle
 import sys
 from collections import OrderedDict
@@ -33,6 +37,7 @@ import trained_i3d as ti
 from conftest import missing
 from fakeweights import random_i3d_state_dict
 
+from violence_cli.atomic import write_text
 from violence_cli.model import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -159,16 +164,34 @@ def tree(checkpoint: Path) -> dict:
     return ti.load_flax_checkpoint(checkpoint)
 
 
+def _report_from_json(doc: dict) -> check.TrainedReport:
+    paths = [ti.PathFidelity(**{**p, "score_range": tuple(p["score_range"]), "mid_range": tuple(p["mid_range"])})
+             for p in doc["paths"]]  # fmt: skip
+    return check.TrainedReport(
+        doc["device"], doc["reference_device"], [check.Top1(**t) for t in doc["top1"]], paths, doc["seconds"]
+    )
+
+
 @pytest.fixture(scope="module")
-def report(tree: dict, media_dir: Path, macil_checkpoint: Path) -> check.TrainedReport:
-    """Every forward of this module, once: the plain fp32 reference, then each path."""
-    r = check.measure(tree, media_dir, load_model(macil_checkpoint), "cpu")
-    for top in r.top1:
-        print(top.line())
-    for path in r.paths:
-        print(path.line())
-    print("seconds:", {k: round(v, 2) for k, v in r.seconds.items()})
-    return r
+def report(
+    tree: dict, media_dir: Path, macil_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> check.TrainedReport:
+    """Every forward of this module, once: the plain fp32 reference, then each path. Under
+    xdist the workers share it (they split this module's tests): the first to get here
+    measures, the others wait on a lock and read its JSON."""
+    base = tmp_path_factory.getbasetemp()
+    folder = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the parent: this session's
+    saved = folder / "trained_i3d_report.json"
+    with open(folder / "trained_i3d_report.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if saved.is_file():
+            return _report_from_json(json.loads(saved.read_text()))
+        r = check.measure(tree, media_dir, load_model(macil_checkpoint), "cpu")
+        for line in [t.line() for t in r.top1] + [p.line() for p in r.paths]:
+            print(line)
+        print("seconds:", {k: round(v, 2) for k, v in r.seconds.items()})
+        write_text(saved, json.dumps(dataclasses.asdict(r)))
+        return r
 
 
 def test_the_file_is_the_pinned_one(checkpoint: Path) -> None:
@@ -198,6 +221,7 @@ def test_fast_path_against_plain_fp32(report: check.TrainedReport, path: str) ->
 def test_problems_and_gpu_check_records(report: check.TrainedReport) -> None:
     """What gpu_check records from the same report: one check per bound, all passing here."""
     assert check.problems(report) == []
+    assert _report_from_json(json.loads(json.dumps(dataclasses.asdict(report)))) == report  # what workers share
 
     class Rep:
         def __init__(self) -> None:
