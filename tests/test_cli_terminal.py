@@ -166,3 +166,22 @@ def test_screen_model() -> None:
     assert screen("abc\rX\n") == ["Xbc", ""]
     assert screen("bar 1\x1b[2K\rresult\n") == ["result", ""]
     assert screen("one\ntwo\n\x1b[1A\x1b[2Kthree\n") == ["one", "three", ""]
+
+
+def test_watch_alert_lines_land_above_the_live_view(setup) -> None:
+    """Threshold 0: "violence #1 started" comes with the first snippet, while the live view
+    is drawn; it must end up on a line of its own above the view, the view once below."""
+    clip = make_clip(setup["dir"] / "watch.mp4", seconds=4.0, fps=24)
+    code, raw = run_in_terminal(["watch", str(clip), *_weights(setup), "--threshold", "0"], setup["dir"])
+    lines = screen(raw)
+    text = "\n".join(lines)
+    assert code == 0, text
+    started = [line for line in lines if "violence #1 started" in line]
+    assert len(started) == 1 and re.fullmatch(
+        r"\d\d:\d\d:\d\d  violence #1 started at 0:00\.0 \(peak \d\.\d\d\)", started[0]
+    ), text
+    ended = [line for line in lines if "violence #1 ended" in line]
+    assert len(ended) == 1 and re.fullmatch(r"\d\d:\d\d:\d\d  violence #1 ended: 0:00\.0-0:0\d\.\d .*", ended[0]), text
+    assert [line.split()[0] for line in lines if line.split()[:1] in (["source"], ["score"], ["trend"])] == [
+        "source", "score", "trend"], text  # fmt: skip
+    assert lines.index(started[0]) < next(i for i, line in enumerate(lines) if line.startswith("source")), text

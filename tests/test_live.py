@@ -308,8 +308,7 @@ def test_cli_json_on_alert_and_save_clips(shared_detector, clip: Path, tmp_path:
         "import sys; open(sys.argv[1], 'ab').write(sys.stdin.buffer.read())",
         str(events_file),
     ]
-    clips = tmp_path / "clips"
-    clips.mkdir()
+    clips = tmp_path / "alerts" / "clips"  # missing: created, as the other commands create theirs
     result = runner.invoke(
         app,
         [
@@ -344,16 +343,23 @@ def test_cli_json_on_alert_and_save_clips(shared_detector, clip: Path, tmp_path:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) >= 7 * 16 - 2  # the whole segment (stopped: no frames after it came)
     assert frames[0].shape[0] == 256
+    with av.open(str(written[0])) as container:  # the clip carries the source's audio (a 440 Hz tone)
+        (sound,) = container.streams.audio
+        samples = np.concatenate([f.to_ndarray().mean(axis=0) for f in container.decode(sound)])
+    assert len(samples) == pytest.approx(len(frames) / 24 * 16000, abs=2048)
+    middle = samples[4000:-4000]
+    assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.15)
     assert "clip written" in result.stderr
 
 
 def test_cli_usage_errors(shared_detector, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
     cases = [
         (["watch", "ftp://example.org/x"], "unsupported source scheme"),
         (["watch", "udp://127.0.0.1:9", "--realtime"], "--realtime is for files"),
         (["watch", str(tmp_path / "missing.mp4")], "no such file"),
         (["watch", "udp://127.0.0.1:9", "--on-alert", "no-such-program-xyz arg"], "command not found"),
-        (["watch", "udp://127.0.0.1:9", "--save-clips", str(tmp_path / "nope")], "no such folder"),
+        (["watch", "udp://127.0.0.1:9", "--save-clips", str(tmp_path / "file" / "sub")], "cannot create the folder"),
     ]
     for args, message in cases:
         result = runner.invoke(app, args)

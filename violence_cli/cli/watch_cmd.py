@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import sys
 import time
 from collections import deque
 from enum import Enum
@@ -141,7 +142,7 @@ def watch_command(
         Path | None,
         typer.Option(
             metavar="DIR",
-            help="Write an MP4 around each alert into this existing folder.",
+            help="Write an MP4 (with the audio) around each alert into this folder (created if missing).",
             rich_help_panel=PANEL_ALERTS,
         ),
     ] = None,
@@ -180,7 +181,7 @@ def watch_command(
     spec = parse_source(source, realtime)
     hook_argv = _hook_command(on_alert)
     if save_clips is not None:
-        _check_writable_dir(save_clips, "--save-clips")
+        _check_writable_dir(save_clips, "--save-clips", create=True)
     torch_device = resolve_device(device)
     resolved_precision = resolve_precision_option(precision, torch_device)
     n_crops = check_crops(crops if crops is not None else (5 if torch_device.type == "cuda" else 1))
@@ -303,7 +304,7 @@ def _print_updates(updates: Any, view: LiveView | None, json_out: bool, quiet: b
                 typer.echo(json.dumps(update.to_dict(), allow_nan=False))
             for event in update.events:
                 if not json_out:
-                    _print_event(event, json_out)
+                    _print_event(event, json_out, view)
                 if view is not None:
                     view.alert(event)
             if view is not None:
@@ -321,19 +322,26 @@ def _status(update: Any, quiet: bool) -> None:
         console.info(update.message)
 
 
-def _print_event(event: Any, json_out: bool) -> None:
-    """An alert event on stdout: one line of text (with --json, the final end event as JSON)."""
+def _print_event(event: Any, json_out: bool, view: LiveView | None = None) -> None:
+    """An alert event on stdout: one line of text (with --json, the final end event as JSON).
+    While the live view is drawn on the same terminal, the line goes through the view's
+    console, which prints it above the view and redraws the view below (written straight
+    to stdout it landed inside the view and the next redraw left stale lines)."""
     if json_out:
         typer.echo(json.dumps(event.to_dict(), allow_nan=False))
         return
     when = time.strftime("%H:%M:%S", time.localtime(event.wall_time))
     if event.kind == "start":
-        typer.echo(f"{when}  violence #{event.segment} started at {clock(event.start)} (peak {event.peak:.2f})")
+        line = f"{when}  violence #{event.segment} started at {clock(event.start)} (peak {event.peak:.2f})"
     else:
-        typer.echo(
+        line = (
             f"{when}  violence #{event.segment} ended: {clock(event.start)}-{clock(event.end or event.start)} "
             f"(peak {event.peak:.2f}, mean {event.mean:.2f}{', stopped' if event.reason == 'stopped' else ''})"
         )
+    if view is not None and sys.stdout.isatty():
+        view.above(line)
+    else:
+        typer.echo(line)
 
 
 def _percentiles(values: list[float]) -> tuple[float, float]:
@@ -383,6 +391,10 @@ class LiveView:
             self.state = update.kind
             self.live.console.print(_esc(update.message))
         self.live.update(self._render())
+
+    def above(self, line: str) -> None:
+        """A line of plain text above the view (the view is redrawn below it)."""
+        self.live.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         self.live.stop()

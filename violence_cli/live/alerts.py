@@ -7,8 +7,9 @@
   argument list (never through a shell), in its own thread so scoring never waits for it.
 - :class:`ClipRecorder`: keeps the last seconds of frames in a ring buffer; a start event
   begins an MP4 from ``before`` seconds ahead of the segment and it closes ``after``
-  seconds past the segment's end (or at ``max_seconds``); encoded in its own thread and
-  written atomically (a temporary name in the folder, then a rename).
+  seconds past the segment's end (or at ``max_seconds``); the audio of the same ticks
+  (16 kHz mono, AAC) goes with the pictures when an audio buffer is given; encoded in its
+  own thread and written atomically (a temporary name in the folder, then a rename).
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_path
-from ..protocol import VIDEO_FPS
+from ..protocol import AUDIO_RATE, VIDEO_FPS
 
 HOOK_TIMEOUT = 30.0  # s a hook command may run before it is killed
 CLIP_BEFORE, CLIP_AFTER = 3.0, 3.0  # s of video kept before a segment starts and after it ends
 CLIP_MAX_SECONDS = 120.0  # s: a clip longer than this is closed (a segment that never ends)
+CLIP_AUDIO_LAG = 1.0  # s: a clip takes its audio this far behind its newest frame (audio may come late)
+_AAC_FRAME = 1024  # samples per AAC frame
 _EPS = 1e-6
 
 
@@ -168,23 +171,44 @@ class AlertHook:
                 self.on_error(f"--on-alert: {name} exited with {done.returncode}" + (f": {tail[0]}" if tail else ""))
 
 
-class _ClipWriter:
-    """One MP4 being written in its own thread from frames fed in tick order."""
+def _sample_of(tick: int) -> int:
+    """The first audio sample (16 kHz) of 24 fps ``tick``."""
+    return tick * AUDIO_RATE // VIDEO_FPS
 
-    def __init__(self, path: Path, first_tick: int, on_done: Callable[[Path | None, str | None], None]) -> None:
+
+class _ClipWriter:
+    """One MP4 being written in its own thread from frames fed in tick order, with the
+    audio of those ticks from ``audio`` (an AudioBuffer) when given."""
+
+    def __init__(
+        self, path: Path, first_tick: int, on_done: Callable[[Path | None, str | None], None], audio: Any = None
+    ) -> None:
         self.path, self.first_tick, self.on_done = path, first_tick, on_done
         self.last_tick = first_tick - 1
         self.end_tick: int | None = None
-        self._queue: queue.Queue[tuple[int, np.ndarray] | None] = queue.Queue()
+        self.audio = audio
+        self._audio_next = _sample_of(first_tick)  # the next sample to take from the buffer
+        self._queue: queue.Queue[tuple | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="violence-detect-clip", daemon=True)
         self._thread.start()
 
     def feed(self, tick: int, image: np.ndarray) -> None:
         if tick > self.last_tick:
             self.last_tick = tick
-            self._queue.put((tick, image))
+            self._queue.put(("video", tick, image))
+            self._take_audio(tick - round(CLIP_AUDIO_LAG * VIDEO_FPS))
+
+    def _take_audio(self, upto_tick: int) -> None:
+        """Queue the audio of the ticks up to ``upto_tick`` not queued yet."""
+        stop = _sample_of(upto_tick + 1)
+        if self.audio is None or stop <= self._audio_next:
+            return
+        samples = self.audio.window(self._audio_next, stop).astype(np.float32)  # zeros where none came
+        self._queue.put(("audio", self._audio_next - _sample_of(self.first_tick), samples))
+        self._audio_next = stop
 
     def finish(self) -> None:
+        self._take_audio(self.last_tick)
         self._queue.put(None)
 
     def join(self, wait: float) -> None:
@@ -195,15 +219,28 @@ class _ClipWriter:
 
         try:
             with atomic_path(self.path) as tmp, av.open(str(tmp), mode="w", format="mp4") as out:
-                stream = None
+                stream = sound = None
+                pending = np.zeros(0, np.float32)  # audio not yet in a whole AAC frame
+                written = 0  # audio samples encoded
                 while (item := self._queue.get()) is not None:
-                    tick, image = item
+                    if item[0] == "audio":
+                        if sound is None:
+                            continue  # (the first item is always a frame)
+                        pending = np.concatenate([pending, item[2]])
+                        while len(pending) >= _AAC_FRAME:
+                            written += self._encode_audio(out, sound, pending[:_AAC_FRAME], written)
+                            pending = pending[_AAC_FRAME:]
+                        continue
+                    _, tick, image = item
                     h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2  # yuv420p wants even sizes
                     if stream is None:
                         stream = out.add_stream("libx264", rate=VIDEO_FPS)
                         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                         stream.codec_context.time_base = Fraction(1, VIDEO_FPS)
                         stream.options = {"preset": "ultrafast", "crf": "23"}
+                        if self.audio is not None:
+                            sound = out.add_stream("aac", rate=AUDIO_RATE)
+                            sound.layout = "mono"
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:h, :w]), format="rgb24")
                     frame = frame.reformat(format="yuv420p")
                     frame.pts, frame.time_base = tick - self.first_tick, Fraction(1, VIDEO_FPS)
@@ -211,12 +248,27 @@ class _ClipWriter:
                         out.mux(packet)
                 if stream is None:
                     raise RuntimeError("no frames")
+                if sound is not None:
+                    if len(pending):
+                        self._encode_audio(out, sound, pending, written)
+                    for packet in sound.encode():
+                        out.mux(packet)
                 for packet in stream.encode():
                     out.mux(packet)
         except Exception as exc:  # noqa: BLE001 - reported as one line, watching goes on
             self.on_done(None, f"clip {self.path.name} not written: {exc}")
             return
         self.on_done(self.path, None)
+
+    @staticmethod
+    def _encode_audio(out: Any, sound: Any, samples: np.ndarray, pts: int) -> int:
+        import av
+
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[None]), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = AUDIO_RATE, pts, Fraction(1, AUDIO_RATE)
+        for packet in sound.encode(frame):
+            out.mux(packet)
+        return len(samples)
 
 
 class ClipRecorder:
@@ -238,6 +290,8 @@ class ClipRecorder:
         self.folder, self.on_done = Path(folder), on_done
         self.before, self.after, self.max_ticks = before, after, round(max_seconds * VIDEO_FPS)
         self.ring: deque[tuple[int, np.ndarray]] = deque(maxlen=round((before + reach + 10.0) * VIDEO_FPS))
+        self.audio: Any = None  # the live audio (an AudioBuffer): clips carry it when set
+        self.audio_seconds = before + reach + 10.0 + CLIP_AUDIO_LAG  # what that buffer must keep
         self.active: dict[int, _ClipWriter] = {}
         self.written: list[Path] = []
         self._all: list[_ClipWriter] = []
@@ -257,7 +311,7 @@ class ClipRecorder:
             stamp = datetime.fromtimestamp(event.wall_time, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
             path = self.folder / f"violence-{stamp}-segment{event.segment}.mp4"
             first = max(0, round((event.start - self.before) * VIDEO_FPS))
-            writer = _ClipWriter(path, first, self._done)
+            writer = _ClipWriter(path, first, self._done, self.audio)
             for tick, image in self.ring:
                 if tick >= first:
                     writer.feed(tick, image)

@@ -20,7 +20,17 @@ from typing import Any
 from ..protocol import SNIPPET_FRAMES
 from .alerts import AlertEvent, AlertHook, ClipRecorder, SegmentTracker
 from .scorer import DEFAULT_WINDOW, CausalScorer, SnippetAssembler, SnippetScore
-from .source import DEFAULT_TIMEOUT, AudioBuffer, Failed, Frame, FrameQueue, LiveReader, SourceSpec, Status
+from .source import (
+    AUDIO_KEEP_SECONDS,
+    DEFAULT_TIMEOUT,
+    AudioBuffer,
+    Failed,
+    Frame,
+    FrameQueue,
+    LiveReader,
+    SourceSpec,
+    Status,
+)
 
 QUEUE_SNIPPETS = 2  # snippets of frames the queue holds before dropping the oldest
 
@@ -81,7 +91,10 @@ class LiveMonitor:
         if reconnect is None:
             reconnect = spec.kind != "file"
         self.frames = FrameQueue(self.options.queue_frames, live=spec.live)
-        self.audio = AudioBuffer()
+        keep = max(AUDIO_KEEP_SECONDS, clips.audio_seconds if clips is not None else 0.0)
+        self.audio = AudioBuffer(keep)  # long enough for a clip's audio from before its segment
+        if clips is not None:
+            clips.audio = self.audio
         self.reader = LiveReader(
             spec,
             self.frames,
