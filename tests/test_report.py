@@ -406,3 +406,15 @@ def test_detect_with_a_proxy_opens_the_video_once_more(media_dir, tmp_path, weig
     r = run(media_dir / "hevc_aac_4s.mkv", *weight_args, "-o", tmp_path / "hevc.html", "--report-proxy")
     assert r.exit_code == 0, r.stderr
     assert len(opens) == 3, opens  # facts + frames, audio, the proxy's re-encoding
+
+
+@pytest.mark.parametrize("scores", [[0.7], [0.7, 0.2], list(np.linspace(0, 1, 500))])
+def test_sparkline_spans_the_width_even_for_one_snippet(scores) -> None:
+    """A 1-snippet video's sparkline was a polyline of one point: nothing drawn."""
+    from violence_cli.report.index import SPARK_H, SPARK_W, sparkline
+
+    (points,) = re.findall(r'points="([^"]+)"', sparkline(scores))
+    xy = [tuple(map(float, p.split(","))) for p in points.split()]
+    assert len(xy) >= 2 and xy[0][0] == 0 and xy[-1][0] == pytest.approx(SPARK_W)
+    if len(scores) == 1:
+        assert all(y == pytest.approx((1 - scores[0]) * (SPARK_H - 2) + 1, abs=0.05) for _, y in xy)

@@ -129,8 +129,10 @@ def sparkline(scores: list[float], threshold: float | None = None) -> str:
     if not scores:
         return ""
     tops = spark_values(scores)
+    if len(tops) == 1:  # a polyline of one point draws nothing: a level line across instead
+        tops = tops * 2
     buckets = len(tops)
-    step = SPARK_W / max(buckets - 1, 1)
+    step = SPARK_W / (buckets - 1)
     points = " ".join(f"{i * step:.1f},{(1 - v) * (SPARK_H - 2) + 1:.1f}" for i, v in enumerate(tops))
     line = ""
     if threshold is not None:
