@@ -219,3 +219,29 @@ def test_index_sorts(browser, report, tmp_path) -> None:
     assert page.console_errors() == []
     assert outside(page, folder) == []
     page.close()
+
+
+def test_narrow_screen_has_no_horizontal_scroll(browser, report, tmp_path) -> None:
+    """At 420 px (a phone) the page fits its width: no horizontal scroll, and no element
+    (the UNVERIFIED banner, the header facts, the tables) cut off at the right edge."""
+    page = open_page(browser, report)
+    metrics = {"width": 420, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+    page.send("Emulation.setDeviceMetricsOverride", metrics)
+    page.evaluate("window.dispatchEvent(new Event('resize'))")
+    page.wait_for("document.documentElement.clientWidth === 420")
+    widths = page.evaluate(
+        "[document.documentElement.scrollWidth, document.body.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert max(widths[:2]) <= widths[2], widths
+    cut = page.evaluate(
+        "[...document.querySelectorAll('body *')].filter(e => { const r = e.getBoundingClientRect();"
+        " return r.width > 0 && r.right > document.documentElement.clientWidth + 0.5 &&"
+        " getComputedStyle(e).position !== 'fixed' && !(e.closest('table') && e.tagName !== 'TABLE'); })"
+        ".map(e => e.tagName + '#' + e.id + '.' + e.className)"
+    )
+    assert cut == [], cut
+    banner = page.evaluate(
+        "(() => { const b = document.getElementById('unverified'); return [b.scrollWidth, b.clientWidth]; })()"
+    )
+    assert banner[0] <= banner[1], banner
+    screenshot(page, tmp_path, "report-420px.png")
