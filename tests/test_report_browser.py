@@ -245,3 +245,27 @@ def test_narrow_screen_has_no_horizontal_scroll(browser, report, tmp_path) -> No
     )
     assert banner[0] <= banner[1], banner
     screenshot(page, tmp_path, "report-420px.png")
+
+
+def test_tooltip_clock_rounds_before_carrying(browser, report) -> None:
+    """The page's script writes times as violence_cli.timefmt does: just under a minute is
+    1:00.0, never 0:60.0 (hovered pixel by pixel across 59.5-60.5 s on a wide screen)."""
+    result = make_result([0.2] * 100)  # 66.7 s
+    result.video.path = str(report.parent / "media files" / "clip é.mp4")
+    target = HtmlWriter().write(result, report.parent / "minute.html")
+    page = open_page(browser, target)
+    page.send(
+        "Emulation.setDeviceMetricsOverride", {"width": 3000, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+    )
+    page.evaluate("window.dispatchEvent(new Event('resize'))")
+    page.wait_for("document.documentElement.clientWidth === 3000")
+    extent = float(page.evaluate("document.getElementById('timeline').dataset.extent"))
+    x0, y = timeline_point(page, 59.5 / extent)
+    x1, _ = timeline_point(page, 60.5 / extent)
+    tips = []
+    for x in range(int(x0), int(x1) + 1):
+        page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+        tips.append(page.evaluate("document.getElementById('tooltip').textContent").split(" ")[0])
+    assert "1:00.0" in tips and "0:59.9" in tips and "1:00.4" in tips, tips
+    assert not any(t.startswith("0:60") for t in tips), tips
+    page.close()
