@@ -242,13 +242,15 @@ def _read_all(spec: SourceSpec, limit: float = 60.0, **streams) -> tuple[list, l
     raise AssertionError("the reader did not end")
 
 
-def test_rotated_file_gives_the_same_frames_and_scores_in_detect_and_watch(detector, tmp_path: Path) -> None:
-    """A phone video (display matrix: 90 degrees) is scored upright by both, frame for frame."""
+@pytest.mark.parametrize("kind", ["file", "network"])
+def test_rotated_video_gives_detects_frames_in_watch(tmp_path: Path, kind: str) -> None:
+    """A phone video (display matrix: 90 degrees) reaches watch upright, frame for frame as
+    detect decodes it: read as a file, and opened as a live source (the network path)."""
     from violence_cli import media
     from violence_cli.features.extract import resize_frames, resized_size
 
     clip = make_clip(tmp_path / "phone.mp4", 3.0, size=(96, 64), pattern="quadrants", rotation=90)
-    frames, _, _ = _read_all(parse_source(str(clip)))
+    frames, _, _ = _read_all(SourceSpec(str(clip), kind))
     offline = list(media.iter_frames(clip))  # what detect decodes
     assert offline[0].shape[:2] == (96, 64)  # upright: the stored 96x64 turned a quarter
     target = resized_size(*offline[0].shape[:2])
@@ -256,6 +258,11 @@ def test_rotated_file_gives_the_same_frames_and_scores_in_detect_and_watch(detec
     assert [f.tick for f in frames] == list(range(len(expected)))
     assert all(np.array_equal(f.image, e) for f, e in zip(frames, expected))
 
+
+def test_rotated_file_gives_the_same_scores_in_detect_and_watch(detector, tmp_path: Path) -> None:
+    """The same phone video scored by watch (a file, as fast as it decodes) and by detect's
+    extractor: the causal scores of the same features (the frames: the test above)."""
+    clip = make_clip(tmp_path / "phone.mp4", 3.0, size=(96, 64), pattern="quadrants", rotation=90)
     monitor = LiveMonitor(parse_source(str(clip)), detector, LiveOptions(window=4))
     scores = _scores(_collect(monitor))
     features = detector.extractor.extract(clip)
