@@ -5,7 +5,7 @@ One module per command registers itself on the shared Typer app (``_app.app``).
 
 from __future__ import annotations
 
-from . import detect_cmd, eval_cmd, extract_cmd, train_cmd, watch_cmd, weights_cmd  # noqa: F401  (registration)
+from . import detect_cmd, eval_cmd, extract_cmd, serve_cmd, train_cmd, watch_cmd, weights_cmd  # noqa: F401  (registration)
 from ._app import app, run_app
 
 

@@ -30,10 +30,11 @@ from .options import (
     ALL_FORMATS,
     DEFAULT_CROPS_CHOICE,
     FORMAT_METAVAR,
-    PANEL_MODEL,
     ActorsOpt,
     AudioStreamOpt,
-    Crops,
+    BatchSizeOpt,
+    CheckpointOpt,
+    CropsOpt,
     DeviceOpt,
     DownloadOpt,
     EndOpt,
@@ -81,7 +82,6 @@ Examples:
 
 OPT_GROUP_OUT = "Output"
 OPT_GROUP_SEG = "Segments"
-OPT_GROUP_MODEL = PANEL_MODEL
 
 
 @app.command("detect", help=HELP, no_args_is_help=True)
@@ -173,25 +173,10 @@ def detect_command(
         float, typer.Option(help="Join segments separated by at most this many seconds.", rich_help_panel=OPT_GROUP_SEG)
     ] = 0.0,
     device: DeviceOpt = "auto",
-    crops: Annotated[
-        Crops,
-        typer.Option(
-            help="5: centre + corners, the published protocol; 1: centre only, ~5x faster.",
-            rich_help_panel=OPT_GROUP_MODEL,
-        ),
-    ] = DEFAULT_CROPS_CHOICE,
-    batch_size: Annotated[
-        int | None, typer.Option(help="I3D clips per forward pass (memory vs speed).", rich_help_panel=OPT_GROUP_MODEL)
-    ] = None,
+    crops: CropsOpt = DEFAULT_CROPS_CHOICE,
+    batch_size: BatchSizeOpt = None,
     precision: PrecisionOpt = Precision.auto,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="FILE",
-            help="MACIL-SD weights file (default: the published checkpoint).",
-            rich_help_panel=OPT_GROUP_MODEL,
-        ),
-    ] = None,
+    checkpoint: CheckpointOpt = None,
     i3d_weights: I3dWeightsOpt = None,
     vggish_weights: VggishWeightsOpt = None,
     weights_dir: WeightsDirOpt = None,

@@ -35,6 +35,24 @@ DeviceOpt = Annotated[
         metavar="DEVICE", help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=PANEL_MODEL
     ),
 ]
+CropsOpt = Annotated[
+    Crops,
+    typer.Option(
+        help="5: centre + corners, the published protocol; 1: centre only, ~5x faster.",
+        rich_help_panel=PANEL_MODEL,
+    ),
+]
+BatchSizeOpt = Annotated[
+    int | None, typer.Option(help="I3D clips per forward pass (memory vs speed).", rich_help_panel=PANEL_MODEL)
+]
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="MACIL-SD weights file (default: the published checkpoint).",
+        rich_help_panel=PANEL_MODEL,
+    ),
+]
 I3dWeightsOpt = Annotated[
     Path | None,
     typer.Option(

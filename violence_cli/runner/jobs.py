@@ -193,14 +193,15 @@ def detect_outcome(video: VideoInput, result: Any, status: str, files: list[Path
 
 
 class DetectWorker:
-    """The networks, loaded once, and what each video goes through."""
+    """The networks, loaded once, and what each video goes through. ``detector``: networks
+    already loaded for the job's options (``serve`` keeps one per worker for many jobs)."""
 
-    def __init__(self, job: DetectJob, device: Any) -> None:
+    def __init__(self, job: DetectJob, device: Any, detector: Any = None) -> None:
         from .. import pipeline
 
         self.job = job
         self._warnings: list[str] = []
-        self.detector = pipeline.Detector(
+        self.detector = detector or pipeline.Detector(
             device=device, crops=job.crops, batch_size=job.batch_size, precision=job.precision, weights=job.weights
         )
 
