@@ -52,7 +52,7 @@ Examples:
   violence-detect serve --data jobs/ --crops 1
   curl -F file=@clip.mp4 http://127.0.0.1:8750/v1/jobs
   curl http://127.0.0.1:8750/v1/jobs/ID
-  violence-detect serve --host 0.0.0.0 --token-file tokens.txt --device cuda --workers 2
+  violence-detect serve --host 0.0.0.0 --token-file tokens.txt --workers 2
 """
 
 

@@ -12,13 +12,16 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
+import threading
 from collections.abc import Callable
 
 from ..errors import UsageError, ViolenceDetectError
 from .config import DEFAULT_HOST, ServeConfig, job_params
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _check_extra() -> None:
@@ -96,13 +99,21 @@ def serve(config: ServeConfig, on_ready: Callable[[str, int, int], None] | None 
     hooks.start()
     if on_ready is not None:
         on_ready(config.host, sock.getsockname()[1], requeued)
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again for the handler it
+    # found: let that handler only note it, so a requested stop ends serve() normally
+    stops: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, lambda signum, frame: stops.append(signum)) for sig in STOP_SIGNALS}
     try:
         server.run(sockets=[sock])
     finally:
-        pool.stop()
+        pool.stop()  # a running job goes back to the queue
         hooks.stop()
         store.close()
         sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 __all__ = ["DEFAULT_HOST", "ServeConfig", "check_config", "job_params", "serve"]

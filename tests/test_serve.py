@@ -1,0 +1,437 @@
+"""``violence-detect serve`` end to end: a real server (a subprocess on 127.0.0.1 at a free
+port, see tests/servehelp.py) and a real HTTP client, with the random test weights and
+one-second synthetic clips. The page at ``/`` is driven in headless Chromium (tests/cdp.py).
+
+Two servers: ``guarded`` (tokens, --allow-path, --allow-urls without private addresses, a
+small upload limit) for most cases; ``open_server`` (no tokens, --allow-private-urls, a
+queue of 4) for the URL fetch, the webhook and cancelling, then killed and restarted.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("python_multipart")
+
+from fakeweights import save_fake_weights  # noqa: E402
+from mediagen import make_clip  # noqa: E402
+from servehelp import MODEL_ARGS, REPO, ServeProcess, call, upload, wait_job  # noqa: E402
+
+from violence_cli.serve import security  # noqa: E402
+
+TOKEN_A = "a" * 8 + "-token-of-alice-0123"
+TOKEN_B = "b" * 8 + "-token-of-bobby-4567"
+N_CONCURRENT = 20
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("serve-weights")
+    save_fake_weights(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("serve-clips")
+    patterns = ("gradient", "quadrants")
+    return [
+        make_clip(folder / f"clip{n:02d}.mp4", 1.0, size=(64, 48), tone_hz=200 + 37 * n, pattern=patterns[n % 2])
+        for n in range(N_CONCURRENT)
+    ]
+
+
+@pytest.fixture(scope="module")
+def allowed(tmp_path_factory, clips) -> Path:
+    """A folder the guarded server may read (--allow-path), with one clip; a secret one beside it."""
+    root = tmp_path_factory.mktemp("serve-paths")
+    (root / "allowed").mkdir()
+    (root / "allowed" / "inside.mp4").write_bytes(clips[0].read_bytes())
+    (root / "secret.mp4").write_bytes(clips[1].read_bytes())
+    (root / "allowed" / "link.mp4").symlink_to(root / "secret.mp4")
+    return root
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, weights_dir, allowed):
+    folder = tmp_path_factory.mktemp("guarded")
+    tokens = folder / "tokens.txt"
+    tokens.write_text(f"# the test's two users\n{TOKEN_A}\n{TOKEN_B}\n")
+    server = ServeProcess(
+        folder / "data",
+        weights_dir,
+        "--token-file", str(tokens),
+        "--allow-path", str(allowed / "allowed"),
+        "--allow-urls",
+        "--max-upload-mb", "0.5",
+        "--max-queue", "50",
+    )  # fmt: skip
+    yield server
+    assert server.stop() == 0, server.output
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory, weights_dir):
+    folder = tmp_path_factory.mktemp("open")
+    server = ServeProcess(folder / "data", weights_dir, "--allow-urls", "--allow-private-urls", "--max-queue", "4")
+    yield server
+    assert server.stop() == 0, server.output
+
+
+def _job_dirs(server: ServeProcess) -> set[str]:
+    return {p.name for p in (server.data / "jobs").iterdir()}
+
+
+# --------------------------------------------------------------------------- results
+
+
+def test_concurrent_uploads_equal_detect_json(guarded, clips, weights_dir) -> None:
+    """20 uploads at once all end done, each result the document detect --json prints for that file."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "violence_cli", "detect", *map(str, clips), "--json", "--weights-dir", str(weights_dir),
+         *MODEL_ARGS],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    answers: dict[int, dict] = {}
+
+    def send(n: int) -> None:
+        answer = upload(guarded.base, clips[n], TOKEN_A)
+        assert answer.status == 202, answer.text
+        answers[n] = answer.json()
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(N_CONCURRENT)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == N_CONCURRENT and all(a["status"] == "queued" for a in answers.values())
+    assert len({a["id"] for a in answers.values()}) == N_CONCURRENT
+    out, err = cli.communicate(timeout=300)
+    assert cli.returncode == 0, err.decode()
+    expected = {Path(r["video"]["path"]).name: r for r in json.loads(out)["results"]}
+    for n, submitted in answers.items():
+        job = wait_job(guarded.base, submitted["id"], TOKEN_A, timeout=240)
+        assert job["status"] == "done", job
+        got, want = job["result"], expected[clips[n].name]
+        assert got["video"]["path"] == clips[n].name  # the client's file name, not the server's copy
+        assert set(got) == set(want)
+        assert got["params"] == want["params"] and got["weights"] == want["weights"]
+        assert [s["start"] for s in got["snippets"]] == [s["start"] for s in want["snippets"]]
+        for a, b in zip(got["snippets"], want["snippets"], strict=True):
+            for key in ("score", "audio_score", "visual_score"):
+                assert a[key] == pytest.approx(b[key], abs=1e-6)
+        assert got["segments"] == want["segments"] and got["verdict"] == want["verdict"]
+        assert job["progress"] == pytest.approx(got["video"]["duration"])
+        assert job["attempts"] == 1 and job["created"] <= job["started"] <= job["finished"]
+
+
+def test_exports_report_and_listing(guarded, clips) -> None:
+    job = wait_job(guarded.base, upload(guarded.base, clips[2], TOKEN_A).json()["id"], TOKEN_A)
+    base = f"{guarded.base}/v1/jobs/{job['id']}"
+    csv = call("GET", f"{base}/csv", token=TOKEN_A)
+    assert csv.status == 200 and csv.text.splitlines()[0].startswith("index,start,end,score")
+    assert len(csv.text.splitlines()) == 1 + len(job["result"]["snippets"])
+    assert call("GET", f"{base}/vtt", token=TOKEN_A).text.startswith("WEBVTT")
+    assert call("GET", f"{base}/srt", token=TOKEN_A).status == 200
+    report = call("GET", f"{base}/report", token=TOKEN_A)
+    assert report.status == 200 and 'src="input/video.mp4"' in report.text
+    video = call("GET", f"{base}/input/video.mp4", token=TOKEN_A)
+    assert video.status == 200 and video.body == clips[2].read_bytes()
+    assert video.headers["Content-Type"] == "video/mp4"
+    # the listing: newest first, pages by cursor, filtered by status
+    first = call("GET", f"{guarded.base}/v1/jobs?limit=2", token=TOKEN_A).json()
+    assert len(first["jobs"]) == 2 and first["jobs"][0]["id"] == job["id"] and "result" not in first["jobs"][0]
+    second = call("GET", f"{guarded.base}/v1/jobs?limit=2&cursor={first['next_cursor']}", token=TOKEN_A).json()
+    assert not {j["id"] for j in first["jobs"]} & {j["id"] for j in second["jobs"]}
+    done = call("GET", f"{guarded.base}/v1/jobs?status=done&limit=100", token=TOKEN_A).json()["jobs"]
+    assert done and all(j["status"] == "done" for j in done)
+    bad = call("GET", f"{guarded.base}/v1/jobs?status=finished", token=TOKEN_A)
+    assert bad.status == 400 and bad.json()["error"]["code"] == "bad_request"
+
+
+def test_metrics_in_prometheus_format(guarded, clips) -> None:
+    wait_job(guarded.base, upload(guarded.base, clips[3], TOKEN_A).json()["id"], TOKEN_A)
+    answer = call("GET", f"{guarded.base}/metrics", token=TOKEN_A)
+    assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    values = dict(line.rsplit(" ", 1) for line in answer.text.splitlines() if not line.startswith("#"))
+    assert int(values['violence_detect_jobs{status="done"}']) >= 1
+    assert float(values["violence_detect_video_seconds_total"]) >= 1.0
+    assert int(values['violence_detect_job_latency_seconds_bucket{le="+Inf"}']) == int(
+        values["violence_detect_job_latency_seconds_count"]
+    )
+    assert int(values["violence_detect_model_load_seconds_count"]) >= 1
+    assert "violence_detect_queue_depth" in values
+    assert call("GET", f"{guarded.base}/metrics").status == 401
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def test_tokens_and_isolation(guarded, clips) -> None:
+    assert call("GET", f"{guarded.base}/healthz").status == 200  # the one open endpoint
+    for token in (None, "wrong-token-wrong-token"):
+        answer = upload(guarded.base, clips[0], token)
+        assert answer.status == 401 and answer.json()["error"]["code"] == "unauthorized"
+        assert call("GET", f"{guarded.base}/v1/jobs", token=token).status == 401
+    job = upload(guarded.base, clips[4], TOKEN_A).json()
+    for path in ("", "/report", "/csv", "/input/video.mp4"):
+        answer = call("GET", f"{guarded.base}/v1/jobs/{job['id']}{path}", token=TOKEN_B)
+        assert answer.status == 404 and answer.json()["error"]["code"] == "not_found", path
+    assert call("DELETE", f"{guarded.base}/v1/jobs/{job['id']}", token=TOKEN_B).status == 404
+    listed = call("GET", f"{guarded.base}/v1/jobs?limit=100", token=TOKEN_B).json()["jobs"]
+    assert job["id"] not in {j["id"] for j in listed}
+    assert call("GET", f"{guarded.base}/v1/jobs/{job['id']}", token=TOKEN_A).status == 200
+    # the page's cookie is taken for GET only
+    cookie = {"Cookie": f"vd_token={TOKEN_A}"}
+    assert call("GET", f"{guarded.base}/v1/jobs/{job['id']}", headers=cookie).status == 200
+    assert call("DELETE", f"{guarded.base}/v1/jobs/{job['id']}", headers=cookie).status == 401
+
+
+def test_digests_only_and_constant_time_match() -> None:
+    digests = [security.token_digest(TOKEN_A), security.token_digest(TOKEN_B)]
+    assert TOKEN_A not in "".join(digests)
+    assert security.match_token(digests, f"Bearer {TOKEN_B}") == digests[1]
+    assert security.match_token(digests, f"bearer  {TOKEN_A}") == digests[0]
+    assert security.match_token(digests, TOKEN_A) is None  # no scheme
+    assert security.match_token(digests, "Bearer " + TOKEN_A[:-1]) is None
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_oversize_upload_is_413_and_leaves_nothing(guarded) -> None:
+    before = _job_dirs(guarded)
+    big = os.urandom(700 * 1024)  # past --max-upload-mb 0.5
+    answer = upload(guarded.base, Path("big.mp4"), TOKEN_A, content=big)
+    assert answer.status == 413 and answer.json()["error"]["code"] == "too_large"
+    # chunked, no Content-Length: refused while streaming, the partial file removed
+    from servehelp import multipart
+
+    body, kind = multipart({}, "big.mp4", big)
+    chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+    answer = call("POST", f"{guarded.base}/v1/jobs", chunks, {"Content-Type": kind, "Transfer-Encoding": "chunked"},
+                  TOKEN_A)  # fmt: skip
+    assert answer.status == 413, answer.text
+    assert _job_dirs(guarded) == before
+    assert not list((guarded.data / "jobs").rglob("*.part"))
+
+
+def test_corrupt_upload_fails_with_the_clean_error(guarded) -> None:
+    job = upload(guarded.base, Path("broken.mp4"), TOKEN_A, content=b"not a video at all " * 400).json()
+    done = wait_job(guarded.base, job["id"], TOKEN_A)
+    assert done["status"] == "failed" and "result" not in done
+    error = done["error"]
+    assert "\n" not in error and "Traceback" not in error
+    assert error.startswith("broken.mp4: ") and str(guarded.data) not in error, error
+    assert call("GET", f"{guarded.base}/v1/jobs/{job['id']}/report", token=TOKEN_A).status == 409
+
+
+def test_bad_params_name_the_parameter(guarded, clips) -> None:
+    before = _job_dirs(guarded)
+    for params, needle in (
+        ({"threshold": 2}, "params.threshold 2: expected a score between 0 and 1"),
+        ({"crops": 3}, "params.crops 3: expected 5 or 1"),
+        ({"colour": 1}, "params.colour: unknown parameter"),
+        ({"start": 5, "end": 2}, "params.end 2: expected a time after params.start"),
+        ({"model": "nope"}, "params.model 'nope': expected one of macil-sd"),
+    ):
+        answer = upload(guarded.base, clips[0], TOKEN_A, params=params)
+        assert answer.status == 400 and needle in answer.json()["error"]["message"], answer.text
+    assert _job_dirs(guarded) == before  # nothing kept of a refused upload
+    answer = call("POST", f"{guarded.base}/v1/jobs", b"{not json", {"Content-Type": "application/json"}, TOKEN_A)
+    assert answer.status == 400
+    answer = call("POST", f"{guarded.base}/v1/jobs", b"x", {"Content-Type": "text/plain"}, TOKEN_A)
+    assert answer.status == 415
+
+
+def test_paths_only_under_allow_path(guarded, allowed) -> None:
+    inside = call("POST", f"{guarded.base}/v1/jobs", {"path": str(allowed / "allowed" / "inside.mp4")}, token=TOKEN_A)
+    assert inside.status == 202, inside.text
+    for outside in (
+        allowed / "secret.mp4",
+        allowed / "allowed" / ".." / "secret.mp4",  # traversal
+        allowed / "allowed" / "link.mp4",  # a symbolic link out of the folder
+        allowed / "allowed" / "missing.mp4",
+        Path("/etc/passwd"),
+    ):
+        answer = call("POST", f"{guarded.base}/v1/jobs", {"path": str(outside)}, token=TOKEN_A)
+        assert answer.status == 403 and answer.json()["error"]["code"] == "forbidden", (outside, answer.text)
+    job = wait_job(guarded.base, inside.json()["id"], TOKEN_A)
+    assert job["status"] == "done" and job["result"]["video"]["path"] == str(allowed / "allowed" / "inside.mp4")
+
+
+def test_loopback_urls_refused_without_allow_private(guarded, open_server, clips) -> None:
+    for url in (f"{open_server.base}/healthz", "http://localhost/x.mp4", "http://10.1.2.3/x.mp4",
+                "http://169.254.169.254/latest/meta-data", "http://[::1]/x.mp4"):  # fmt: skip
+        answer = call("POST", f"{guarded.base}/v1/jobs", {"url": url}, token=TOKEN_A)
+        assert answer.status == 403 and "loopback, private or link-local" in answer.json()["error"]["message"], url
+    for url in ("file:///etc/passwd", "ftp://example.com/a.mp4"):
+        answer = call("POST", f"{guarded.base}/v1/jobs", {"url": url}, token=TOKEN_A)
+        assert answer.status == 403 and "http:// or https://" in answer.json()["error"]["message"]
+    hook = upload(guarded.base, clips[0], TOKEN_A, webhook="http://127.0.0.1:9/hook")
+    assert hook.status == 403 and hook.json()["error"]["message"].startswith("webhook ")
+
+
+# --------------------------------------------------------------------------- webhooks and URLs
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Serves clips (GET) and takes webhooks (POST): the first POST answers 500, later ones 200."""
+
+    calls: list[tuple[dict, bytes]] = []
+    files: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:  # noqa: N802
+        data = self.files.get(self.path)
+        self.send_response(200 if data is not None else 404)
+        self.send_header("Content-Length", str(len(data or b"")))
+        self.end_headers()
+        self.wfile.write(data or b"")
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).calls.append((dict(self.headers), body))
+        self.send_response(500 if len(self.calls) == 1 else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver(clips):
+    _Receiver.calls, _Receiver.files = [], {"/clip.mp4": clips[5].read_bytes()}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_url_job_and_webhook_retried_after_500(open_server, receiver) -> None:
+    answer = call("POST", f"{open_server.base}/v1/jobs", {"url": f"{receiver}/clip.mp4", "webhook": f"{receiver}/hook"})
+    assert answer.status == 202, answer.text
+    job = wait_job(open_server.base, answer.json()["id"])
+    assert job["status"] == "done" and job["result"]["video"]["path"] == f"{receiver}/clip.mp4"
+    deadline = time.monotonic() + 30
+    while len(_Receiver.calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(_Receiver.calls) == 2  # the first answered 500: delivered again
+    secret = (open_server.data / "webhook-secret").read_text().strip().encode()
+    for headers, body in _Receiver.calls:
+        assert security.verify(secret, body, headers[security.SIGNATURE_HEADER])
+        assert not security.verify(b"another secret", body, headers[security.SIGNATURE_HEADER])
+        sent = json.loads(body)
+        assert sent["event"] == "job.done" and sent["job"]["id"] == job["id"]
+    time.sleep(0.5)
+    final = wait_job(open_server.base, job["id"])
+    assert final["webhook"] == {"url": f"{receiver}/hook", "state": "delivered", "attempts": 2}
+    missing = call("POST", f"{open_server.base}/v1/jobs", {"url": f"{receiver}/missing.mp4"})
+    failed = wait_job(open_server.base, missing.json()["id"])
+    assert failed["status"] == "failed" and "answered 404" in failed["error"]
+
+
+def test_cancel_queued_job_removes_its_upload(open_server, clips, tmp_path) -> None:
+    # the worker is busy with a longer first job while the second is cancelled
+    first = upload(open_server.base, make_clip(tmp_path / "long.mp4", 4.0, size=(64, 48))).json()
+    second = upload(open_server.base, clips[7]).json()
+    answer = call("DELETE", f"{open_server.base}/v1/jobs/{second['id']}")
+    assert answer.status == 200 and answer.json()["status"] == "cancelled"
+    assert not (open_server.data / "jobs" / second["id"] / "input").exists()
+    assert wait_job(open_server.base, second["id"])["status"] == "cancelled"
+    assert wait_job(open_server.base, first["id"])["status"] == "done"
+    gone = call("DELETE", f"{open_server.base}/v1/jobs/{first['id']}")
+    assert gone.status == 200 and gone.json()["deleted"] is True
+    assert call("GET", f"{open_server.base}/v1/jobs/{first['id']}").status == 404
+    assert not (open_server.data / "jobs" / first["id"]).exists()
+
+
+# --------------------------------------------------------------------------- restarts
+
+
+def test_sigkill_while_running_then_restart_does_every_job_once(open_server, clips) -> None:
+    """The open server, killed by its PID while a job runs, restarted on the same --data."""
+    server, data = open_server, open_server.data
+    ids = [upload(server.base, clip).json()["id"] for clip in clips[8:12]]
+    assert upload(server.base, clips[12]).status == 429  # four queued or running: the queue is full
+    deadline = time.monotonic() + 240
+    while True:  # kill while a job runs, after at least one is done
+        states = [call("GET", f"{server.base}/v1/jobs/{i}").json()["status"] for i in ids]
+        if "done" in states and "running" in states:
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.05)
+    server.kill()
+    with sqlite3.connect(data / "jobs.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'running'").fetchone()[0] == 1
+    server.restart()
+    assert "requeued 1 job left running" in server.output
+    jobs = [wait_job(server.base, i, timeout=240) for i in ids]
+    assert [j["status"] for j in jobs] == ["done"] * 4
+    with sqlite3.connect(data / "jobs.sqlite3") as db:
+        rows = dict(db.execute("SELECT id, completions FROM jobs WHERE status = 'done'").fetchall())
+    assert all(rows[i] == 1 for i in ids) and set(rows.values()) == {1}  # every job done exactly once
+    assert sorted(j["attempts"] for j in jobs)[-1] == 2  # the one killed while running was taken again
+
+
+def test_refuses_another_host_without_tokens(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from violence_cli.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--data", str(tmp_path / "d")])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "error: --host 0.0.0.0: serving beyond this machine needs tokens", result.stderr
+    assert "--token-file" in lines[1] and "Traceback" not in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+# --------------------------------------------------------------------------- the page
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from cdp import Browser, find_browser
+
+    executable = find_browser()
+    if executable is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI: no chromium found (.ci/run installs Debian's chromium package)")
+        pytest.skip("no chromium installed (apt-get install chromium)")
+    with Browser(executable, 1000, 800) as b:
+        yield b
+
+
+def test_page_uploads_follows_and_opens_the_report(browser, guarded, clips) -> None:
+    page = browser.new_page()
+    page.goto(f"{guarded.base}/")
+    page.wait_for("document.readyState === 'complete'")
+    page.evaluate(f"document.getElementById('token').value = {json.dumps(TOKEN_A)}")
+    node = page.send("Runtime.evaluate", {"expression": "document.getElementById('file')"})["result"]["objectId"]
+    page.send("DOM.setFileInputFiles", {"files": [str(clips[9])], "objectId": node})
+    page.evaluate("document.getElementById('submit').click()")
+    page.wait_for("!document.getElementById('report').hidden", timeout=120)
+    assert page.evaluate("document.getElementById('status').className") == "done"
+    href = page.evaluate("document.getElementById('report').href")
+    page.goto(href)  # the browser's own GET: the page's cookie carries the token
+    page.wait_for("document.getElementById('video') && document.getElementById('video').readyState >= 1", timeout=30)
+    assert page.evaluate("document.getElementById('video').duration") == pytest.approx(1.0, abs=0.1)
+    assert page.evaluate("JSON.parse(document.getElementById('report-data').textContent).result.video.path") == (
+        clips[9].name
+    )
+    page.close()
