@@ -419,8 +419,8 @@ def browser():
 
 def test_page_uploads_follows_and_opens_the_report(browser, guarded, clips) -> None:
     page = browser.new_page()
-    page.goto(f"{guarded.base}/")
-    page.wait_for("document.readyState === 'complete'")
+    page.send("Page.navigate", {"url": f"{guarded.base}/"})
+    page.wait_for("document.readyState === 'complete' && !!document.getElementById('submit')", timeout=30)
     page.evaluate(f"document.getElementById('token').value = {json.dumps(TOKEN_A)}")
     node = page.send("Runtime.evaluate", {"expression": "document.getElementById('file')"})["result"]["objectId"]
     page.send("DOM.setFileInputFiles", {"files": [str(clips[9])], "objectId": node})
@@ -428,10 +428,11 @@ def test_page_uploads_follows_and_opens_the_report(browser, guarded, clips) -> N
     page.wait_for("!document.getElementById('report').hidden", timeout=120)
     assert page.evaluate("document.getElementById('status').className") == "done"
     href = page.evaluate("document.getElementById('report').href")
-    page.goto(href)  # the browser's own GET: the page's cookie carries the token
+    page.goto(href, timeout=60)  # the browser's own GET: the page's cookie carries the token
     page.wait_for("document.getElementById('video') && document.getElementById('video').readyState >= 1", timeout=30)
     assert page.evaluate("document.getElementById('video').duration") == pytest.approx(1.0, abs=0.1)
     assert page.evaluate("JSON.parse(document.getElementById('report-data').textContent).result.video.path") == (
         clips[9].name
     )
+    assert page.console_errors() == []
     page.close()

@@ -34,7 +34,7 @@ from .config import MAX_JSON_BYTES, ServeConfig, job_params
 from .store import FINISHED, LATENCY_BUCKETS, QUEUED, RUNNING, STATUSES, JobRow, JobStore, QueueFull
 from .workers import INPUT_DIR, Metrics, WorkerPool, input_file, place_input, remove_input, result_file
 
-PUBLIC_PATHS = ("/healthz", "/")  # no token needed: the health check, and the page (it holds no data)
+PUBLIC_PATHS = ("/healthz", "/", "/favicon.ico")  # no token needed: the health check, the page (it holds no data)
 TOKEN_COOKIE = "vd_token"  # the page keeps its token here so that reports and their video load (GET only)
 EXPORTS = {"csv": ("csv", "text/csv"), "vtt": ("vtt", "text/vtt"), "srt": ("srt", "application/x-subrip")}
 MULTIPART_SLACK = 64 * 1024  # bytes of a multipart body that are not the file (boundaries, headers, fields)
@@ -329,9 +329,13 @@ def create_app(config: ServeConfig, store: JobStore, pool: WorkerPool | None, me
     async def prometheus():
         return PlainTextResponse(metrics_text(store, metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    @api.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(status_code=204)  # no icon: browsers ask for one with every page
+
     @api.get("/", summary="A page to upload a video and follow its job", response_class=HTMLResponse)
     async def page():
-        return HTMLResponse(PAGE, headers={"Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
+        return HTMLResponse(PAGE, headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; "
                                            "script-src 'unsafe-inline'; frame-ancestors 'none'"})
 
     api.state.document = lambda row: document(row, with_result=False)  # what a webhook carries
