@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import missing, require_module
 
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-pytest.importorskip("python_multipart")
+for _module in ("fastapi", "uvicorn", "python_multipart"):
+    require_module(_module, "the serve extra (pip install -e '.[serve]')")
 
 from fakeweights import save_fake_weights  # noqa: E402
 from mediagen import make_clip  # noqa: E402
@@ -410,9 +410,7 @@ def browser():
 
     executable = find_browser()
     if executable is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("CI: no chromium found (.ci/run installs Debian's chromium package)")
-        pytest.skip("no chromium installed (apt-get install chromium)")
+        missing("no chromium installed (apt-get install chromium)")
     with Browser(executable, 1000, 800) as b:
         yield b
 
