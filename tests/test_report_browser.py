@@ -66,8 +66,12 @@ def outside(page, folder: Path) -> list[str]:
 
 
 def screenshot(page, tmp_path: Path, name: str) -> Path:
+    from PIL import Image  # matplotlib's own dependency
+
     shot = page.screenshot(tmp_path / name)
-    assert shot.stat().st_size > 10_000  # a real picture, not a blank page
+    with Image.open(shot) as picture:
+        colours = picture.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 100, "a blank page, not a drawn one"
     wanted = os.environ.get("VIOLENCE_DETECT_SCREENSHOTS")
     if wanted:
         Path(wanted).mkdir(parents=True, exist_ok=True)
@@ -85,13 +89,53 @@ def timeline_point(page, fraction: float) -> tuple[float, float]:
     return left + plot_left + fraction * (plot_right - plot_left), top + height / 2
 
 
+AV_RGB = (0xC0, 0x39, 0x2B)  # report.js COLORS.av
+BAND_RGBA = (231, 76, 60, round(0.18 * 255))  # COLORS.segment, read back un-premultiplied
+
+
+def timeline_column(page, t: float) -> tuple[list[tuple[int, ...]], float, float]:
+    """The timeline canvas's pixel column at ``t`` seconds (RGBA, device pixels, top to
+    bottom) and the device rows where score 1 and score 0 lie."""
+    column, top, bottom = page.evaluate(
+        "(() => { const c = document.getElementById('timeline'), d = window.devicePixelRatio || 1;"
+        " const left = +c.dataset.plotLeft, right = +c.dataset.plotRight, extent = +c.dataset.extent;"
+        f" const x = Math.round((left + {t} / extent * (right - left)) * d);"
+        " const px = Array.from(c.getContext('2d').getImageData(x, 0, 1, c.height).data);"
+        " return [px, +c.dataset.plotTop * d, +c.dataset.plotBottom * d]; })()"
+    )
+    return [tuple(column[i : i + 4]) for i in range(0, len(column), 4)], top, bottom
+
+
+def _near(pixel: tuple[int, ...], rgba: tuple[int, ...], tol: int = 10) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(pixel, rgba))
+
+
+def test_timeline_pixels_show_the_segments_and_the_curve(browser, report) -> None:
+    """Read the drawn canvas: the segment band where a segment is and not elsewhere, the
+    audio-visual curve at its score's height at two times (0.9 at 3.0 s, 0.1 at 5.0 s)."""
+    page = open_page(browser, report)
+    page.wait_for("document.getElementById('timeline').dataset.drawn !== undefined")
+    for t, score, in_segment in ((3.0, 0.9, True), (5.0, 0.1, False), (1.0, 0.2, False)):
+        column, top, bottom = timeline_column(page, t)
+        plot = column[int(top) + 1 : int(bottom) - 1]
+        band = sum(_near(p, BAND_RGBA) for p in plot)
+        if in_segment:
+            assert band > 0.7 * len(plot), (t, band, len(plot))
+        else:
+            assert band == 0, (t, band)
+        red = [y for y, p in enumerate(column) if _near(p[:3], AV_RGB, 40) and p[3] > 200]
+        assert red, f"no audio-visual curve at {t} s"
+        want = top + (1 - score) * (bottom - top)
+        assert abs(sum(red) / len(red) - want) <= 3, (t, red, want)  # the curve at its score
+    page.close()
+
+
 def test_page_loads_clean_and_offline(browser, report, tmp_path) -> None:
     page = open_page(browser, report)
     assert page.evaluate("document.getElementById('video').error") is None
     assert page.evaluate("document.getElementById('video').duration") == pytest.approx(8.0, abs=0.1)
     n = page.evaluate("JSON.parse(document.getElementById('report-data').textContent).result.snippets.length")
     assert n == len(SCORES)
-    assert page.evaluate("document.getElementById('timeline').dataset.drawn") == str(len(SCORES))
     assert page.evaluate("document.querySelectorAll('#segments tbody tr').length") == 2
     assert page.evaluate("!!document.getElementById('unverified')")
     screenshot(page, tmp_path, "report.png")
@@ -188,6 +232,13 @@ def test_three_hour_timeline_draws_fast(browser, report, tmp_path) -> None:
     page = open_page(browser, target)
     assert page.evaluate("document.getElementById('timeline').dataset.drawn") == "16200"
     assert float(page.evaluate("document.getElementById('timeline').dataset.drawMs")) < 1000
+    # drawn, read from the pixels: the curve at the top at a crest of the sine (snippet 471,
+    # score 1) and at the bottom in a trough (snippet 1414, clipped to 0)
+    for k, score in ((471, 1.0), (1414, 0.0)):
+        column, top, bottom = timeline_column(page, k * SNIPPET)
+        red = [y for y, p in enumerate(column) if _near(p[:3], AV_RGB, 40) and p[3] > 200]
+        want = top + (1 - score) * (bottom - top)
+        assert red and abs(sum(red) / len(red) - want) <= 3, (k, red, want)
     assert page.evaluate("document.querySelectorAll('#segments tbody tr').length") == len(result.segments)
     first_start = page.evaluate("document.querySelector('#segments tbody tr').cells[1].textContent")
     assert re.fullmatch(r"\d+:\d\d:\d\d", first_start)  # h:mm:ss for a long video

@@ -150,6 +150,8 @@
     canvas.height = Math.round(height * dpr);
     canvas.dataset.plotLeft = String(PAD.left); // css px within the canvas: where t = 0 and t = extent lie
     canvas.dataset.plotRight = String(width - PAD.right);
+    canvas.dataset.plotTop = String(PAD.top); // css px: where score 1 and score 0 lie
+    canvas.dataset.plotBottom = String(height - PAD.bottom);
     const t0 = performance.now();
     drawLayer();
     draw();
