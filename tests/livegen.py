@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pause-for", type=float, default=0.0)
     args = parser.parse_args(argv)
     w, h = (int(x) for x in args.size.split("x"))
+    print("sending", flush=True)  # imports done: what a test waits for before it connects
     stream(args.url, args.seconds, args.fps, (w, h), args.pause_at, args.pause_for)
 
 
