@@ -214,7 +214,7 @@ def test_extract_on_the_corpus_fails_cleanly_or_writes_whole_features(media_dir:
     chosen = [p for p in files if p.parent.name == "crafted" or p.name.startswith(short)]
     assert len(chosen) == CRAFTED + len(SHORT_MEDIA) * MUTATIONS
     weights_dir = tmp_path / "weights"
-    weights = save_fake_weights(weights_dir)
+    save_fake_weights(weights_dir)
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "VIOLENCE_DETECT_WEIGHTS": str(weights_dir)}
     cmd = [sys.executable, "-m", "violence_cli", "extract", *map(str, chosen), "--out", str(out), "--crops", "1"]
@@ -231,7 +231,6 @@ def test_extract_on_the_corpus_fails_cleanly_or_writes_whole_features(media_dir:
         rows = [np.load(f).shape for f in v["files"]]
         assert rows == [(v["n_snippets"], 1024), (v["n_snippets"], 128)], (name, rows)
     assert not [p for p in out.rglob(".*") if p.name.endswith(".tmp")]
-    assert len(weights) == 3
     # the crafted cases, as designed: too few frames for one 16-frame snippet, or refused
     crafted = {p.name for p in chosen if p.parent.name == "crafted"}
     done = {"timescale_1.mp4", "late_audio_20000.mp4", "late_audio_1e6.mp4", "bad_utf8.mp4", "unknown_codec.mkv"}
