@@ -9,6 +9,7 @@ clips only.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import hostile
@@ -24,8 +25,10 @@ from violence_cli.errors import InputError, UsageError
 from violence_cli.features import frontend
 from violence_cli.features.extract import (
     RAW_STEP_BYTES,
+    STAGING_STEPS,
     FeatureExtractor,
-    _snippets,
+    _Staging,
+    _steps,
     check_geometry,
     count_snippets,
     crop_boxes,
@@ -390,12 +393,39 @@ def test_snippets_hold_resized_frames_whatever_the_input(resize_here: bool) -> N
     they pass RAW_PIXELS_MAX: a snippet is 16 frames of 256 pixels on the shorter side."""
     big = (np.arange(3000 * 4000 * 3) % 251).astype(np.uint8).reshape(3000, 4000, 3)
     count: dict[str, int] = {}
-    snippets = list(_snippets(iter([big] * 33), resize_here, count))
-    assert count["frames"] == 33 and len(snippets) == 2
-    assert all(tuple(s.shape) == (16, 256, 341, 3) and s.dtype == torch.uint8 for s in snippets)
+    steps = _collect(_steps(iter([big] * 33), resize_here, count, 1, _Staging(False), threading.Event()))
+    assert count["frames"] == 33 and [len(s) for s in steps] == [1, 1]
+    assert all(tuple(s.shape) == (1, 16, 256, 341, 3) and s.dtype == torch.uint8 for s in steps)
     small = np.zeros((48, 64, 3), np.uint8)
-    kept = list(_snippets(iter([small] * 17), resize_here, {}))[0]
-    assert tuple(kept.shape[1:3]) == ((256, 341) if resize_here else (48, 64))  # CUDA resizes small ones itself
+    kept = _collect(_steps(iter([small] * 17), resize_here, {}, 1, _Staging(False), threading.Event()))[0]
+    assert tuple(kept.shape[2:4]) == ((256, 341) if resize_here else (48, 64))  # CUDA resizes small ones itself
+
+
+def _collect(steps) -> list[torch.Tensor]:
+    """The snippets of each step, copied, each buffer handed back as the extractor does."""
+    out = []
+    for step in steps:
+        out.append(step.snippets.clone())
+        step.staging.release(step.buffer)
+    return out
+
+
+def test_each_frame_is_written_once_into_step_buffers_that_are_recycled() -> None:
+    """Frames go straight into their slot of a step buffer (no stacking afterwards); a
+    video of N frames gives T = floor((N - 1) / 16) snippets in steps of ``step``; only
+    STAGING_STEPS buffers exist however long the video, and the decode thread waits for
+    one to come back."""
+    frames = [np.full((24, 32, 3), i, np.uint8) for i in range(16 * 7 + 1)]  # T = 7
+    staging = _Staging(False)
+    got = _collect(_steps(iter(frames), False, {}, 3, staging, threading.Event()))
+    assert [len(s) for s in got] == [3, 3, 1] and staging.made <= STAGING_STEPS
+    levels = torch.cat(got)[:, :, 0, 0, 0]  # (T, 16): frame numbers
+    assert levels.flatten().tolist() == list(range(16 * 7))
+    stop = threading.Event()
+    held = _steps(iter(frames), False, {}, 1, _Staging(False, count=1), stop)
+    first = next(held)  # never handed back: the next step waits for a free buffer until stopped
+    stop.set()
+    assert list(held) == [] and first.n == 1
 
 
 def test_cuda_steps_bound_the_raw_frames_they_hold(

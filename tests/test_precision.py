@@ -46,12 +46,14 @@ def test_auto_picks_bf16_only_where_it_pays(native) -> None:
     assert precision.resolve_precision(None, torch.device("cpu")) == "bf16"
     native(False)
     assert precision.resolve_precision("auto", "cpu") == "fp32"
-    assert precision.resolve_precision("AUTO", torch.device("cuda", 1)) == "bf16"  # CUDA keeps bf16
+    # CUDA: the measured choice (features.autoprecision), else the fallback; never assumed bf16
+    assert precision.resolve_precision("AUTO", torch.device("cuda", 1)) == precision.CUDA_FALLBACK == "tf32"
+    assert precision.resolve_precision("auto", "cuda", choose_cuda=lambda device: "fp16") == "fp16"
     for device in ("cpu", "cuda"):
-        assert precision.resolve_precision("fp32", device) == "fp32"
-        assert precision.resolve_precision("bf16", device) == "bf16"  # an explicit choice is kept
-    with pytest.raises(UsageError, match="unknown precision 'fp16'"):
-        precision.resolve_precision("fp16", "cpu")
+        for name in ("fp32", "tf32", "bf16", "fp16"):  # an explicit choice is kept
+            assert precision.resolve_precision(name, device, choose_cuda=lambda d: "bf16") == name
+    with pytest.raises(UsageError, match="unknown precision 'int8'"):
+        precision.resolve_precision("int8", "cpu")
 
 
 def test_warning_for_emulated_bf16(native) -> None:
@@ -59,6 +61,9 @@ def test_warning_for_emulated_bf16(native) -> None:
     assert "emulated" in precision.precision_warning("bf16", "cpu")
     assert precision.precision_warning("bf16", "cuda:0") is None
     assert precision.precision_warning("fp32", "cpu") is None
+    assert "CUDA" in precision.precision_warning("tf32", "cpu")
+    assert "emulated" in precision.precision_warning("fp16", "cpu")
+    assert precision.precision_warning("fp16", "cuda") is None and precision.precision_warning("tf32", "cuda") is None
     native(True)
     assert precision.precision_warning("bf16", "cpu") is None
 

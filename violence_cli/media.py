@@ -124,11 +124,13 @@ def _check_path(path: str | Path) -> Path:
     return path
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def _open(path: Path, hwaccel: object | None = None) -> av.container.InputContainer:
     """Open for reading; metadata that is not valid UTF-8 is decoded with replacement
-    characters (it only labels the file) instead of failing the open."""
+    characters (it only labels the file) instead of failing the open. ``hwaccel``: a PyAV
+    ``HWAccel`` to decode video with (:mod:`violence_cli.hwdecode`)."""
+    extra = {"hwaccel": hwaccel} if hwaccel is not None else {}
     try:
-        return av.open(str(path), mode="r", metadata_errors="replace")
+        return av.open(str(path), mode="r", metadata_errors="replace", **extra)
     except av.error.FFmpegError as exc:
         raise InputError(
             f"{path}: not a readable media file ({exc.strerror or exc})",
@@ -493,8 +495,11 @@ class MediaFile:
         self.close()
 
 
-def open_video(path: str | Path, video_stream: int | None = None, audio_stream: int | None = None) -> MediaFile:
-    """Open ``path`` once for its facts, frames and audio (:class:`MediaFile`).
+def open_video(
+    path: str | Path, video_stream: int | None = None, audio_stream: int | None = None, hwaccel: object | None = None
+) -> MediaFile:
+    """Open ``path`` once for its facts, frames and audio (:class:`MediaFile`); ``hwaccel``
+    decodes its video on a GPU (:mod:`violence_cli.hwdecode` decides, and falls back).
 
     ``video_stream``/``audio_stream`` choose streams by container index; by default the
     container's best decodable stream of each kind (never a cover picture). Raises
@@ -502,7 +507,7 @@ def open_video(path: str | Path, video_stream: int | None = None, audio_stream: 
     stream of the right kind, or a file with neither video nor audio.
     """
     path = _check_path(path)
-    return MediaFile(path, _open(path), video_stream, audio_stream)
+    return MediaFile(path, _open(path, hwaccel), video_stream, audio_stream)
 
 
 def probe(path: str | Path, video_stream: int | None = None, audio_stream: int | None = None) -> MediaInfo:
@@ -664,6 +669,7 @@ def iter_frames(
     *,
     start: float = 0.0,
     end: float | None = None,
+    hwaccel: object | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the video as (H, W, 3) uint8 RGB arrays at ``fps`` frames per second.
 
@@ -677,11 +683,12 @@ def iter_frames(
     in turn, in the decoding thread); the arrays are the same either way.
     ``start``/``end`` (seconds from t = 0) decode part of the video: the container seeks to
     a keyframe before ``start`` and frame ``n`` is then the one shown at ``start + n / fps``,
-    for every such time before ``end``.
+    for every such time before ``end``. ``hwaccel``: decode on a GPU's video engine
+    (:class:`violence_cli.hwdecode.Nvdec` decides, and falls back).
     """
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    media = open_video(path, video_stream)
+    media = open_video(path, video_stream, hwaccel=hwaccel)
     if media.video_stream is None:
         media.close()
         raise InputError(f"{media.path}: no video stream")

@@ -52,9 +52,11 @@ class Detector:
     ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a ``torch.device``. ``weights``: files
     already resolved at the edge (:func:`~violence_cli.weights.resolve_weight_files`),
     used as they are instead of the three path options.
-    ``precision``: ``auto`` (bf16 feature networks on CUDA and on CPUs with native bf16,
-    2-3x faster, scores within 0.01; fp32 elsewhere), ``fp32`` or ``bf16``
+    ``precision``: ``auto`` (on CUDA the fastest of tf32/bf16/fp16 within the fidelity
+    bounds, measured once per GPU: :mod:`violence_cli.features.autoprecision`; on a CPU bf16
+    where it has native bf16, fp32 elsewhere), ``fp32``, ``tf32``, ``bf16`` or ``fp16``
     (:mod:`violence_cli.precision`); :attr:`precision` and each result's params say which ran.
+    ``decode_workers``: processes decoding videos ahead (:mod:`violence_cli.features.decode_pool`).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class Detector:
         download: bool = True,
         download_progress: Callable[[int, int | None], None] | None = None,
         weights: Mapping[str, ResolvedWeights] | None = None,
+        decode_workers: int = 0,
     ) -> None:
         from .weights import resolve_weight_files
 
@@ -96,6 +99,8 @@ class Detector:
         from .model import load_model
 
         options: dict[str, Any] = {"device": self.device, "crops": crops, "precision": precision, "download": False}
+        if decode_workers:
+            options["decode_workers"] = decode_workers
         if batch_size is not None:
             options["batch_size"] = batch_size
         self.extractor = FeatureExtractor(

@@ -45,6 +45,7 @@ from .options import (
     OutputFormat,
     OverwriteOpt,
     Precision,
+    DecodeWorkersOpt,
     PrecisionOpt,
     RayAddressOpt,
     RecursiveOpt,
@@ -55,6 +56,7 @@ from .options import (
     VideoStreamOpt,
     WeightsDirOpt,
     parse_span,
+    decode_workers_option,
     resolve_precision_option,
     resolve_run_device,
 )
@@ -186,6 +188,7 @@ def detect_command(
     start: StartOpt = None,
     end: EndOpt = None,
     recursive: RecursiveOpt = False,
+    decode_workers: DecodeWorkersOpt = None,
     from_list: FromListOpt = None,
     overwrite: OverwriteOpt = False,
     retry_failed: RetryFailedOpt = False,
@@ -218,6 +221,7 @@ def detect_command(
     parts = parse_shard(shard) if shard is not None else None
     resolved_device = resolve_run_device(device, engine, ray_address)
     resolved_precision = resolve_precision_option(precision, resolved_device)
+    workers = decode_workers_option(decode_workers)
     batch = len(inputs or []) > 1 or any(Path(p).is_dir() for p in inputs or []) or from_list is not None
     job = plan_outputs(batch, output, output_dir, formats, plot, report_proxy)
     # URLs and stdin are copied here first (removed on exit, error, Ctrl-C or SIGTERM alike)
@@ -264,6 +268,7 @@ def detect_command(
             for note in weights_notes(job.weights.values()):
                 console.info(note, quiet=quiet)
             job.crops, job.batch_size, job.precision = int(crops.value), batch_size, resolved_precision
+            job.precision_asked, job.decode_workers = getattr(precision, "value", precision), workers
             job.threshold, job.min_duration, job.merge_gap = threshold, min_duration, merge_gap
             job.video_stream, job.audio_stream = video_stream, audio_stream
             job.start, job.end = span

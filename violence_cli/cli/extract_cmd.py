@@ -37,6 +37,7 @@ from .options import (
     I3dWeightsOpt,
     OverwriteOpt,
     Precision,
+    DecodeWorkersOpt,
     PrecisionOpt,
     RayAddressOpt,
     RecursiveOpt,
@@ -45,6 +46,7 @@ from .options import (
     VggishWeightsOpt,
     VideoStreamOpt,
     WeightsDirOpt,
+    decode_workers_option,
     resolve_precision_option,
     resolve_run_device,
 )
@@ -121,6 +123,7 @@ def extract_command(
     video_stream: VideoStreamOpt = None,
     audio_stream: AudioStreamOpt = None,
     recursive: RecursiveOpt = False,
+    decode_workers: DecodeWorkersOpt = None,
     from_list: FromListOpt = None,
     overwrite: OverwriteOpt = False,
     retry_failed: RetryFailedOpt = False,
@@ -143,6 +146,7 @@ def extract_command(
     n_crops = int(crops.value)
     resolved = resolve_run_device(device, engine, ray_address)
     resolved_precision = resolve_precision_option(precision, resolved)
+    workers = decode_workers_option(decode_workers)
     found = discover(inputs or [], recursive=recursive, from_list=from_list)
     videos = select_shard(found.videos, parts)
     outcomes: list[dict[str, Any]] = []
@@ -175,6 +179,8 @@ def extract_command(
                         "these features are not those of the published protocol"
                     )
             job = ExtractJob(out, weights, n_crops, batch_size, video_stream, audio_stream, resolved_precision)
+            job.precision_asked = getattr(precision, "value", precision)
+            job.decode_workers = workers
             summary = run_in_view(
                 videos,
                 job,

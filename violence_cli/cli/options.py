@@ -139,8 +139,9 @@ PrecisionOpt = Annotated[
     Precision,
     typer.Option(
         help=(
-            "Number format of I3D and VGGish: auto = bf16 on CUDA and on CPUs with native bf16 "
-            "(AVX512-BF16/AMX; 2-3x faster, scores within 0.01 of fp32), fp32 elsewhere."
+            "Number format of I3D and VGGish: auto = on CUDA the fastest of tf32/bf16/fp16 that keeps "
+            "the features within the fidelity bounds (measured once per GPU model, cached); on a CPU "
+            "bf16 with native bf16 (AVX512-BF16/AMX; 2-3x faster, scores within 0.01 of fp32), fp32 elsewhere."
         ),
         rich_help_panel=PANEL_MODEL,
     ),
@@ -148,17 +149,46 @@ PrecisionOpt = Annotated[
 
 
 def resolve_precision_option(precision: Precision | str, device: torch.device | str) -> str:
-    """``--precision`` resolved for ``device`` (``fp32`` or ``bf16``), warning on stderr when
-    bf16 was asked for on a CPU that would emulate it. Call once, where the command starts."""
+    """``--precision`` resolved for ``device`` (never ``auto``: on CUDA measured once per GPU,
+    :mod:`violence_cli.features.autoprecision`), warning on stderr when the choice is poor on
+    this device (bf16 on a CPU that would emulate it). Call once, where the command starts."""
     from .. import console
-    from ..precision import precision_warning, resolve_precision
+    from ..features.autoprecision import resolve
+    from ..precision import precision_warning
 
-    resolved = resolve_precision(getattr(precision, "value", precision), device)
+    resolved = resolve(getattr(precision, "value", precision), device)
     warning = precision_warning(resolved, device)
     if warning:
         console.warn(warning)
     return resolved
 PANEL_RUN = "Many videos"
+
+DecodeWorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--decode-workers",
+        metavar="N",
+        help=(
+            "Processes that decode videos ahead for the one holding the networks (frames through shared "
+            "memory), so many videos on one GPU are bound by I3D, not by decoding; 0 decodes in-process. "
+            "Default: half the cores, at most 8 (0 on 2 cores or fewer)."
+        ),
+        rich_help_panel=PANEL_RUN,
+    ),
+]
+
+
+def decode_workers_option(value: int | None) -> int:
+    """``--decode-workers``: the default from the cores when not given; UsageError when negative."""
+    from ..features.decode_pool import default_workers
+
+    if value is None:
+        return default_workers()
+    if value < 0:
+        raise UsageError(f"--decode-workers {value}: expected 0 or more")
+    return value
+
+
 RecursiveOpt = Annotated[
     bool, typer.Option("--recursive", "-r", help="Also take the videos in subfolders.", rich_help_panel=PANEL_RUN)
 ]

@@ -137,17 +137,19 @@ def load_i3d(
     the convolutions and tensors are kept channels-last unless told otherwise (same results
     to ~1e-5, faster). On the CPU, ``reuse_memory=True`` calls :func:`keep_freed_memory`
     (read its caveat first). Run it under ``torch.inference_mode()``, with clips batched
-    (5-10 on a CPU). ``precision``: ``fp32``, ``bf16`` (folded weights and activations in
-    bfloat16, features still float32; needs ``fuse_bn``) or ``auto``
-    (:func:`violence_cli.precision.resolve_precision`); the model's ``compute_dtype`` says
-    which it got.
+    (5-10 on a CPU). ``precision``: ``fp32``, ``tf32`` (float32 tensors; TF32 is a flag of
+    the forward, :func:`violence_cli.precision.matmul_flags`), ``bf16`` / ``fp16`` (folded
+    weights and activations in 16 bits, features still float32; needs ``fuse_bn``) or
+    ``auto`` (:func:`violence_cli.features.autoprecision.resolve`: measured on CUDA); the
+    model's ``compute_dtype`` says which it got.
     """
-    from violence_cli.precision import compute_dtype, resolve_precision
+    from violence_cli.features.autoprecision import resolve
+    from violence_cli.precision import compute_dtype
 
     device = resolve_device(device)
-    dtype = compute_dtype(resolve_precision(precision, device))
+    dtype = compute_dtype(resolve(precision, device))
     if dtype != torch.float32 and not fuse_bn:
-        raise ValueError("I3D runs in bf16 only with batch norm folded (fuse_bn=True)")
+        raise ValueError("I3D runs in bf16 or fp16 only with batch norm folded (fuse_bn=True)")
     if reuse_memory and device.type == "cpu":
         keep_freed_memory()
     model = _load_into(InceptionI3d, path, device, drop=".num_batches_tracked")
@@ -173,10 +175,11 @@ def load_vggish(
     ``precision``: ``fp32``, ``bf16`` (the weights converted to bfloat16, so this copy's
     state dict is bf16 too; the outputs are bf16: call ``.float()``) or ``auto``.
     """
-    from violence_cli.precision import compute_dtype, resolve_precision
+    from violence_cli.features.autoprecision import resolve
+    from violence_cli.precision import compute_dtype
 
     device = resolve_device(device)
-    dtype = compute_dtype(resolve_precision(precision, device))
+    dtype = compute_dtype(resolve(precision, device))
     if reuse_memory and device.type == "cpu":
         keep_freed_memory()
     model = _load_into(VGGish, path, device)

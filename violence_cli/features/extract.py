@@ -46,8 +46,9 @@ import torch.nn.functional as F
 from .. import media
 from ..devices import resolve_device
 from ..errors import InputError, UsageError
+from ..hwdecode import Nvdec
 from ..media import MediaInfo
-from ..precision import FP32, resolve_precision
+from ..precision import FP32, matmul_flags
 from ..protocol import (
     AUDIO_DIM,
     CROP_NAMES,
@@ -193,7 +194,9 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def _produce(q: queue.Queue, stop: threading.Event, items: Iterator[Any]) -> None:
+def _produce(
+    q: queue.Queue, stop: threading.Event, items: Iterator[Any], on_end: Callable[[], None] | None = None
+) -> None:
     """Thread body: move ``items`` into ``q``, then an _End or _Failed marker.
 
     Torch ops here (resizing, log-mel) run single-threaded: the setting is per thread with
@@ -212,39 +215,111 @@ def _produce(q: queue.Queue, stop: threading.Event, items: Iterator[Any]) -> Non
         close = getattr(items, "close", None)
         if close is not None:
             close()
+        if on_end is not None and not stop.is_set():
+            on_end()  # this stream is decoded: the next video may start (FeatureExtractor.prefetch)
 
 
-def _snippets(
-    frames: Iterator[np.ndarray], resize_here: bool, count: dict[str, int], path: Path | None = None
-) -> Iterator[torch.Tensor]:
-    """Group 24-fps frames into 16-frame snippets, keeping only those T counts.
+STAGING_STEPS = 3  # step buffers per video: one being filled, one copied or computed, one queued
 
-    A snippet is released when the frame after it arrives (T = floor((N - 1) / 16)).
-    Yields (16, H, W, 3) uint8 tensors. Each frame is resized (shorter side 256) as it
-    arrives when ``resize_here``, or when frames are larger than :data:`RAW_PIXELS_MAX`
-    (so a snippet holds at most 16 frames of that size, whatever the input); otherwise
-    frames keep the first frame's size. At the end ``count["frames"]`` holds N.
+
+class _Staging:
+    """The step buffers a video's decode thread writes frames into, recycled.
+
+    Each decoded frame is written once, straight into its place in a (step, 16, h, w, 3)
+    uint8 buffer (pinned on CUDA, so the copy to the device is asynchronous); the consumer
+    hands a buffer back with :meth:`release` once it has read it (on CUDA with the event
+    of its copy, which the decode thread waits for before writing the buffer again).
     """
-    pending: list[torch.Tensor] = []
-    full: list[torch.Tensor] | None = None
-    first: tuple[int, int] | None = None  # (H, W) of the first frame
+
+    def __init__(self, pin: bool, count: int = STAGING_STEPS) -> None:
+        self.pin, self.count = pin, count
+        self.made = 0
+        self.free: queue.Queue = queue.Queue()
+
+    def get(self, shape: tuple[int, ...], stop: threading.Event) -> torch.Tensor | None:
+        """A free buffer of ``shape`` (a new one while fewer than ``count`` exist); None once stopped."""
+        while not stop.is_set():
+            if self.made < self.count and self.free.empty():
+                self.made += 1
+                return torch.empty(shape, dtype=torch.uint8, pin_memory=self.pin)
+            try:
+                buffer, event = self.free.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if event is not None:
+                event.synchronize()  # its copy to the device is done: it may be overwritten
+            if tuple(buffer.shape) == tuple(shape):
+                return buffer
+            self.made -= 1  # another size (not within one video): dropped, made afresh
+        return None
+
+    def release(self, buffer: torch.Tensor, event: Any = None) -> None:
+        self.free.put((buffer, event))
+
+
+@dataclass
+class _Step:
+    """Snippets 0..n-1 of ``buffer`` (the rest of it is stale) and their pool."""
+
+    buffer: torch.Tensor  # (step, 16, h, w, 3) uint8
+    n: int
+    staging: _Staging
+
+    @property
+    def snippets(self) -> torch.Tensor:
+        return self.buffer[: self.n]
+
+
+def _steps(
+    frames: Iterator[np.ndarray],
+    resize_here: bool,
+    count: dict[str, int],
+    step: int,
+    staging: _Staging,
+    stop: threading.Event,
+    path: Path | None = None,
+) -> Iterator[_Step]:
+    """Write 24-fps frames into step buffers of ``step`` snippets, keeping only those T counts.
+
+    A snippet counts when the frame after it arrives (T = floor((N - 1) / 16)); a buffer is
+    yielded when it holds ``step`` such snippets, the last one with what remains. Each
+    frame is resized (shorter side 256) as it arrives when ``resize_here``, or when frames
+    are larger than :data:`RAW_PIXELS_MAX` (so a buffer holds at most ``step`` x 16 frames
+    of that size, whatever the input); otherwise frames keep the first frame's size. At
+    the end ``count["frames"]`` holds N.
+    """
     target: tuple[int, int] | None = None  # what every frame of a snippet is made
+    buffer: torch.Tensor | None = None
+    ready = 0  # snippets of ``buffer`` that count
     n = 0
     try:
         for frame in frames:
-            n += 1
-            if first is None:
+            if target is None:
                 first = (frame.shape[0], frame.shape[1])
                 resized = check_geometry(path, *first)
                 target = resized if resize_here or first[0] * first[1] > RAW_PIXELS_MAX else first
-            if full is not None:
-                yield torch.stack(full)  # (16, h, w, 3) uint8
-                full = None
-            pending.append(_resize_one(frame, target))
+            k = n % SNIPPET_FRAMES
+            if k == 0 and n > 0:  # the snippet being written is complete and followed: it counts
+                ready += 1
+                if ready == step:
+                    yield _Step(buffer, ready, staging)  # type: ignore[arg-type]
+                    buffer, ready = None, 0
+            if buffer is None:
+                buffer = staging.get((step, SNIPPET_FRAMES, *target, 3), stop)
+                if buffer is None:
+                    return  # asked to stop
+            slot = buffer[ready, k]
+            if (frame.shape[0], frame.shape[1]) == target:
+                slot.copy_(torch.from_numpy(frame))
+            else:
+                slot.copy_(_resize_one(frame, target))
             del frame  # a full-size frame is not kept while the next one is decoded
-            if len(pending) == SNIPPET_FRAMES:
-                full, pending = pending, []
+            n += 1
         count["frames"] = n
+        if buffer is not None and ready:
+            yield _Step(buffer, ready, staging)
+        elif buffer is not None:
+            staging.release(buffer)
     finally:
         close = getattr(frames, "close", None)
         if close is not None:
@@ -296,9 +371,19 @@ class FeatureExtractor:
     ``cuda:N``. ``crops``: 5 (the published protocol) or 1 (centre only, 5x cheaper).
     ``batch_size``: I3D clips per forward (default 5 on CPU, 40 on CUDA); the crops of a
     snippet always travel together. ``precision``: ``fp32`` (the default: features are a
-    dataset, fidelity first), ``bf16`` or ``auto`` (bf16 on CUDA and on CPUs with native
-    bf16, :func:`~violence_cli.precision.resolve_precision`); I3D and VGGish both run in it
-    and :attr:`precision` says which it resolved to.
+    dataset, fidelity first), ``tf32``, ``bf16``, ``fp16`` or ``auto``
+    (:func:`~violence_cli.features.autoprecision.resolve`: on CUDA the fastest that keeps
+    the features within the fidelity bounds, measured once per GPU model); I3D and VGGish
+    both run in it and :attr:`precision` says which it resolved to (:attr:`precision_choice`
+    why, for ``auto`` on CUDA). ``fixed_batches`` (default: on CUDA): every forward has the
+    same batch shape (the tail padded, the padding's outputs dropped), so cuDNN keeps one
+    plan; the features are the same either way. ``hw_decode``: ``auto`` (NVDEC on CUDA where
+    the driver and the codec allow, else software decoding with one warning,
+    :mod:`violence_cli.hwdecode`) or ``cpu``.
+
+    On CUDA the networks' outputs stay on the device until a video is done (one copy back
+    per video, no synchronisation per batch) and ``cudnn.benchmark`` is turned on (it is
+    process-wide: with fixed batch shapes its autotuning runs once per shape).
     """
 
     def __init__(
@@ -311,63 +396,109 @@ class FeatureExtractor:
         weights_dir: str | os.PathLike[str] | None = None,
         download: bool = True,
         precision: str = FP32,
+        fixed_batches: bool | None = None,
+        hw_decode: str = "auto",
+        decode_workers: int = 0,
     ) -> None:
         from ..weights import resolve_weights
-        from . import load_i3d, load_vggish
+        from . import autoprecision, load_i3d, load_vggish
 
         check_crops(crops)
         if batch_size is not None and batch_size < 1:
             raise UsageError(f"batch_size {batch_size}: expected a positive number")
+        if decode_workers < 0:
+            raise UsageError(f"decode_workers {decode_workers}: expected 0 (decode here) or more")
         self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
         self.crops = crops
         self.batch_size = int(batch_size or DEFAULT_BATCH[self.device.type])
         self.snippets_per_step = max(1, self.batch_size // crops)
         self.cuda = self.device.type == "cuda"
+        self.fixed_batches = self.cuda if fixed_batches is None else bool(fixed_batches)
+        self.nvdec = Nvdec(self.device, hw_decode)  # NVDEC on CUDA where it works (hwdecode)
         self.i3d_path = resolve_weights(I3D_WEIGHTS, i3d_weights, weights_dir=weights_dir, download=download)
         self.vggish_path = resolve_weights(VGGISH_WEIGHTS, vggish_weights, weights_dir=weights_dir, download=download)
+        self.precision_choice = autoprecision.choice_for(precision, self.device)
+        self.precision = self.precision_choice.precision
+        if self.cuda:
+            torch.backends.cudnn.benchmark = True  # fixed shapes: one autotuning per shape, then the fastest plan
         # eval mode, batch norm folded, channels-last (the loaders' defaults)
         self.i3d = load_i3d(self.i3d_path, device=self.device, precision=self.precision)
         self.vggish = load_vggish(self.vggish_path, device=self.device, precision=self.precision)
-        self._silence: np.ndarray | None = None
+        self._silence: torch.Tensor | None = None
         # One clip buffer reused for every batch (48 MB per 5-crop snippet): allocating it
         # afresh each time fragments the heap when freed memory is kept (keep_freed_memory).
         self._clip_buffer: torch.Tensor | None = None
+        self._ahead: list[_Prefetch] = []  # announced videos, in order (prefetch)
+        self.decode_workers = int(decode_workers)
+        self.pool: Any = None  # DecodePool, started at the first video when decode_workers > 0
+        self._active: _Opened | None = None  # the video extract is running the networks on
+        self._lock = threading.Lock()
 
     # ----------------------------------------------------------------- networks
 
+    def _forward(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``net(x)`` under this precision's math flags (TF32 on or off), as float32."""
+        with matmul_flags(self.precision, self.device):
+            return net(x).float()
+
     @torch.inference_mode()
-    def rgb_features(self, snippets: torch.Tensor) -> np.ndarray:
-        """(S, 16, H, W, 3) uint8 snippets -> (S, C, 1024) float32 (resized here unless done)."""
+    def rgb_device(self, snippets: torch.Tensor) -> torch.Tensor:
+        """(S, 16, H, W, 3) uint8 snippets -> (S, C, 1024) float32 on the device, without waiting for it.
+
+        Resized here unless done. Each forward has ``batch_size`` clips when
+        :attr:`fixed_batches` (the tail padded with zero clips, their outputs dropped).
+        """
         s, t, h, w, _ = snippets.shape
         x = snippets.to(self.device, non_blocking=True)  # asynchronous from pinned memory
         target = resized_size(h, w)
         if (h, w) != target:
             x = resize_frames(x.view(s * t, h, w, 3), target).view(s, t, *target, 3)
-        n = s * self.crops * t * CROP_SIZE * CROP_SIZE * 3
-        if self._clip_buffer is None or self._clip_buffer.numel() < n or self._clip_buffer.device != x.device:
-            self._clip_buffer = torch.empty(n, dtype=torch.float32, device=x.device)
-        clips = make_clips(x, self.crops, out=self._clip_buffer)  # (S*C, 3, 16, 224, 224)
-        out = np.empty((s * self.crops, RGB_DIM), np.float32)
-        for i in range(0, clips.shape[0], self.batch_size):  # the model casts to its precision
-            out[i : i + self.batch_size] = self.i3d(clips[i : i + self.batch_size]).float().cpu().numpy()
-        return out.reshape(s, self.crops, RGB_DIM)
+        m = s * self.crops  # clips
+        b = self.batch_size
+        padded = -(-m // b) * b if self.fixed_batches else m
+        per_clip = t * CROP_SIZE * CROP_SIZE * 3
+        buffer = self._clip_buffer
+        if buffer is None or buffer.numel() < padded * per_clip or buffer.device != x.device:
+            self._clip_buffer = torch.zeros(padded * per_clip, dtype=torch.float32, device=x.device)  # padding: finite
+        make_clips(x, self.crops, out=self._clip_buffer)  # (S*C, 3, 16, 224, 224) in the buffer's first clips
+        clips = self._clip_buffer[: padded * per_clip].view(padded, t, CROP_SIZE, CROP_SIZE, 3).permute(0, 4, 1, 2, 3)
+        out = torch.empty((padded, RGB_DIM), dtype=torch.float32, device=x.device)
+        for i in range(0, padded, b):  # the model casts to its precision
+            out[i : i + b] = self._forward(self.i3d, clips[i : i + b])
+        return out[:m].view(s, self.crops, RGB_DIM)
+
+    def rgb_features(self, snippets: torch.Tensor) -> np.ndarray:
+        """(S, 16, H, W, 3) uint8 snippets -> (S, C, 1024) float32 (resized here unless done)."""
+        return self.rgb_device(snippets).cpu().numpy()
 
     @torch.inference_mode()
+    def audio_device(self, examples: np.ndarray) -> torch.Tensor:
+        """(K, 96, 64) log-mel examples -> (K, 128) float32 VGGish embeddings on the device, without waiting."""
+        k = len(examples)
+        out = torch.empty((k, AUDIO_DIM), dtype=torch.float32, device=self.device)
+        for i in range(0, k, VGGISH_BATCH):
+            x = torch.from_numpy(np.ascontiguousarray(examples[i : i + VGGISH_BATCH], dtype=np.float32))
+            n = len(x)
+            if self.fixed_batches and n < VGGISH_BATCH:
+                x = torch.cat([x, x.new_zeros((VGGISH_BATCH - n, *x.shape[1:]))])
+            if self.cuda:
+                x = x.pin_memory()  # so the copy below does not wait for the device's queue
+            y = self._forward(self.vggish, x.to(self.device, non_blocking=True))  # (B, 128)
+            out[i : i + n] = y[:n]
+        return out
+
     def audio_features(self, examples: np.ndarray) -> np.ndarray:
         """(K, 96, 64) log-mel examples -> (K, 128) float32 VGGish embeddings."""
-        out = np.empty((len(examples), AUDIO_DIM), np.float32)
-        for i in range(0, len(examples), VGGISH_BATCH):
-            x = torch.from_numpy(np.ascontiguousarray(examples[i : i + VGGISH_BATCH]))
-            y = self.vggish(x.to(self.device))  # (B, 128), in the model's precision
-            out[i : i + len(x)] = y.float().cpu().numpy()
-        return out
+        return self.audio_device(examples).cpu().numpy()
+
+    def _silence_device(self) -> torch.Tensor:
+        if self._silence is None:
+            self._silence = self.audio_device(frontend.silence_example()[None])[0]
+        return self._silence
 
     def silence_features(self) -> np.ndarray:
         """(128,) VGGish embedding of a silent example."""
-        if self._silence is None:
-            self._silence = self.audio_features(frontend.silence_example()[None])[0]
-        return self._silence
+        return self._silence_device().cpu().numpy()
 
     # ----------------------------------------------------------------- one video
 
@@ -385,59 +516,163 @@ class FeatureExtractor:
         same protocol from ``start`` on: snippet k covers ``start + k * 2/3`` s onwards).
         Raises :class:`InputError` for a file without video, one (or a part) too short for
         a snippet (< 17 frames at 24 fps), one that cannot be read, or a start at or after
-        the end of the video."""
-        path = Path(path)
-        check_span(start, end)
-        with media.open_video(path, video_stream, audio_stream) as source:  # one open: facts and frames
-            return self._extract(source, progress, start, end)
+        the end of the video. A video announced with :meth:`prefetch` is already decoding."""
+        key = _Key(Path(path), video_stream, audio_stream, float(start), end)
+        opened = self._take_prefetched(key)
+        if opened is None:
+            opened = self._open(key)
+            opened.start()
+        with self._lock:
+            self._active = opened
+            pending = self._first_waiting() if opened.decoded else None
+        if pending is not None:  # this one was decoded ahead: the next may start now
+            pending.begin(self)
+        try:
+            return self._consume(opened, progress)
+        finally:
+            with self._lock:
+                self._active = None
+            opened.close()
 
-    def _extract(
-        self, source: media.MediaFile, progress: Progress | None, start: float, end: float | None
-    ) -> VideoFeatures:
-        path = source.path
+    def prefetch(
+        self,
+        path: str | os.PathLike[str] | None,
+        video_stream: int | None = None,
+        audio_stream: int | None = None,
+        *,
+        start: float = 0.0,
+        end: float | None = None,
+    ) -> None:
+        """Announce a video to read after the current (or the coming) one, in order: it
+        starts decoding as soon as the frames of the video being extracted are all decoded,
+        so its decoding overlaps that video's last batches (the runner announces each video
+        before the one ahead of it is extracted). With decode workers (``decode_workers``)
+        it is handed to the pool at once, and the workers decode that many videos at a time.
+        Its :meth:`extract` takes it over; extracting a later one first, :meth:`close` or
+        ``prefetch(None)`` cancels it. Its errors surface in its own :meth:`extract`."""
+        if path is None:
+            self.close()
+            return
+        new = _Prefetch(_Key(Path(path), video_stream, audio_stream, float(start), end))
+        with self._lock:
+            if any(p.key == new.key for p in self._ahead):
+                return
+            self._ahead.append(new)
+            now = self.pool is not None or (
+                self._active is not None and self._active.decoded and self._first_waiting() is new
+            )
+        if now:
+            new.begin(self)
+
+    def close(self) -> None:
+        """Stop the prefetched videos' decoding and the decode workers (the extractor stays
+        usable: workers start again when needed)."""
+        with self._lock:
+            ahead, self._ahead = self._ahead, []
+            pool, self.pool = self.pool, None
+        for pending in ahead:
+            pending.cancel()
+        if pool is not None:
+            pool.close()
+
+    def _first_waiting(self) -> _Prefetch | None:
+        """The first announced video not yet decoding (under the lock)."""
+        return next((p for p in self._ahead if not p.begun), None)
+
+    def _take_prefetched(self, key: _Key) -> _Opened | None:
+        """The prefetched video ``key``, or None; those announced before it are cancelled
+        (skipped), those after it stay announced."""
+        with self._lock:
+            index = next((i for i, p in enumerate(self._ahead) if p.key == key), None)
+            if index is None:
+                return None
+            skipped, pending = self._ahead[:index], self._ahead[index]
+            self._ahead = self._ahead[index + 1 :]
+        for p in skipped:
+            p.cancel()
+        return pending.take(self)
+
+    def _on_decoded(self, opened: _Opened) -> None:
+        """Called when a video's frames are all decoded: the next announced video may start."""
+        with self._lock:
+            opened.decoded = True
+            pending = self._first_waiting() if opened is self._active and self.pool is None else None
+        if pending is not None:
+            pending.begin(self)
+
+    def _open(self, key: _Key) -> _Opened:
+        """Open the video once (facts, frames; the audio opens its own) and set up its
+        decode and audio threads (not started)."""
+        path, start, end = key.path, key.start, key.end
+        check_span(start, end)
+        source = media.open_video(path, key.video_stream, key.audio_stream)
+        try:
+            return self._prepare(key, source)
+        except BaseException:
+            source.close()
+            raise
+
+    def _prepare(self, key: _Key, source: media.MediaFile) -> _Opened:
+        path, start, end = key.path, key.start, key.end
         info = source.info
         if not info.has_video:
             raise InputError(f"{path}: no video stream (features need pictures; audio-only files are not supported)")
         if start > 0 and info.duration > 0 and start >= info.duration:
             raise InputError(f"{path}: start {start:g} s is at or after the end of the video ({info.duration:.2f} s)")
-        warnings: list[str] = []
-        span = min(info.duration, end if end is not None else math.inf) - start
-        estimate = count_snippets(round(span * media.VIDEO_FPS)) if span > 0 else None
-        stop = threading.Event()
-        step = self.step_for(info.width, info.height)
-        video_q: queue.Queue = queue.Queue(maxsize=2 * step + 1)
-        audio_q: queue.Queue = queue.Queue(maxsize=8)
-        count: dict[str, int] = {}
-        threads: list[threading.Thread] = []
+        if self.decode_workers > 0:
+            source.close()  # a worker opens it
+            opened: _Opened = self._pooled(key, info)
+        else:
+            opened = _Opened(key, info, self.step_for(info.width, info.height), source)
         if not info.has_audio:
-            warnings.append(
+            opened.warnings.append(
                 f"{path.name}: no audio stream: silence used as audio (the scores rest on the picture alone)"
             )
+        if isinstance(opened, _PooledVideo):
+            return opened
         try:
-            frames = source.frames(media.VIDEO_FPS, on_warning=warnings.append, start=start, end=end)
-            snippets = _snippets(frames, not self.cuda, count, path)
-            threads.append(threading.Thread(target=_produce, args=(video_q, stop, snippets), daemon=True))
+            warn = opened.warnings.append
+            frames = self.nvdec.frames(source, media.VIDEO_FPS, warn, start=start, end=end)
+            staging = _Staging(pin=self.cuda)
+            steps = _steps(frames, not self.cuda, opened.count, opened.step, staging, opened.stop, path)
+            opened.add_thread(opened.video_q, steps, on_end=lambda: self._on_decoded(opened))
             if info.has_audio:
-                blocks = _audio_blocks(source, warnings.append, start, end)
-                threads.append(threading.Thread(target=_produce, args=(audio_q, stop, blocks), daemon=True))
-            for t in threads:
-                t.start()
-            capacity = min(estimate or 0, CAPACITY_MAX) + 2  # a header may claim any duration
-            sink = _AudioSink(self, audio_q if info.has_audio else None, capacity)
-            rgb = self._run_video(video_q, sink, progress, estimate, capacity, step)
-            n_frames = count.get("frames", 0)
-            if not len(rgb):
-                raise InputError(
-                    f"{path}: too short: {n_frames} frame(s) at 24 fps ({n_frames / media.VIDEO_FPS:.2f} s); "
-                    f"at least {MIN_FRAMES} frames ({MIN_FRAMES / media.VIDEO_FPS:.2f} s) are needed for one snippet"
-                )
-            rgb_all = rgb.array()  # (T, C, 1024)
-            audio = sink.result(len(rgb_all))
-        finally:
-            stop.set()
-            for t in threads:
-                if t.ident is not None:
-                    t.join(timeout=10.0)
+                opened.add_thread(opened.audio_q, _audio_blocks(source, warn, start, end))
+        except BaseException:
+            opened.close()
+            raise
+        return opened
+
+    def _pooled(self, key: _Key, info: MediaInfo) -> _PooledVideo:
+        """A video for the decode workers (started when the first one is needed). They
+        resize on the CPU as they decode (shared memory holds 256-pixel frames, whatever
+        the input): on CUDA that rounds like the CPU path, within one grey level of the GPU
+        resize."""
+        return _PooledVideo(key, info, self.snippets_per_step, self._ensure_pool(), self._on_decoded)
+
+    def _ensure_pool(self) -> Any:
+        """The decode workers, started on first use (``decode_workers`` processes)."""
+        from .decode_pool import DecodePool
+
+        with self._lock:
+            if self.pool is None:
+                self.pool = DecodePool(self.decode_workers)
+            return self.pool
+
+    def _consume(self, opened: _Opened, progress: Progress | None) -> VideoFeatures:
+        """Run the networks over an opened video's steps and audio as they come."""
+        info, path = opened.info, opened.key.path
+        capacity = min(opened.estimate or 0, CAPACITY_MAX) + 2  # a header may claim any duration
+        sink = _AudioSink(self, opened.audio_q if info.has_audio else None, capacity)
+        rgb = self._run_video(opened.video_q, sink, progress, opened.estimate, capacity)
+        n_frames = opened.count.get("frames", 0)
+        if not len(rgb):
+            raise InputError(
+                f"{path}: too short: {n_frames} frame(s) at 24 fps ({n_frames / media.VIDEO_FPS:.2f} s); "
+                f"at least {MIN_FRAMES} frames ({MIN_FRAMES / media.VIDEO_FPS:.2f} s) are needed for one snippet"
+            )
+        rgb_all = rgb.array()  # (T, C, 1024): the one copy back of the video's visual features
+        audio = sink.result(len(rgb_all))
         if progress is not None:
             progress(len(rgb_all), len(rgb_all))
         return VideoFeatures(
@@ -447,9 +682,9 @@ class FeatureExtractor:
             n_frames=n_frames,
             has_audio=info.has_audio,
             crops=self.crops,
-            warnings=warnings,
+            warnings=opened.warnings,
             precision=self.precision,
-            start=start,
+            start=opened.key.start,
         )
 
     def step_for(self, width: int, height: int) -> int:
@@ -473,64 +708,199 @@ class FeatureExtractor:
         progress: Progress | None,
         estimate: int | None,
         capacity: int,
-        step: int | None = None,
     ) -> _Rows:
-        """I3D over the snippets as they arrive, ``step`` at a time; VGGish keeps pace on what audio is ready."""
-        step = step or self.snippets_per_step
-        rgb = _Rows((self.crops, RGB_DIM), capacity)
-        batch: list[torch.Tensor] = []
+        """I3D over the steps as they arrive; VGGish keeps pace on what audio is ready.
+
+        Nothing here waits for the device: the outputs stay on it (:class:`_Rows`), and a
+        step's staging buffer goes back to the decode thread with the event of its copy.
+        """
+        rgb = _Rows((self.crops, RGB_DIM), capacity, self.device)
         done = 0
         while True:
             item = q.get()
             if isinstance(item, _Failed):
                 raise item.exc
-            end = isinstance(item, _End)
-            if not end:
-                batch.append(item)
-            if batch and (end or len(batch) == step):
-                rgb.extend(self.rgb_features(self._stack(batch)))
-                done += len(batch)
-                batch = []
-                sink.pump(done)
-                if progress is not None:
-                    progress(done, max(estimate, done) if estimate is not None else None)
-            if end:
+            if isinstance(item, _End):
                 return rgb
+            rgb.extend(self.rgb_device(item.snippets))
+            event = None
+            if self.cuda:
+                event = torch.cuda.Event()
+                event.record()  # after the step's copy to the device was queued
+            item.staging.release(item.buffer, event)
+            done += item.n
+            sink.pump(done)
+            if progress is not None:
+                progress(done, max(estimate, done) if estimate is not None else None)
 
-    def _stack(self, snippets: list[torch.Tensor]) -> torch.Tensor:
-        """(S, 16, H, W, 3) uint8, in pinned memory on CUDA (asynchronous copies)."""
-        if not self.cuda:
-            return torch.stack(snippets)
-        out = torch.empty((len(snippets), *snippets[0].shape), dtype=torch.uint8, pin_memory=True)
-        return torch.stack(snippets, out=out)
+
+@dataclass(frozen=True)
+class _Key:
+    """Which video, and which part of it."""
+
+    path: Path
+    video_stream: int | None
+    audio_stream: int | None
+    start: float
+    end: float | None
+
+
+class _Opened:
+    """One video being read: its probe, warnings, queues and decode/audio threads."""
+
+    def __init__(self, key: _Key, info: MediaInfo, step: int, source: media.MediaFile | None = None) -> None:
+        self.key, self.info, self.step, self.source = key, info, step, source
+        self.warnings: list[str] = []
+        self.count: dict[str, int] = {}
+        self.stop = threading.Event()
+        self.video_q: queue.Queue = queue.Queue(maxsize=STAGING_STEPS)
+        self.audio_q: queue.Queue = queue.Queue(maxsize=8)
+        self.threads: list[threading.Thread] = []
+        self.decoded = False  # every frame decoded (set by the decode thread)
+        span = min(info.duration, key.end if key.end is not None else math.inf) - key.start
+        self.estimate = count_snippets(round(span * media.VIDEO_FPS)) if span > 0 else None
+
+    def add_thread(self, q: queue.Queue, items: Iterator[Any], on_end: Callable[[], None] | None = None) -> None:
+        self.threads.append(threading.Thread(target=_produce, args=(q, self.stop, items, on_end), daemon=True))
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            if t.ident is not None and t is not threading.current_thread():
+                t.join(timeout=10.0)
+        if self.source is not None:
+            self.source.close()  # a container no reader took
+
+
+class _PooledVideo(_Opened):
+    """A video decoded by a worker process of a :class:`~violence_cli.features.decode_pool.DecodePool`:
+    the same queues as a locally decoded one, filled by the pool's receiver thread."""
+
+    def __init__(self, key: _Key, info: MediaInfo, step: int, pool: Any, on_decoded: Callable[[_Opened], None]) -> None:
+        super().__init__(key, info, step)
+        self.pool, self.on_decoded = pool, on_decoded
+        self.video_q = queue.Queue()  # bounded by the worker's shared buffers (three)
+        self.audio_q = queue.Queue()
+        self.task_id: int | None = None
+
+    def start(self) -> None:
+        self.pool.submit(self, self.step, self.info.video_stream, self.info.audio_stream)
+
+    def on_step(self, buffer: torch.Tensor, n: int, staging: Any) -> None:
+        if self.stop.is_set():
+            staging.release(buffer)
+            return
+        self.video_q.put(_Step(buffer, n, staging))
+
+    def on_message(self, kind: str, payload: list[Any]) -> None:
+        if kind == "warning":
+            self.warnings.append(payload[0])
+        elif kind == "frames":
+            self.count["frames"] = int(payload[0])
+            self.video_q.put(_End())
+            self.on_decoded(self)
+        elif kind == "audio":
+            self.audio_q.put(payload[0])
+        elif kind == "audio_end":
+            self.audio_q.put(_End())
+        elif kind in ("failed", "audio_failed"):
+            failed = _Failed(payload[0])
+            self.audio_q.put(failed)
+            if kind == "failed":
+                self.video_q.put(failed)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.task_id is not None:
+            self.pool.forget(self.task_id)
+        while True:  # buffers not read go back to their worker
+            try:
+                item = self.video_q.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Step):
+                item.staging.release(item.buffer)
+
+
+class _Prefetch:
+    """The next video: opened and decoding once :meth:`begin` is called (from the current
+    video's decode thread, when its frames are done), or when :meth:`take` needs it."""
+
+    def __init__(self, key: _Key) -> None:
+        self.key = key
+        self._lock = threading.Lock()
+        self._opened: _Opened | None = None
+        self._error: BaseException | None = None
+        self._begun = self._cancelled = False
+
+    def begin(self, fx: FeatureExtractor) -> None:
+        with self._lock:
+            if self._begun or self._cancelled:
+                return
+            self._begun = True
+            try:
+                self._opened = fx._open(self.key)
+                self._opened.start()
+            except Exception as exc:  # noqa: BLE001 - this video's failure, raised by its own extract
+                self._error = exc
+
+    @property
+    def begun(self) -> bool:
+        return self._begun
+
+    def take(self, fx: FeatureExtractor) -> _Opened:
+        self.begin(fx)
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            assert self._opened is not None
+            return self._opened
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            opened = self._opened
+        if opened is not None:
+            opened.close()
 
 
 class _Rows:
-    """Rows appended into one array whose capacity doubles when full.
+    """Rows appended into one tensor on ``device`` whose capacity doubles when full.
 
-    Results stay in a few large blocks instead of one small array per step: on a heap
-    that keeps freed memory (keep_freed_memory), small long-lived arrays scattered among
-    the networks' large temporaries fragment it, and memory grows with the video's length.
+    On CUDA the rows stay on the device (appending does not wait for it) and :meth:`array`
+    is the one copy back. Results stay in a few large blocks instead of one small array
+    per step: on a heap that keeps freed memory (keep_freed_memory), small long-lived arrays
+    scattered among the networks' large temporaries fragment it, and memory grows with the
+    video's length.
     """
 
-    def __init__(self, row_shape: tuple[int, ...], capacity: int) -> None:
-        self.data = np.empty((max(capacity, 1), *row_shape), np.float32)
+    def __init__(self, row_shape: tuple[int, ...], capacity: int, device: torch.device | None = None) -> None:
+        self.device = device or torch.device("cpu")
+        self.data = torch.empty((max(capacity, 1), *row_shape), dtype=torch.float32, device=self.device)
         self.n = 0
 
     def __len__(self) -> int:
         return self.n
 
-    def extend(self, rows: np.ndarray) -> None:
+    def extend(self, rows: torch.Tensor) -> None:
         need = self.n + len(rows)
         if need > len(self.data):
-            bigger = np.empty((max(need, 2 * len(self.data)), *self.data.shape[1:]), np.float32)
+            shape = (max(need, 2 * len(self.data)), *self.data.shape[1:])
+            bigger = torch.empty(shape, dtype=torch.float32, device=self.device)
             bigger[: self.n] = self.data[: self.n]
             self.data = bigger
         self.data[self.n : need] = rows
         self.n = need
 
     def array(self) -> np.ndarray:
-        return self.data if self.n == len(self.data) else self.data[: self.n].copy()
+        """The rows as a float32 array (from the device: one copy)."""
+        rows = self.data if self.n == len(self.data) else self.data[: self.n]
+        out = rows.cpu().numpy()
+        return out if self.device.type != "cpu" or rows is self.data else out.copy()
 
 
 class _AudioSink:
@@ -543,7 +913,7 @@ class _AudioSink:
 
     def __init__(self, extractor: FeatureExtractor, q: queue.Queue | None, capacity: int) -> None:
         self.extractor, self.q = extractor, q
-        self.rows = _Rows((AUDIO_DIM,), capacity)
+        self.rows = _Rows((AUDIO_DIM,), capacity, extractor.device)
         self.ended = q is None
 
     def pump(self, wanted: int, wait: bool = False) -> None:
@@ -557,16 +927,17 @@ class _AudioSink:
             if isinstance(item, _End):
                 self.ended = True
                 return
-            self.rows.extend(self.extractor.audio_features(item))
+            self.rows.extend(self.extractor.audio_device(item))
 
     def result(self, n: int) -> np.ndarray:
-        """(n, 128): the first n embeddings, silence after the end of the audio."""
+        """(n, 128): the first n embeddings, silence after the end of the audio (one copy back)."""
         self.pump(n, wait=True)
-        out = np.empty((n, AUDIO_DIM), np.float32)
         have = min(n, len(self.rows))
+        out = torch.empty((n, AUDIO_DIM), dtype=torch.float32, device=self.rows.device)
         out[:have] = self.rows.data[:have]
-        out[have:] = self.extractor.silence_features()
-        return out
+        if have < n:
+            out[have:] = self.extractor._silence_device()
+        return out.cpu().numpy()
 
 
 __all__ = [

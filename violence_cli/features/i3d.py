@@ -343,8 +343,8 @@ class InceptionI3d(nn.Module):
         (float32 at first). Unfused, the network runs in the parameters' float32.
         """
         if dtype is not None:
-            if dtype not in (torch.float32, torch.bfloat16):
-                raise ValueError(f"I3D runs in float32 or bfloat16, not {dtype}")
+            if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+                raise ValueError(f"I3D runs in float32, bfloat16 or float16, not {dtype}")
             self.compute_dtype = dtype
         self.fused = enabled
         for module in self.modules():

@@ -196,7 +196,25 @@ def _run_local(
     events.loading(True)
     worker = job.load(device)  # outside the per-video catch: a failure here concerns every video
     events.loading(False)
-    for video in pending:
+    try:
+        _each_video(pending, worker, events, record, summary, device)
+    finally:
+        close = getattr(worker, "close", None)
+        if close is not None:
+            close()  # a prefetched video stops decoding
+
+
+def _each_video(
+    pending: Sequence[VideoInput], worker: Any, events: RunEvents, record: _Recorder, summary: RunSummary, device: Any
+) -> None:
+    prefetch = getattr(worker, "prefetch", None)
+    depth = int(getattr(worker, "prefetch_depth", 1))  # with decode workers: one video ahead per worker
+    announced = 0
+    for i, video in enumerate(pending):
+        while prefetch is not None and announced < min(len(pending), i + 1 + depth):
+            if announced > i:
+                prefetch(pending[announced])  # decodes while the videos before it run
+            announced += 1
         events.started(video)
         t0 = time.perf_counter()
         try:

@@ -40,7 +40,9 @@ class Job:
     batch_size: int | None = None
     video_stream: int | None = None
     audio_stream: int | None = None
-    precision: str = FP32  # resolved (fp32 or bf16) at the edge
+    precision: str = FP32  # resolved (never auto) at the edge
+    precision_asked: str | None = None  # what was asked (auto: the workers' record says why it resolved so)
+    decode_workers: int = 0  # decode processes feeding the networks (features.decode_pool); 0: in-process
     kind = "job"
 
     def params(self) -> dict[str, Any]:
@@ -202,8 +204,24 @@ class DetectWorker:
         self.job = job
         self._warnings: list[str] = []
         self.detector = detector or pipeline.Detector(
-            device=device, crops=job.crops, batch_size=job.batch_size, precision=job.precision, weights=job.weights
+            device=device,
+            crops=job.crops,
+            batch_size=job.batch_size,
+            precision=job.precision_asked or job.precision,
+            weights=job.weights,
+            decode_workers=job.decode_workers,
         )
+        self.prefetch_depth = max(1, job.decode_workers)  # videos announced ahead
+
+    def prefetch(self, video: VideoInput) -> None:
+        """``video`` is next: its decoding starts while the current one's last batches run."""
+        job = self.job
+        self.detector.extractor.prefetch(
+            video.path, job.video_stream, job.audio_stream, start=job.start, end=job.end
+        )
+
+    def close(self) -> None:
+        self.detector.extractor.close()
 
     def process(self, video: VideoInput, progress: Progress | None = None) -> Outcome:
         from ..plot import plot_timeline
@@ -371,9 +389,18 @@ class ExtractWorker:
             device=device,
             crops=job.crops,
             batch_size=job.batch_size,
-            precision=job.precision,
+            precision=job.precision_asked or job.precision,  # auto: the measured choice, cached
             download=False,
+            decode_workers=job.decode_workers,
         )
+        self.prefetch_depth = max(1, job.decode_workers)  # videos announced ahead
+
+    def prefetch(self, video: VideoInput) -> None:
+        """``video`` is next: its decoding starts while the current one's last batches run."""
+        self.extractor.prefetch(video.path, self.job.video_stream, self.job.audio_stream)
+
+    def close(self) -> None:
+        self.extractor.close()
 
     def process(self, video: VideoInput, progress: Progress | None = None) -> Outcome:
         from ..xdfeatures import write_xd_features
@@ -397,6 +424,7 @@ class ExtractWorker:
             "has_audio": feats.has_audio,
             "duration": feats.info.duration,
             "precision": feats.precision,
+            "precision_choice": self.extractor.precision_choice.provenance(),
             "files": [p.name for p in written],
             "warnings": list(feats.warnings),
         }
