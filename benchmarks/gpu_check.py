@@ -16,7 +16,14 @@ Sections (each one timed and capped; a section that fails is recorded and the ne
    pipeline's threads) for 640x360 and 1920x1080 H.264; resize, transfer and audio stages;
    end-to-end ``extract`` at 5 and 1 crops on 60 s clips made here with PyAV, as x real
    time, with GPU utilisation, peak GPU memory and what bounds it;
-4. many videos: 40 short clips with 1 and 2 workers on the one device: videos/s.
+4. many videos: 40 short clips with 1 and 2 workers on the one device: videos/s;
+5. acceptance (benchmarks/gpu_accept.py): the precision matrix (fp32/TF32/bf16/fp16 x
+   cudnn.benchmark x layout at batch 40) and what --precision auto picks, the bf16
+   hypotheses, a per-layer profile, NVDEC vs CPU decoding, end to end at 1 and 5 crops for
+   640x360 and 1920x1080, many videos with 1, 4 and 8 decode workers, the verdict and the
+   three targets.
+
+The report framework is benchmarks/gpu_report.py, the media made here benchmarks/gpu_media.py.
 
 Random weights give features far larger than real ones, which would saturate every
 MACIL-SD score; so features are scaled to XD-Violence magnitudes (RGB mean 0.4, audio
@@ -35,14 +42,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import datetime as _dt
-import itertools
-import json
 import math
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -50,34 +53,24 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-for _p in (REPO, REPO / "tests"):
+for _p in (REPO, REPO / "tests", REPO / "benchmarks"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-SCHEMA = "violence-detect-gpu-check/1"
-SECTIONS = ("environment", "correctness", "speed", "many_videos")
-EXIT_FAILED_CHECKS = 10
 XD_CLIP = "explosion1.mp4"  # 640x360: not 256 on its short side, so the resize runs too
 RGB_MEAN, AUDIO_MEAN = 0.4, 0.1  # XD-Violence-like feature magnitudes (REFERENCE.md; test_precision)
-GRAIN = 2.0  # luma noise of the synthetic clips: ~1 Mbit/s at 360p, ~6 at 1080p (x264 crf 20), like real footage
-COSINE_MIN = 0.999
 MACIL_FP32_TOL, MACIL_BF16_TOL, DETECT_TOL = 1e-4, 0.01, 0.01
 TARGET_X_REALTIME = 150.0  # 5 crops, 640x360, one H100
 I3D, VGG, MACIL = "i3d_rgb_imagenet", "vggish", "macil_sd"  # registry names of the weights files
 I3D_LAST = [f"Mixed_5c.{b}.bn.{p}" for b in ("b0", "b1b", "b2b", "b3b") for p in ("weight", "bias")]
 VGGISH_LAST = ["embeddings.4.weight", "embeddings.4.bias"]
-CPU_NOTE = (
-    "device is the CPU: every comparison is CPU against CPU and proves nothing about CUDA; "
-    "this run only shows the script works"
-)
 
 # Sizes of everything, full run and --quick. Budgets are seconds (hard caps per section).
 FULL = {
@@ -93,7 +86,7 @@ FULL = {
     "many_n": 40,
     "many_seconds": 4.0,
     "many_size": (480, 270),
-    "budget": {"environment": 30, "correctness": 110, "speed": 170, "many_videos": 60},
+    "budget": {"environment": 20, "correctness": 100, "speed": 150, "many_videos": 45, "acceptance": 190},
 }
 QUICK = {
     "crops": 1,
@@ -108,474 +101,32 @@ QUICK = {
     "many_n": 3,
     "many_seconds": 1.0,
     "many_size": (160, 120),
-    "budget": {"environment": 30, "correctness": 120, "speed": 120, "many_videos": 90},
+    "budget": {"environment": 30, "correctness": 120, "speed": 120, "many_videos": 90, "acceptance": 300},
 }
 
-T0 = time.perf_counter()
-
-
-def log(message: str) -> None:
-    """Progress on stderr with the seconds since start."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%H:%M:%S")
-    print(f"[{stamp} +{time.perf_counter() - T0:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def out(line: str = "") -> None:
-    print(line, flush=True)
-
-
-# --------------------------------------------------------------------------- report
-
-
-class SectionTimeout(BaseException):
-    """Raised in the main thread when a section runs past its cap (BaseException: library
-    code that catches Exception must not swallow it)."""
-
-
-class Report:
-    """The figures and checks, printed as they come and kept for the JSON file."""
-
-    def __init__(self, device_label: str, args: argparse.Namespace, json_paths: list[Path]) -> None:
-        self.device_label = device_label
-        self.json_paths = json_paths
-        cpu = device_label.startswith("cpu")
-        self.data: dict[str, Any] = {
-            "schema": SCHEMA,
-            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "argv": sys.argv[1:],
-            "device": device_label,
-            "reference_device": "cpu (fp32)",
-            "quick": bool(args.quick),
-            "cpu_vs_cpu": cpu,
-            "note": CPU_NOTE if cpu else "device figures come from the GPU; 'host' figures from its CPU",
-            "sections_asked": list(getattr(args, "sections", SECTIONS)),
-            "sections": {},
-            "summary": {},
-        }
-        self.section: dict[str, Any] | None = None
-
-    # -- sections
-    def begin(self, key: str, title: str, budget: float | None) -> None:
-        self.section = {
-            "title": title,
-            "status": "running",
-            "seconds": None,
-            "budget_seconds": budget,
-            "figures": {},
-            "checks": [],
-            "notes": [],
-            "error": None,
-        }
-        self.data["sections"][key] = self.section
-        out(f"\n== {title} " + (f"(cap {budget:.0f} s)" if budget is not None else "(no cap)"))
-        log(f"{key}: start")
-
-    def end(self, status: str, seconds: float, error: str | None = None) -> None:
-        assert self.section is not None
-        self.section.update(status=status, seconds=round(seconds, 2), error=error)
-        if error:
-            out(f"  !! section {status}: {error}")
-        log(f"{self.section['title']}: {status} in {seconds:.1f} s")
-        self.section = None
-        self.write()
-
-    # -- content
-    def figure(self, key: str, value: Any, unit: str = "", device: str | None = None, note: str = "") -> None:
-        device = device or self.device_label
-        assert self.section is not None
-        self.section["figures"][key] = {"value": _plain(value), "unit": unit, "device": device, "note": note}
-        if isinstance(value, dict):
-            out(f"  {key} ({unit or 'values'}) [{device}]" + (f"  {note}" if note else ""))
-            for k, v in value.items():
-                out(f"      {k:56s} {_fmt(v):>12s}")
-            return
-        out(f"  {key:46s} {_fmt(value):>12s} {unit:12s} [{device}]" + (f"  {note}" if note else ""))
-
-    def check(
-        self, name: str, passed: bool, value: Any, bound: str, device: str | None = None, detail: str = ""
-    ) -> bool:
-        device = device or self.device_label
-        entry = {
-            "name": name,
-            "passed": bool(passed),
-            "value": _plain(value),
-            "bound": bound,
-            "device": device,
-            "reference": self.data["reference_device"],
-            "detail": detail,
-        }
-        assert self.section is not None
-        self.section["checks"].append(entry)
-        mark = "PASS" if passed else "FAIL"
-        out(
-            f"  {mark}  {name}: {_fmt(value)} (bound {bound}) [{device} vs cpu fp32]"
-            + (f"  {detail}" if detail else "")
-        )
-        return bool(passed)
-
-    def note(self, text: str) -> None:
-        assert self.section is not None
-        self.section["notes"].append(text)
-        out(f"  note: {text}")
-
-    # -- output
-    def summarise(self) -> int:
-        checks = [c for s in self.data["sections"].values() for c in s["checks"]]
-        failed = [c["name"] for c in checks if not c["passed"]]
-        unfinished = [k for k, s in self.data["sections"].items() if s["status"] != "ok"]
-        missing = [k for k in self.data["sections_asked"] if k not in self.data["sections"]]
-        self.data["summary"] = {
-            "checks": len(checks),
-            "passed": len(checks) - len(failed),
-            "failed": failed,
-            "sections_not_ok": unfinished,
-            "sections_not_run": missing,
-            "seconds": round(time.perf_counter() - T0, 1),
-        }
-        self.write()
-        out("\n== Summary")
-        out(f"  device {self.device_label}; {self.data['note']}")
-        for key, sec in self.data["sections"].items():
-            n_fail = sum(not c["passed"] for c in sec["checks"])
-            out(
-                f"  {key:14s} {sec['status']:8s} {sec['seconds'] or 0:6.1f} s   "
-                f"checks {len(sec['checks']) - n_fail}/{len(sec['checks'])} passed"
-            )
-        for name in failed:
-            out(f"  FAILED: {name}")
-        out(
-            f"  total {self.data['summary']['seconds']:.1f} s; JSON: {', '.join(map(str, self.json_paths)) or '(none)'}"
-        )
-        return 0 if not failed and not unfinished and not missing else EXIT_FAILED_CHECKS
-
-    def write(self) -> None:
-        for path in self.json_paths:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(self.data, indent=1, default=_plain) + "\n")
-                os.replace(tmp, path)
-            except OSError as exc:
-                log(f"could not write {path}: {exc}")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-able: numpy scalars and arrays, paths, tuples."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if v == 0 or not math.isfinite(v):
-            return f"{v:g}"
-        if abs(v) >= 1000:
-            return f"{v:,.0f}"
-        if abs(v) >= 1:
-            return f"{v:.2f}"
-        return f"{v:.3g}"
-    if isinstance(value, (list, tuple)) and len(value) > 6:
-        return f"[{len(value)} values]"
-    return str(value)
-
-
-@contextlib.contextmanager
-def time_cap(seconds: float) -> Iterator[None]:
-    """Raise SectionTimeout in the main thread after ``seconds`` (POSIX; a no-op elsewhere)."""
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum: int, frame: Any) -> None:
-        raise SectionTimeout(f"ran past its {seconds:.0f} s cap")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-class Deadline:
-    """Soft time left in a section, so optional steps are skipped rather than cut."""
-
-    def __init__(self, seconds: float) -> None:
-        self.end = time.perf_counter() + seconds
-
-    def left(self) -> float:
-        return self.end - time.perf_counter()
-
-
-# --------------------------------------------------------------------------- small tools
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_time(
-    fn: Callable[[], object],
-    device: torch.device,
-    min_time: float,
-    warmup: int = 1,
-    min_reps: int = 3,
-    max_reps: int = 50,
-) -> float:
-    """Median wall time of ``fn`` (device synchronised): at least ``min_reps`` runs and ``min_time`` s."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start < min_time):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of (..., D) arrays (1 where both rows are zero)."""
-    a = a.reshape(-1, a.shape[-1]).astype(np.float64)
-    b = b.reshape(-1, b.shape[-1]).astype(np.float64)
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    dot = (a * b).sum(1)
-    both_zero = (na == 0) & (nb == 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where(both_zero, 1.0, dot / np.maximum(na * nb, 1e-300))
-    return cos
-
-
-def compare_features(rep: Report, name: str, got: np.ndarray, ref: np.ndarray, device: str) -> None:
-    cos = cosines(got, ref)
-    err = np.abs(got.astype(np.float64) - ref)
-    rel = float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-30))
-    rep.figure(f"{name}: features compared", int(cos.size), device=device)
-    rep.figure(f"{name}: max abs error", float(err.max()), device=device, note=f"|ref| mean {np.abs(ref).mean():.3g}")
-    rep.figure(f"{name}: relative L2 error", rel, device=device)
-    rep.check(
-        f"{name}: cosine per feature", float(cos.min()) >= COSINE_MIN, float(cos.min()), f">= {COSINE_MIN}", device
-    )
-
-
-def rss_mb() -> float:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-class Sampler:
-    """GPU utilisation (NVML through torch, else nvidia-smi) and host RSS, sampled in a thread."""
-
-    def __init__(self, device: torch.device, period: float = 0.1) -> None:
-        self.device, self.period = device, period
-        self.gpu: list[float] = []
-        self.rss: list[float] = []
-        self.source = "none"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._smi: subprocess.Popen | None = None
-
-    def __enter__(self) -> Sampler:
-        if self.device.type == "cuda":
-            try:
-                torch.cuda.utilization(self.device)
-                self.source = "nvml"
-            except Exception:  # noqa: BLE001 - no pynvml: fall back to nvidia-smi
-                self._start_smi()
-        self._thread.start()
-        return self
-
-    def _start_smi(self) -> None:
-        exe = shutil.which("nvidia-smi")
-        if exe is None:
-            return
-        index = str(self.device.index or 0)
-        cmd = [exe, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "100", "-i", index]
-        try:
-            self._smi = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            self.source = "nvidia-smi"
-            threading.Thread(target=self._read_smi, daemon=True).start()
-        except OSError:
-            self._smi = None
-
-    def _read_smi(self) -> None:
-        assert self._smi is not None and self._smi.stdout is not None
-        for line in self._smi.stdout:
-            try:
-                self.gpu.append(float(line.strip()))
-            except ValueError:
-                continue
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            self.rss.append(rss_mb())
-            if self.source == "nvml":
-                try:
-                    self.gpu.append(float(torch.cuda.utilization(self.device)))
-                except Exception:  # noqa: BLE001 - stop sampling, keep what was read
-                    self.source = "nvml (failed mid-way)"
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        if self._smi is not None:
-            self._smi.terminate()
-            try:
-                self._smi.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self._smi.kill()
-
-    def summary(self) -> dict[str, Any]:
-        gpu = np.asarray(self.gpu, float)
-        return {
-            "gpu_util_mean": float(gpu.mean()) if gpu.size else None,
-            "gpu_util_max": float(gpu.max()) if gpu.size else None,
-            "gpu_util_samples": int(gpu.size),
-            "gpu_util_source": self.source,
-            "host_rss_peak_mb": float(max(self.rss)) if self.rss else rss_mb(),
-        }
-
-
-# --------------------------------------------------------------------------- media made here
-
-
-def make_video(
-    path: Path, seconds: float, size: tuple[int, int], fps: int = 30, audio: bool = True, deadline: float | None = None
-) -> tuple[Path, float]:
-    """H.264 (x264 veryfast, crf 20) + stereo 44.1 kHz AAC: a textured scene panning and drifting.
-
-    Content compresses like real footage (a few Mbit/s at 1080p), not like noise. Stops
-    early, with a shorter clip, at ``deadline`` (perf_counter); returns (path, seconds written).
-    """
-    import av
-
-    width, height = size
-    n = max(1, round(seconds * fps))
-    rng = np.random.default_rng(0)
-
-    def smooth(h: int, w: int, cell: int) -> np.ndarray:
-        coarse = torch.from_numpy(rng.standard_normal((1, 1, h // cell + 3, w // cell + 3)).astype(np.float32))
-        return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0, 0].numpy()
-
-    ph, pw = height + 64, width + 64
-    luma = sum(a * smooth(ph, pw, c) for c, a in ((max(8, width // 24), 50.0), (16, 20.0), (4, 8.0)))
-    luma = np.clip(128 + luma + rng.normal(0, 3.0, (ph, pw)), 16, 235).astype(np.uint8)
-    grain = rng.normal(0, GRAIN, (4, height, width)).round().astype(np.int16)  # sensor noise, cycled
-    chroma = smooth(ph // 2, pw // 2, max(8, width // 48)) * 25
-    u = np.clip(128 + chroma, 16, 240).astype(np.uint8)
-    v = np.clip(128 - chroma, 16, 240).astype(np.uint8)
-    written = 0
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "20"}
-        sound = None
-        if audio:
-            sound = container.add_stream("aac", rate=44100)
-            sound.layout = "stereo"
-        audio_pos, block = 0, 1024
-        for i in range(n):
-            if deadline is not None and i and i % fps == 0 and time.perf_counter() > deadline:
-                break
-            t = i % 128
-            dy = dx = t if t < 64 else 128 - t  # the camera pans back and forth over 64 pixels
-            y = luma[dy : dy + height, dx : dx + width]
-            uu = u[dy // 2 : dy // 2 + height // 2, dx // 2 : dx // 2 + width // 2]
-            vv = v[dy // 2 : dy // 2 + height // 2, dx // 2 : dx // 2 + width // 2]
-            box = (i * 7) % max(1, width - 64)  # a bright block crossing the frame
-            y = np.clip(y + grain[i % 4], 0, 255).astype(np.uint8)
-            y[height // 3 : height // 3 + 48, box : box + 48] = 230
-            planes = np.concatenate([y.ravel(), uu.ravel(), vv.ravel()]).reshape(-1, width)  # PyAV's yuv420p layout
-            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-            written = i + 1
-            while sound is not None and audio_pos < (i + 1) / fps * 44100:
-                t_a = (audio_pos + np.arange(block)) / 44100
-                wave = 0.2 * np.sin(2 * np.pi * (220 + 200 * np.sin(t_a)) * t_a) + 0.02 * rng.standard_normal(block)
-                samples = np.stack([wave, 0.8 * wave]).astype(np.float32)
-                aframe = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
-                aframe.sample_rate, aframe.pts, aframe.time_base = 44100, audio_pos, Fraction(1, 44100)
-                for packet in sound.encode(aframe):
-                    container.mux(packet)
-                audio_pos += block
-        for packet in stream.encode():
-            container.mux(packet)
-        if sound is not None:
-            for packet in sound.encode():
-                container.mux(packet)
-    return path, written / fps
-
-
-def decode_rate(path: Path, threads: int, cap: float) -> tuple[float, int]:
-    """Source frames/s of plain PyAV decoding + RGB conversion with ``threads`` (0: FFmpeg's auto)."""
-    import av
-
-    n = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.thread_type = "AUTO"
-        stream.codec_context.thread_count = threads
-        start = time.perf_counter()
-        for frame in container.decode(stream):
-            frame.to_ndarray(format="rgb24")
-            n += 1
-            if time.perf_counter() - start > cap:
-                break
-        seconds = time.perf_counter() - start
-    return n / seconds, n
-
-
-def pipeline_decode_rate(path: Path, cap: float) -> tuple[float, int]:
-    """24-fps RGB frames/s of media.iter_frames (the pipeline's decoder and threads)."""
-    from violence_cli import media
-
-    n = 0
-    frames = media.iter_frames(path)
-    start = time.perf_counter()
-    try:
-        for _ in frames:
-            n += 1
-            if time.perf_counter() - start > cap:
-                break
-    finally:
-        frames.close()
-    return n / (time.perf_counter() - start), n
-
-
-def first_frames(path: Path, count: int) -> np.ndarray:
-    """(count, H, W, 3) uint8: the first frames at 24 fps."""
-    from violence_cli import media
-
-    frames = media.iter_frames(path)
-    try:
-        got = list(itertools.islice(frames, count))
-    finally:
-        frames.close()
-    return np.stack(got)
-
+from gpu_accept import section_acceptance  # noqa: E402
+from gpu_media import GRAIN, decode_rate, first_frames, make_video, pipeline_decode_rate  # noqa: E402,F401
+from gpu_report import (  # noqa: E402,F401
+    CPU_NOTE,
+    EXIT_FAILED_CHECKS,
+    SCHEMA,
+    SECTIONS,
+    T0,
+    Deadline,
+    Report,
+    Sampler,
+    SectionTimeout,
+    _fmt,
+    _plain,
+    compare_features,
+    cosines,
+    log,
+    median_time,
+    out,
+    rss_mb,
+    sync,
+    time_cap,
+)
 
 # --------------------------------------------------------------------------- the networks
 
@@ -1571,12 +1122,14 @@ def main(argv: list[str] | None = None) -> int:
         "correctness": f"2. Correctness: {label} against cpu fp32",
         "speed": f"3. Speed on {label}",
         "many_videos": f"4. Many videos on one {'GPU' if device.type == 'cuda' else 'CPU'}",
+        "acceptance": f"5. Acceptance (issue 19): precision, layers, NVDEC, end to end, decode workers on {label}",
     }
     functions = {
         "environment": section_environment,
         "correctness": section_correctness,
         "speed": section_speed,
         "many_videos": section_many,
+        "acceptance": section_acceptance,
     }
     sections = args.sections
     if no_cuda and not args.quick:  # on a GPU machine whose CUDA is broken: say so, do not crawl on the CPU

@@ -54,7 +54,7 @@ def test_quick_cpu_run_passes_every_section(cpu_run: SimpleNamespace) -> None:
     report, proc = cpu_run.report, cpu_run.proc
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert report["schema"] == "violence-detect-gpu-check/1"
-    assert list(report["sections"]) == ["environment", "correctness", "speed", "many_videos"]
+    assert list(report["sections"]) == ["environment", "correctness", "speed", "many_videos", "acceptance"]
     for key, section in report["sections"].items():
         assert section["status"] == "ok", (key, section["error"])
         assert section["seconds"] is not None and section["budget_seconds"] is None
@@ -95,6 +95,15 @@ def test_every_part_reports_its_figures(cpu_run: SimpleNamespace) -> None:
     many = sections["many_videos"]["figures"]
     assert many["1 worker(s)"]["value"] > 0 and many["2 worker(s)"]["unit"] == "videos/s"
     assert many["runner"]["value"].startswith("violence_cli.runner.run")  # the library's runner, not a stand-in
+    accept = sections["acceptance"]["figures"]
+    matrix = accept["I3D precision matrix at batch 1"]
+    assert matrix["unit"] == "clips/s" and all(v > 0 for v in matrix["value"].values())
+    assert set(matrix["value"]) == {"fp32, benchmark off, channels-last", "bf16, benchmark off, channels-last"}
+    profile = accept["I3D per-layer profile (fp32, batch 1)"]["value"]
+    assert list(profile)[0] == "Conv3d_1a_7x7" and "Mixed_5c" in profile
+    assert accept["end to end 320x180, 5 crops (fp32, CPU decoding)"]["value"] > 0
+    assert accept["many videos, 1 decode worker(s)"]["unit"] == "hours of video per hour"
+    assert accept["verdict"]["value"].startswith("bound by ")
 
 
 def test_report_is_also_written_under_out(cpu_run: SimpleNamespace) -> None:
