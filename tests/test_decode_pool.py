@@ -54,7 +54,8 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("videos")
     sizes = [(64, 48), (80, 60), (64, 48)]
     return [
-        make_clip(folder / f"v{i}.mp4", seconds=1.6, fps=30, size=s, tone_hz=300.0 + 90 * i) for i, s in enumerate(sizes)
+        make_clip(folder / f"v{i}.mp4", seconds=1.6, fps=30, size=s, tone_hz=300.0 + 90 * i)
+        for i, s in enumerate(sizes)
     ]
 
 
@@ -66,9 +67,7 @@ def test_pooled_features_equal_in_process_decoding(weights: dict[str, Path], vid
     fx = FeatureExtractor(weights["i3d_rgb_imagenet"], weights["vggish"], device="cpu", crops=1)
     want = [fx.extract(v) for v in videos]
     before = _segments()
-    pooled = FeatureExtractor(
-        weights["i3d_rgb_imagenet"], weights["vggish"], device="cpu", crops=1, decode_workers=2
-    )
+    pooled = FeatureExtractor(weights["i3d_rgb_imagenet"], weights["vggish"], device="cpu", crops=1, decode_workers=2)
     pooled.i3d, pooled.vggish = fx.i3d, fx.vggish  # the same networks: only the decoding differs
     try:
         for v in videos:  # announced ahead, as the runner does: two decode at once
@@ -116,9 +115,10 @@ def test_sigterm_leaves_no_worker_and_no_shared_memory(
     workers exit and their buffers are unlinked."""
     long = make_clip(tmp_path / "long.mp4", seconds=20, fps=24, size=(64, 48))
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import signal, sys, time
-        sys.path.insert(0, {str(REPO / 'tests')!r})
+        sys.path.insert(0, {str(REPO / "tests")!r})
         from violence_cli.features.extract import FeatureExtractor
         signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
 
@@ -130,7 +130,7 @@ def test_sigterm_leaves_no_worker_and_no_shared_memory(
                 return torch.zeros(x.shape[0], 1024)
 
         if __name__ == "__main__":  # spawned workers import this file again
-            fx = FeatureExtractor({str(weights['i3d_rgb_imagenet'])!r}, {str(weights['vggish'])!r}, device="cpu",
+            fx = FeatureExtractor({str(weights["i3d_rgb_imagenet"])!r}, {str(weights["vggish"])!r}, device="cpu",
                                   crops=1, decode_workers=2)
             fx.i3d = Slow()
             try:
@@ -139,7 +139,8 @@ def test_sigterm_leaves_no_worker_and_no_shared_memory(
                 fx.extract({str(long)!r})
             finally:
                 fx.close()
-    """))
+    """)
+    )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     before = _segments()
     cmd = [sys.executable, str(script)]

@@ -163,9 +163,7 @@ def test_next_video_decodes_while_the_last_batches_run(
     assert np.array_equal(fb.rgb, alone_slow.rgb) and np.array_equal(fb.audio, alone.audio)  # prefetch changes nothing
 
 
-def test_a_prefetched_video_that_fails_fails_in_its_own_extract(
-    weights: dict[str, Path], tmp_path: Path
-) -> None:
+def test_a_prefetched_video_that_fails_fails_in_its_own_extract(weights: dict[str, Path], tmp_path: Path) -> None:
     from violence_cli.errors import InputError
 
     fx = FeatureExtractor(weights["i3d_rgb_imagenet"], weights["vggish"], device="cpu", crops=1, batch_size=5)

@@ -72,6 +72,7 @@ def test_a_file_nvdec_cannot_decode_falls_back_alone(clips: list[Path], monkeypa
 
     seen: list[object] = []
     real = media.iter_frames
+
     def watched(path, fps, video_stream=None, **kw):  # noqa: ANN001, ANN202 - NVDEC's own opening
         seen.append((Path(path).name, kw.pop("hwaccel")))
         return real(path, fps, video_stream, **kw)

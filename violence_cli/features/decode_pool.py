@@ -146,9 +146,11 @@ def _worker_main(tasks: Any, results: Any, released: Any, stop_event: Any, slots
             frames = media.iter_frames(
                 key.path, media.VIDEO_FPS, video_stream=video_stream, on_warning=warn, start=key.start, end=key.end
             )
-            audio = threading.Thread(
-                target=_audio, args=(send, key, audio_stream, video_stream, stop), daemon=True
-            ) if has_audio else None
+            audio = (
+                threading.Thread(target=_audio, args=(send, key, audio_stream, video_stream, stop), daemon=True)
+                if has_audio
+                else None
+            )
             if audio is not None:
                 audio.start()
             for item in ex._steps(frames, True, count, step, staging, stop, key.path):
@@ -244,9 +246,7 @@ class DecodePool:
             self.workers.append(proc)
             self.results.append(results)
             self.released.append(released)
-        self.receivers = [
-            threading.Thread(target=self._receive, args=(i,), daemon=True) for i in range(workers)
-        ]
+        self.receivers = [threading.Thread(target=self._receive, args=(i,), daemon=True) for i in range(workers)]
         for t in self.receivers:
             t.start()
 
