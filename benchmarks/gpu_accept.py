@@ -138,7 +138,7 @@ def precision_matrix(rep: Report, ctx: Any, sizes: dict, deadline: Deadline) -> 
         rep.note("precision matrix on the CPU: fp32 and bf16 only (TF32/fp16 and cudnn.benchmark are CUDA matters)")
     if table:
         best = max(table, key=table.get)
-        rep.figure("I3D fastest configuration", f"{best}: {table[best]:,.0f} clips/s")
+        rep.figure("I3D fastest configuration", f"{best}: {table[best]:,.1f} clips/s")
     return table
 
 

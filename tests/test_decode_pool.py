@@ -158,3 +158,15 @@ def test_sigterm_leaves_no_worker_and_no_shared_memory(
     time.sleep(0.5)
     assert not any(_alive(p) for p in pids)
     assert not (_segments() - before), "shared memory left behind"
+
+
+def test_cli_default_decodes_in_process_for_one_video(monkeypatch: pytest.MonkeyPatch) -> None:
+    from violence_cli.cli.options import decode_workers_option
+    from violence_cli.errors import UsageError
+    from violence_cli.features import decode_pool
+
+    monkeypatch.setattr(decode_pool, "default_workers", lambda cores=None: 8)
+    assert [decode_workers_option(None, n) for n in (0, 1, 3, 50)] == [0, 0, 3, 8]
+    assert decode_workers_option(2, 1) == 2  # asked for: as asked
+    with pytest.raises(UsageError, match="--decode-workers -1: expected 0 or more"):
+        decode_workers_option(-1, 5)

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from violence_cli.cli import app
 from violence_cli.errors import InputError, UsageError
 from violence_cli.features import frontend
+from violence_cli.features.decode_pool import default_workers
 from violence_cli.features.extract import (
     RAW_STEP_BYTES,
     STAGING_STEPS,
@@ -315,6 +316,7 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
             "batch_size": None,
             "precision": "fp32",  # extract's default: features are a dataset, fidelity first
             "download": False,
+            "decode_workers": min(default_workers(), 2),  # 2 videos to do; 0 on a machine of 2 cores
         }
     ]
     import inspect

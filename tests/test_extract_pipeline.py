@@ -122,23 +122,25 @@ class SlowI3D(torch.nn.Module):
 
 
 def _logged_frames(monkeypatch: pytest.MonkeyPatch, log: list[tuple[str, float]]) -> None:
-    real = media.iter_frames
+    """Note when each video's first frame is decoded (the extractor reads frames through
+    media.MediaFile.frames, one open per video)."""
+    real = media.MediaFile.frames
 
-    def iter_frames(path, *args, **kwargs):  # noqa: ANN001, ANN202 - a transparent wrapper
-        frames = real(path, *args, **kwargs)
+    def frames(self, *args, **kwargs):  # noqa: ANN001, ANN202 - a transparent wrapper
+        inner = real(self, *args, **kwargs)
 
         def gen():  # noqa: ANN202
             try:
-                for i, frame in enumerate(frames):
+                for i, frame in enumerate(inner):
                     if i == 0:
-                        log.append((f"first frame {Path(path).name}", time.perf_counter()))
+                        log.append((f"first frame {self.path.name}", time.perf_counter()))
                     yield frame
             finally:
-                frames.close()
+                inner.close()
 
         return gen()
 
-    monkeypatch.setattr(media, "iter_frames", iter_frames)
+    monkeypatch.setattr(media.MediaFile, "frames", frames)
 
 
 def test_next_video_decodes_while_the_last_batches_run(
@@ -178,7 +180,7 @@ def test_a_prefetched_video_that_fails_fails_in_its_own_extract(weights: dict[st
     assert fx.extract(good).n_snippets == 2  # and the extractor goes on
     fx.prefetch(bad)
     fx.close()  # cancelled: nothing left decoding
-    assert fx._next is None
+    assert fx._ahead == []
 
 
 def test_the_runner_prefetches_the_next_video(

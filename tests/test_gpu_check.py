@@ -90,7 +90,7 @@ def test_every_part_reports_its_figures(cpu_run: SimpleNamespace) -> None:
         assert figure["unit"] == "x real time" and figure["value"] > 0
         assert f"extract 320x180, {crops}: bound by" in speed
         spent = speed[f"extract 320x180, {crops}: main thread"]["value"]  # % of the run, measured
-        assert spent["in rgb_features"] > 0 and 99 <= sum(spent.values()) <= 101
+        assert spent["in rgb_device"] > 0 and 99 <= sum(spent.values()) <= 101
     assert speed["320x180: decode+RGB, 1 thread"]["value"] > 0
     many = sections["many_videos"]["figures"]
     assert many["1 worker(s)"]["value"] > 0 and many["2 worker(s)"]["unit"] == "videos/s"

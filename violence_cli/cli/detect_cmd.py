@@ -221,13 +221,13 @@ def detect_command(
     parts = parse_shard(shard) if shard is not None else None
     resolved_device = resolve_run_device(device, engine, ray_address)
     resolved_precision = resolve_precision_option(precision, resolved_device)
-    workers = decode_workers_option(decode_workers)
     batch = len(inputs or []) > 1 or any(Path(p).is_dir() for p in inputs or []) or from_list is not None
     job = plan_outputs(batch, output, output_dir, formats, plot, report_proxy)
     # URLs and stdin are copied here first (removed on exit, error, Ctrl-C or SIGTERM alike)
     spool_dir = ctx.with_resource(tempfile.TemporaryDirectory(prefix="violence-detect-input-"))
     found = discover(inputs or [], recursive=recursive, from_list=from_list, spool_dir=Path(spool_dir))
     videos = select_shard(found.videos, parts)
+    workers = decode_workers_option(decode_workers, len(videos))
     failed: list[tuple[str, str]] = []
     for path, exc in found.failures:
         console.error(exc.message, exc.hint)

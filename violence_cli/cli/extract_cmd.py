@@ -146,9 +146,9 @@ def extract_command(
     n_crops = int(crops.value)
     resolved = resolve_run_device(device, engine, ray_address)
     resolved_precision = resolve_precision_option(precision, resolved)
-    workers = decode_workers_option(decode_workers)
     found = discover(inputs or [], recursive=recursive, from_list=from_list)
     videos = select_shard(found.videos, parts)
+    workers = decode_workers_option(decode_workers, len(videos))
     outcomes: list[dict[str, Any]] = []
     for path, exc in found.failures:
         record = Outcome(path, Path(path).stem, "failed", error=exc.message, hint=exc.hint).to_dict()

@@ -171,19 +171,20 @@ DecodeWorkersOpt = Annotated[
         help=(
             "Processes that decode videos ahead for the one holding the networks (frames through shared "
             "memory), so many videos on one GPU are bound by I3D, not by decoding; 0 decodes in-process. "
-            "Default: half the cores, at most 8 (0 on 2 cores or fewer)."
+            "Default for several videos: half the cores, at most 8 (0 on 2 cores or fewer, or for one video)."
         ),
         rich_help_panel=PANEL_RUN,
     ),
 ]
 
 
-def decode_workers_option(value: int | None) -> int:
-    """``--decode-workers``: the default from the cores when not given; UsageError when negative."""
+def decode_workers_option(value: int | None, n_videos: int) -> int:
+    """``--decode-workers``: when not given, from the cores and for several videos only (one
+    video decodes in-process: workers would only add their start-up); UsageError when negative."""
     from ..features.decode_pool import default_workers
 
     if value is None:
-        return default_workers()
+        return 0 if n_videos < 2 else min(default_workers(), n_videos)
     if value < 0:
         raise UsageError(f"--decode-workers {value}: expected 0 or more")
     return value
