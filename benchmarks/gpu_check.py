@@ -86,7 +86,7 @@ FULL = {
     "many_n": 40,
     "many_seconds": 4.0,
     "many_size": (480, 270),
-    "budget": {"environment": 20, "correctness": 100, "speed": 150, "many_videos": 45, "acceptance": 190},
+    "budget": {"environment": 20, "correctness": 120, "speed": 150, "many_videos": 45, "acceptance": 170},
 }
 QUICK = {
     "crops": 1,
