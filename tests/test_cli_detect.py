@@ -293,7 +293,7 @@ def test_output_dir_read_only(media, tmp_path) -> None:
         ["--min-duration", "-1"],
         ["--crops", "3"],
         ["--device", "tpu"],
-        ["--precision", "fp16"],
+        ["--precision", "int8"],
         ["-o", "x.txt"],
         ["--format", "csv"],  # needs --output-dir
     ],
