@@ -38,6 +38,7 @@ I3D_WEIGHTS = "i3d_rgb_imagenet"
 VGGISH_WEIGHTS = "vggish"
 VGGISH_PCA_WEIGHTS = "vggish_pca"
 MACIL_WEIGHTS = "macil_sd"
+HYPERVD_WEIGHTS = "hypervd"
 DETECT_WEIGHTS = (I3D_WEIGHTS, VGGISH_WEIGHTS, MACIL_WEIGHTS)  # what `detect` loads, in report order
 EXTRACT_WEIGHTS = (I3D_WEIGHTS, VGGISH_WEIGHTS)  # what `extract` loads
 
