@@ -29,8 +29,9 @@ import torch
 
 from .atomic import atomic_open
 from .errors import InputError
-from .model import MacilSD, SnippetScores, score_causal, score_snippets
-from .protocol import MACIL_WEIGHTS, SNIPPET_FRAMES
+from .model import MacilSD, SnippetScores
+from .models import DEFAULT_MODEL, MacilScorer, Scorer
+from .protocol import AUDIO_DIM, RGB_DIM, SNIPPET_FRAMES
 from .xdfeatures import VideoEntry, is_normal, load_entry, read_text_input
 
 ProgressCallback = Callable[[int, int], None]  # (videos done, total)
@@ -50,6 +51,7 @@ class EvalResult:
     scores: dict[str, SnippetScores] = field(repr=False)  # per video, in evaluation order
     warnings: list[str] = field(default_factory=list)
     window: int | None = None  # causal window in snippets (None: whole video, the paper's protocol)
+    model: str = DEFAULT_MODEL  # which model scored (violence_cli.models.MODEL_NAMES)
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as plain JSON-able values (per-video scores left out)."""
@@ -63,6 +65,7 @@ class EvalResult:
             "checkpoint_sha256": self.checkpoint_sha256,
             "seconds": round(self.seconds, 3),
             "window": self.window,
+            "model": self.model,
             "warnings": list(self.warnings),
         }
 
@@ -224,8 +227,8 @@ def evaluate(
     *,
     gt: str | Path | np.ndarray | None = None,
     annotations: str | Path | Annotations | None = None,
-    checkpoint: str | Path | None = None,
-    model: MacilSD | None = None,
+    checkpoint: str | Path | Sequence[str | Path] | None = None,
+    model: MacilSD | Scorer | str | None = None,
     device: str = "cpu",
     weights_dir: str | Path | None = None,
     download: bool = True,
@@ -236,8 +239,10 @@ def evaluate(
     """Score every video and compute the paper's AP (and ROC-AUC).
 
     Exactly one of ``gt`` (a frame-level array or ``gt.npy``) and ``annotations`` (an
-    ``annotations.txt`` or its parsed dict) is needed. The model is ``model`` if given, else
-    loaded from ``checkpoint`` (default: the registry's MACIL-SD weights). Warnings (trimmed
+    ``annotations.txt`` or its parsed dict) is needed. ``model``: a loaded network or
+    :class:`~violence_cli.models.Scorer`, or a model name (``macil-sd``, the default,
+    ``hypervd``, ``ensemble``) loaded from ``checkpoint`` (one file per model, the ensemble's
+    MACIL-SD first; default: the registry's published weights). Warnings (trimmed
     lengths, violent-named videos without annotation) go to ``on_warning`` and into the
     result. Expected failures are :class:`~violence_cli.errors.ViolenceDetectError`.
 
@@ -245,7 +250,7 @@ def evaluate(
     (:func:`~violence_cli.model.score_causal`, what the live mode sees); ``None`` scores
     every video whole, as the paper does.
     """
-    from .model import load_model
+    from .models import checkpoint_map, load_scorer
 
     if (gt is None) == (annotations is None):
         raise ValueError("pass exactly one of gt and annotations")
@@ -273,23 +278,33 @@ def evaluate(
         annotations = read_annotations(annotations)
 
     ckpt_path, ckpt_sha = None, None
-    if model is None:
+    if model is None or isinstance(model, str):
         from .weights import file_sha256, resolve_weights
 
-        ckpt_path = resolve_weights(MACIL_WEIGHTS, checkpoint, weights_dir=weights_dir, download=download)
-        model = load_model(ckpt_path, device=device)
+        name = model or DEFAULT_MODEL
+        paths = {
+            key: resolve_weights(key, path, weights_dir=weights_dir, download=download)
+            for key, path in checkpoint_map(name, checkpoint).items()
+        }
+        scorer = load_scorer(name, paths, device=device)
+        ckpt_path = next(iter(paths.values()))
         ckpt_sha = file_sha256(ckpt_path)
-    dims = model.dims
+    elif isinstance(model, Scorer):
+        scorer = model
+    else:
+        scorer = MacilScorer(model, torch.device(device))
+    dims = getattr(getattr(scorer, "model", None), "dims", None)
+    visual_dim, audio_dim = (dims.visual_dim, dims.audio_dim) if dims is not None else (RGB_DIM, AUDIO_DIM)
 
     scores: dict[str, SnippetScores] = {}
-    loaded = _prefetched(entries, lambda e: load_entry(e, warn, visual_dim=dims.visual_dim, audio_dim=dims.audio_dim))
+    loaded = _prefetched(entries, lambda e: load_entry(e, warn, visual_dim=visual_dim, audio_dim=audio_dim))
     with _one_cpu_thread(device):
         for done, (entry, (rgb, audio)) in enumerate(loaded, start=1):
             rgb_tcd = rgb.transpose(1, 0, 2)  # (T, C, D)
             if window is None:
-                scores[entry.name] = score_snippets(model, rgb_tcd, audio, device=device)
+                scores[entry.name] = scorer.score(rgb_tcd, audio)
             else:
-                scores[entry.name] = score_causal(model, rgb_tcd, audio, window, device=device)
+                scores[entry.name] = scorer.score_causal(rgb_tcd, audio, window)
             if progress is not None:
                 progress(done, len(entries))
 
@@ -318,21 +333,25 @@ def evaluate(
         scores=scores,
         warnings=warnings,
         window=window,
+        model=scorer.name,
     )
 
 
 def save_scores(result: EvalResult, path: str | Path) -> Path:
-    """Write the per-video snippet scores (sigmoid of the av logit, mean over crops) to an
+    """Write the per-video snippet scores (the model's probability, mean over crops) to an
     ``.npz`` keyed by video name, atomically (temporary file in the same folder, then
-    rename)."""
+    rename). An ensemble also writes each member's, keyed ``MODEL/NAME`` (``macil-sd/NAME``,
+    ``hypervd/NAME``)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"{path}: the folder {folder} does not exist")
     with atomic_open(path, "wb") as handle, zipfile.ZipFile(handle, "w") as archive:
         for name, scores in result.scores.items():  # the layout np.savez writes
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, scores.av, allow_pickle=False)
+            arrays = {name: scores.av, **{f"{m}/{name}": av for m, av in (scores.parts or {}).items()}}
+            for key, array in arrays.items():
+                with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
     return path
 
 

@@ -218,11 +218,14 @@ def mil_bag_logits(logits: Tensor, lengths: Tensor) -> Tensor:
 
 @dataclass
 class SnippetScores:
-    """Per-snippet probabilities, each (T,) float32, averaged over the crops."""
+    """Per-snippet probabilities, each (T,) float32, averaged over the crops.
+
+    ``audio``/``visual`` are None for a model without those heads (HyperVD, the ensemble)."""
 
     av: np.ndarray  # sigmoid(audio logit + visual logit): the paper's score
-    audio: np.ndarray  # sigmoid(audio logit): was violence heard?
-    visual: np.ndarray  # sigmoid(visual logit): was violence seen?
+    audio: np.ndarray | None  # sigmoid(audio logit): was violence heard?
+    visual: np.ndarray | None  # sigmoid(visual logit): was violence seen?
+    parts: dict[str, np.ndarray] | None = None  # an ensemble's members: model name -> their ``av``
 
 
 def _model_device(model: nn.Module) -> torch.device:

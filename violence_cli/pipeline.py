@@ -15,16 +15,16 @@ substitutes random weights.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .devices import resolve_device
 from .errors import InputError, UsageError
+from .models import DEFAULT_MODEL, MODEL_WEIGHTS, check_model, checkpoint_map, load_scorer
 from .protocol import (
     DEFAULT_CROPS,
     I3D_WEIGHTS,
-    MACIL_WEIGHTS,
     SNIPPET_SECONDS,
     VGGISH_WEIGHTS,
     VIDEO_FPS,
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import torch
 
     from .features.extract import VideoFeatures
+    from .model import SnippetScores
     from .weights import ResolvedWeights
 
 Progress = Callable[[int, "int | None"], None]  # (snippets done, total or None)
@@ -46,8 +47,11 @@ Progress = Callable[[int, "int | None"], None]  # (snippets done, total or None)
 class Detector:
     """Load the networks once, then ``detect()`` as many videos as needed.
 
-    ``checkpoint`` / ``i3d_weights`` / ``vggish_weights`` are explicit files (else the
-    registry finds them, in ``weights_dir`` first); ``download=False`` never goes online.
+    ``model``: ``macil-sd`` (default), ``hypervd`` or ``ensemble`` (the mean of both models'
+    snippet probabilities; :mod:`violence_cli.models`). ``checkpoint`` / ``i3d_weights`` /
+    ``vggish_weights`` are explicit files (else the registry finds them, in ``weights_dir``
+    first); ``checkpoint`` may be a list, one file per model of ``model`` (the ensemble:
+    MACIL-SD first, then HyperVD); ``download=False`` never goes online.
     ``crops`` is 5 (the published protocol) or 1 (centre crop only, about 5x faster).
     ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a ``torch.device``. ``weights``: files
     already resolved at the edge (:func:`~violence_cli.weights.resolve_weight_files`),
@@ -66,7 +70,8 @@ class Detector:
         crops: int = DEFAULT_CROPS,
         batch_size: int | None = None,
         precision: str = "auto",
-        checkpoint: str | os.PathLike[str] | None = None,
+        model: str = DEFAULT_MODEL,
+        checkpoint: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
         i3d_weights: str | os.PathLike[str] | None = None,
         vggish_weights: str | os.PathLike[str] | None = None,
         weights_dir: str | os.PathLike[str] | None = None,
@@ -82,12 +87,13 @@ class Detector:
             raise UsageError(f"batch_size {batch_size}: expected a positive number")
         self.device = resolve_device(device)
         self.crops = crops
+        self.model_name = check_model(model)
         if weights is None:
-            explicit = {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, MACIL_WEIGHTS: checkpoint}
+            explicit = {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, **checkpoint_map(model, checkpoint)}
             weights = resolve_weight_files(
                 explicit, weights_dir=weights_dir, download=download, progress=download_progress
             )
-        resolved = {name: weights[name] for name in (I3D_WEIGHTS, VGGISH_WEIGHTS, MACIL_WEIGHTS)}
+        resolved = {name: weights[name] for name in (I3D_WEIGHTS, VGGISH_WEIGHTS, *MODEL_WEIGHTS[model])}
         paths = {name: w.path for name, w in resolved.items()}
         self.weights = [
             WeightsUsed(w.name, str(w.path), w.sha256, w.verified, w.trained)
@@ -96,7 +102,6 @@ class Detector:
         self.weights_problems = {w.name: w.problem for w in resolved.values()}  # why unverified
 
         from .features.extract import FeatureExtractor
-        from .model import load_model
 
         options: dict[str, Any] = {"device": self.device, "crops": crops, "precision": precision, "download": False}
         if decode_workers:
@@ -108,7 +113,7 @@ class Detector:
         )
         self.batch_size = int(getattr(self.extractor, "batch_size", batch_size or 0))
         self.precision = str(self.extractor.precision)
-        self.model = load_model(paths[MACIL_WEIGHTS], device=self.device)
+        self.scorer = load_scorer(model, paths, device=self.device)
 
     def detect(
         self,
@@ -180,6 +185,7 @@ class Detector:
             precision=features.precision,
             start=start,
             end=end,
+            model=self.model_name,
         )
         snippets = make_snippets(scores.av, scores.audio, scores.visual, SNIPPET_SECONDS, start)
         segments = find_segments(snippets, threshold, min_duration, merge_gap)
@@ -188,12 +194,10 @@ class Detector:
         warnings += result_warnings(video, self.weights, self.weights_problems, warnings, start=start, end=end)
         return DetectionResult(video, snippets, segments, list(self.weights), params, warnings, media=features.info)
 
-    def model_scores(self, features: VideoFeatures) -> Any:
-        """The model step, alone: per-snippet scores (``.av``, ``.audio``, ``.visual``) of
-        ``features`` from the loaded model (MACIL-SD)."""
-        from .model import score_snippets
-
-        return score_snippets(self.model, features.rgb, features.audio, device=self.device)
+    def model_scores(self, features: VideoFeatures) -> SnippetScores:
+        """The model step, alone: per-snippet scores (``.av``, ``.audio``, ``.visual``; the
+        last two None for a model without those heads) of ``features`` from the loaded model."""
+        return self.scorer.score(features.rgb, features.audio)
 
 
 def check_detect_params(threshold: float, min_duration: float, merge_gap: float) -> None:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from .atomic import atomic_open
+from .models import MODEL_TITLES
 from .schema import DetectionResult
 from .timefmt import clock
 
@@ -62,7 +63,8 @@ def plot_timeline(result: DetectionResult, path: str | os.PathLike[str], title: 
 
     for seg in result.segments:
         ax.axvspan(seg.start, seg.end, color=COLORS["segment"], alpha=0.6, lw=0, zorder=0)
-    if xs:
+    heads = not result.scores_note  # a model without audio / visual heads: the one score only
+    if xs and heads:
         ax.step(
             xs,
             curve([s.audio_score for s in result.snippets]),
@@ -81,14 +83,17 @@ def plot_timeline(result: DetectionResult, path: str | os.PathLike[str], title: 
             alpha=0.9,
             label="visual only",
         )
+    if xs:
         ax.step(
             xs,
             curve([s.score for s in result.snippets]),
             where="post",
             color=COLORS["av"],
             lw=2.4,
-            label="audio-visual (used)",
+            label="audio-visual (used)" if heads else f"{MODEL_TITLES.get(result.params.model)} score (used)",
         )
+    if xs and not heads:
+        ax.plot([], [], " ", label=f"no audio / visual curves:\n{result.scores_note}")
     threshold = result.params.threshold
     ax.axhline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:g}")
 

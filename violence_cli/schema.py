@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._version import __version__
+from .models import DEFAULT_MODEL
 
 SCHEMA_VERSION = 1
 
@@ -21,14 +22,17 @@ NON_VIOLENT = "non-violent"
 
 @dataclass
 class Snippet:
-    """One 16-frame snippet (16/24 s) and its three scores in [0, 1]."""
+    """One 16-frame snippet (16/24 s) and its three scores in [0, 1].
+
+    ``audio_score``/``visual_score`` are None for a model without those heads (HyperVD, the
+    ensemble): :attr:`DetectionResult.scores_note` says why."""
 
     index: int
     start: float  # s
     end: float  # s, exclusive
-    score: float  # audio-visual score: sigmoid(audio logit + visual logit)
-    audio_score: float  # sigmoid(audio logit) alone
-    visual_score: float  # sigmoid(visual logit) alone
+    score: float  # the model's score (MACIL-SD: sigmoid(audio logit + visual logit))
+    audio_score: float | None  # sigmoid(audio logit) alone
+    visual_score: float | None  # sigmoid(visual logit) alone
 
 
 @dataclass
@@ -105,6 +109,7 @@ class DetectionParams:
     precision: str = "fp32"  # what I3D and VGGish ran in: fp32 or bf16 (MACIL-SD: always fp32)
     start: float = 0.0  # s: the part of the video scored (--start/--end); end None: to its end
     end: float | None = None
+    model: str = DEFAULT_MODEL  # which model scored (violence_cli.models.MODEL_NAMES)
 
 
 @dataclass
@@ -126,6 +131,13 @@ class DetectionResult:
     def verdict(self) -> str:
         """``"violent"`` when at least one segment was found, else ``"non-violent"``."""
         return VIOLENT if self.segments else NON_VIOLENT
+
+    @property
+    def scores_note(self) -> str | None:
+        """Why the snippets have no audio-only / visual-only scores (None when they have them)."""
+        from .models import NO_HEADS
+
+        return NO_HEADS.get(self.params.model)
 
     @property
     def max_score(self) -> float:
@@ -172,6 +184,7 @@ class DetectionResult:
             "weights": [asdict(w) for w in self.weights],
             "weights_verified": self.weights_verified,
             "params": asdict(self.params),
+            **({"scores_note": self.scores_note} if self.scores_note else {}),
             "warnings": list(self.warnings),
             "segments": [asdict(s) for s in self.segments],
             "snippets": [asdict(s) for s in self.snippets],

@@ -38,20 +38,22 @@ def make_snippets(
     start: float = 0.0,
 ) -> list[Snippet]:
     """Snippet k covers ``[start + k * snippet_seconds, start + (k + 1) * snippet_seconds)``
-    (``start``: where a part of the video that was scored begins)."""
+    (``start``: where a part of the video that was scored begins). ``audio_scores`` /
+    ``visual_scores`` None (a model without those heads): the snippets' are None too."""
     av = np.asarray(scores, dtype=np.float64).reshape(-1)
-    audio = av if audio_scores is None else np.asarray(audio_scores, dtype=np.float64).reshape(-1)
-    visual = av if visual_scores is None else np.asarray(visual_scores, dtype=np.float64).reshape(-1)
-    if not (len(av) == len(audio) == len(visual)):
-        raise ValueError(f"score lengths differ: {len(av)}, {len(audio)}, {len(visual)}")
+    audio = None if audio_scores is None else np.asarray(audio_scores, dtype=np.float64).reshape(-1)
+    visual = None if visual_scores is None else np.asarray(visual_scores, dtype=np.float64).reshape(-1)
+    lengths = [len(x) for x in (av, audio, visual) if x is not None]
+    if len(set(lengths)) > 1:
+        raise ValueError(f"score lengths differ: {', '.join(map(str, lengths))}")
     return [
         Snippet(
             index=k,
             start=round(start + k * snippet_seconds, 6),  # µs: keeps exports free of float noise
             end=round(start + (k + 1) * snippet_seconds, 6),
             score=float(av[k]),
-            audio_score=float(audio[k]),
-            visual_score=float(visual[k]),
+            audio_score=None if audio is None else float(audio[k]),
+            visual_score=None if visual is None else float(visual[k]),
         )
         for k in range(len(av))
     ]

@@ -69,6 +69,8 @@ class SnippetCsvWriter(ResultWriter):
 
     def write_to(self, result: DetectionResult, handle: IO[str]) -> None:
         out = csv.writer(handle, lineterminator="\n")
+        if result.scores_note:  # empty audio_score / visual_score cells: say why, once, before the header
+            handle.write(f"# audio_score and visual_score are empty: {result.scores_note}\n")
         out.writerow(self.columns)
         for s in result.snippets:
             inside = any(seg.start <= s.start < seg.end for seg in result.segments)
@@ -201,5 +203,5 @@ def _sec(x: float) -> str:
     return f"{x:.3f}"
 
 
-def _score(x: float) -> str:
-    return f"{x:.4f}"
+def _score(x: float | None) -> str:
+    return "" if x is None else f"{x:.4f}"

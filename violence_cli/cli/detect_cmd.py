@@ -19,6 +19,7 @@ import typer
 
 from .. import console
 from ..errors import UsageError, ViolenceDetectError
+from ..models import DEFAULT_MODEL
 from ..runner.inputs import STDIN
 from ..runner.jobs import DetectJob
 from ..runner.records import Outcome
@@ -29,6 +30,7 @@ from ._app import _version_callback, app, cli_errors, exit_code
 from .options import (
     ALL_FORMATS,
     DEFAULT_CROPS_CHOICE,
+    DEFAULT_MODEL_CHOICE,
     FORMAT_METAVAR,
     ActorsOpt,
     AudioStreamOpt,
@@ -43,6 +45,7 @@ from .options import (
     EngineOpt,
     FromListOpt,
     I3dWeightsOpt,
+    ModelOpt,
     OutputFormat,
     OverwriteOpt,
     Precision,
@@ -56,6 +59,7 @@ from .options import (
     VideoStreamOpt,
     WeightsDirOpt,
     decode_workers_option,
+    model_checkpoints,
     parse_span,
     resolve_precision_option,
     resolve_run_device,
@@ -68,8 +72,8 @@ HELP = """Find violent segments in videos (several files, or a folder of videos)
 
 Prints a summary per video: duration, whether audio was present, the violent segments
 and a one-line verdict. Each 16-frame snippet (2/3 s) gets three scores in [0, 1]
-(audio-visual, audio only, visual only); snippets scoring at or above --threshold form
-segments.
+(audio-visual, audio only, visual only; --model hypervd and ensemble give the first only);
+snippets scoring at or above --threshold form segments.
 
 Examples:
 
@@ -79,6 +83,7 @@ Examples:
   violence-detect clip.mp4 -o clip.srt --plot clip.png
   violence-detect videos/ --output-dir out/ -f csv -f vtt --crops 1
   violence-detect clip.mkv -o report.html --report-proxy
+  violence-detect clip.mp4 --model ensemble   # mean of MACIL-SD and HyperVD
   violence-detect archive/ -r --output-dir out/ --shard 0/2  # rerun: resumes
 """
 
@@ -178,6 +183,7 @@ def detect_command(
     crops: CropsOpt = DEFAULT_CROPS_CHOICE,
     batch_size: BatchSizeOpt = None,
     precision: PrecisionOpt = Precision.auto,
+    model: ModelOpt = DEFAULT_MODEL_CHOICE,
     checkpoint: CheckpointOpt = None,
     i3d_weights: I3dWeightsOpt = None,
     vggish_weights: VggishWeightsOpt = None,
@@ -201,7 +207,7 @@ def detect_command(
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
     ] = None,
 ) -> None:
-    from ..protocol import I3D_WEIGHTS, MACIL_WEIGHTS, VGGISH_WEIGHTS
+    from ..protocol import I3D_WEIGHTS, VGGISH_WEIGHTS
     from ..runner import discover, parse_shard, select_shard
     from ..segments import check_params
     from ..weights import resolve_weight_files
@@ -214,6 +220,7 @@ def detect_command(
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: expected a positive number")
     span = parse_span(start, end)
+    checkpoints = model_checkpoints(model.value, checkpoint)
     if not inputs and from_list is None:
         raise UsageError("VIDEO...: missing; expected video files or folders (or --from-list FILE)")
     if STDIN in (inputs or []) and (len(inputs or []) > 1 or from_list is not None):
@@ -260,7 +267,7 @@ def detect_command(
         show_progress = console.progress_enabled(quiet, json_out)
         with console.progress_bar(show_progress) as bar:
             job.weights = resolve_weight_files(
-                {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, MACIL_WEIGHTS: checkpoint},
+                {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, **checkpoints},
                 weights_dir=weights_dir,
                 download=download,
                 progress=_download_progress(bar),
@@ -269,6 +276,7 @@ def detect_command(
                 console.info(note, quiet=quiet)
             job.crops, job.batch_size, job.precision = int(crops.value), batch_size, resolved_precision
             job.precision_asked, job.decode_workers = getattr(precision, "value", precision), workers
+            job.model = model.value
             job.threshold, job.min_duration, job.merge_gap = threshold, min_duration, merge_gap
             job.video_stream, job.audio_stream = video_stream, audio_stream
             job.start, job.end = span
@@ -449,7 +457,7 @@ def print_summary(result: DetectionResult) -> None:
     out.print(
         f"  scored {v.n_snippets} snippet{'s' if v.n_snippets != 1 else ''} ({v.scored_duration:.1f} s) · threshold {result.params.threshold:g} · "
         f"{result.params.crops} crop{'s' if result.params.crops != 1 else ''} · {result.params.device} "
-        f"{result.params.precision}"
+        f"{result.params.precision}" + (f" · model {result.params.model}" if result.params.model != DEFAULT_MODEL else "")
     )
     if result.segments:
         table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")

@@ -11,7 +11,15 @@ import typer
 from .. import console
 from ..errors import UsageError
 from ._app import app, cli_errors
-from .options import PANEL_MODEL, DeviceOpt, DownloadOpt, WeightsDirOpt
+from .options import (
+    DEFAULT_MODEL_CHOICE,
+    CheckpointOpt,
+    DeviceOpt,
+    DownloadOpt,
+    ModelOpt,
+    WeightsDirOpt,
+    model_checkpoints,
+)
 
 EXAMPLES = (
     "Examples:\n\n"
@@ -25,14 +33,17 @@ EXAMPLES = (
     "      --save-scores scores.npz\n"
     "  violence-detect eval --features feats/ --annotations annotations.txt \\\n"
     "      --window 64                # the live mode's AP\n"
+    "  violence-detect eval --features RGBTest --features vggish-features/Test \\\n"
+    "      --annotations annotations.txt --model ensemble --save-scores ens.npz\n"
 )
 
 FileOpt = Path | None
 
 
 HELP = (
-    "Evaluate MACIL-SD on I3D + VGGish features in the XD-Violence layout, as the paper does.\n\n"
-    "Score per snippet = mean over crops of sigmoid(audio-visual logit), repeated for its 16 "
+    "Evaluate a model (--model: MACIL-SD by default, HyperVD, or their ensemble) on I3D + VGGish "
+    "features in the XD-Violence layout, as the papers do.\n\n"
+    "Score per snippet = mean over crops of sigmoid(the model's logit), repeated for its 16 "
     "frames; AP = area under the frame-level precision-recall curve (ROC-AUC beside it).\n\n"
     "Features: --features DIR (NAME__0.npy .. NAME__4.npy + NAME__vggish.npy, 1 to 10 crops) "
     "or the official --rgb-list (one crop file per line, the crops of a video consecutive) "
@@ -66,15 +77,8 @@ def eval_command(
     annotations: Annotated[
         FileOpt, typer.Option("--annotations", metavar="FILE", help="XD-Violence annotations.txt (NAME s1 e1 ...).")
     ] = None,
-    checkpoint: Annotated[
-        FileOpt,
-        typer.Option(
-            "--checkpoint",
-            metavar="FILE",
-            help="MACIL-SD state dict (default: the published weights, downloaded once).",
-            rich_help_panel=PANEL_MODEL,
-        ),
-    ] = None,
+    model: ModelOpt = DEFAULT_MODEL_CHOICE,
+    checkpoint: CheckpointOpt = None,
     weights_dir: WeightsDirOpt = None,
     download: DownloadOpt = True,
     device: DeviceOpt = "auto",
@@ -82,7 +86,10 @@ def eval_command(
     save_scores: Annotated[
         FileOpt,
         typer.Option(
-            "--save-scores", metavar="FILE", help="Write per-video snippet scores to this .npz (keys: video names)."
+            "--save-scores",
+            metavar="FILE",
+            help="Write per-video snippet scores to this .npz (keys: video names; an ensemble also "
+            "writes each model's as MODEL/NAME).",
         ),
     ] = None,
     quiet: Annotated[
@@ -118,14 +125,17 @@ def eval_command(
     if save_scores is not None and save_scores.suffix != ".npz":
         raise UsageError(f"--save-scores {save_scores}: expected a file name ending in .npz")
     torch_device = resolve_device(device)
+    explicit = model_checkpoints(model.value, checkpoint)
 
     entries = discover_folder(features) if features else read_lists(rgb_list, audio_list)  # type: ignore[arg-type]
     provenance = read_provenance(features, console.warn)  # None: no manifest (e.g. XD-Violence's downloads)
     if provenance is not None and (message := unverified_warning(provenance)):
         console.warn(message)
-    ckpt = resolve_weights("macil_sd", checkpoint, weights_dir=weights_dir, download=download)
-    described = describe_weights(ckpt, "macil_sd")
-    used = WeightsUsed("macil_sd", str(ckpt), described["sha256"], described["verified"], described["trained"])
+    files = {name: resolve_weights(name, path, weights_dir=weights_dir, download=download) for name, path in explicit.items()}
+    described = {name: describe_weights(path, name) for name, path in files.items()}
+    used = [
+        WeightsUsed(name, str(files[name]), d["sha256"], d["verified"], d["trained"]) for name, d in described.items()
+    ]
     with console.progress_bar(console.progress_enabled(quiet, json_mode)) as bar:
         task = bar.add_task("scoring", total=len(entries)) if bar is not None else None
 
@@ -137,21 +147,23 @@ def eval_command(
             entries,
             gt=gt,
             annotations=annotations,
-            checkpoint=ckpt,
+            checkpoint=list(files.values()),
+            model=model.value,
             device=str(torch_device),
             progress=progress,
             on_warning=console.warn,
             window=window,
         )
-    if used.own_model:
-        console.info(f"using your own model {ckpt} ({describe_trained(used.trained or {})})", quiet=quiet)
-    elif not used.verified:
-        console.warn(f"macil_sd weights {ckpt} are not the published file ({described['problem']})")
+    for w in used:
+        if w.own_model:
+            console.info(f"using your own model {w.path} ({describe_trained(w.trained or {})})", quiet=quiet)
+        elif not w.verified:
+            console.warn(f"{w.name} weights {w.path} are not the published file ({described[w.name]['problem']})")
     if save_scores is not None:
         save_scores.parent.mkdir(parents=True, exist_ok=True)
         write_scores(result, save_scores)
     if json_mode:
-        doc = {**document_header([used]), **result.to_dict(), "device": str(torch_device)}
+        doc = {**document_header(used), **result.to_dict(), "device": str(torch_device)}
         doc["features_provenance"] = provenance.to_dict() if provenance is not None else None
         if save_scores is not None:
             doc["scores_file"] = str(save_scores)
@@ -161,8 +173,10 @@ def eval_command(
     typer.echo(f"ROC-AUC  {result.auc:.4f}")
     typer.echo(f"videos   {result.n_videos}   snippets {result.n_snippets}   frames {result.n_frames}")
     typer.echo(f"window   {'whole video' if window is None else f'{window} snippets, causal'}")
-    kind = "your model" if used.own_model else ("published" if used.verified else "unverified")
-    typer.echo(f"weights  {ckpt}  ({kind}, sha256 {short_hash(used.sha256)})")
+    typer.echo(f"model    {result.model}")
+    for w in used:
+        kind = "your model" if w.own_model else ("published" if w.verified else "unverified")
+        typer.echo(f"weights  {w.path}  ({kind}, sha256 {short_hash(w.sha256)})")
     if provenance is not None:
         typer.echo(f"features {describe(provenance)}")
     if save_scores is not None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UsageError
+from ..models import DEFAULT_MODEL, MODEL_NAMES
 from ..precision import PRECISIONS
 from ..protocol import CROP_CHOICES, DEFAULT_CROPS
 from ..runner.core import ENGINES
@@ -29,6 +30,45 @@ OutputFormat = Enum(  # type: ignore[misc]
 )
 FORMAT_METAVAR = "[" + "|".join(f.value for f in OutputFormat) + "]"
 
+ModelName = Enum("ModelName", {n.replace("-", "_"): n for n in MODEL_NAMES}, type=str)  # type: ignore[misc]
+DEFAULT_MODEL_CHOICE = ModelName(DEFAULT_MODEL)
+ModelOpt = Annotated[
+    ModelName,
+    typer.Option(
+        "--model",
+        help="Model that scores the features: macil-sd (Yu et al. 2022: also audio-only and visual-only "
+        "scores), hypervd (Peng et al. 2023: one score) or ensemble (the mean of both models' snippet "
+        "probabilities).",
+        rich_help_panel=PANEL_MODEL,
+    ),
+]
+CheckpointOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--checkpoint",
+        metavar="FILE",
+        help="Model weights file, once per model of --model (ensemble: MACIL-SD first, then HyperVD); "
+        "default: the published checkpoints from the registry.",
+        rich_help_panel=PANEL_MODEL,
+    ),
+]
+
+
+def model_checkpoints(model: str, checkpoint: list[Path] | None) -> dict[str, Path | None]:
+    """Registry name -> ``--checkpoint`` file for ``--model``; a UsageError naming the options
+    when more files are given than the model has weights."""
+    from ..models import MODEL_WEIGHTS, checkpoint_map
+
+    try:
+        return checkpoint_map(model, checkpoint)  # type: ignore[return-value]
+    except UsageError:
+        names = MODEL_WEIGHTS[model]
+        raise UsageError(
+            f"--checkpoint: given {len(checkpoint or [])} times; --model {model} takes at most {len(names)} "
+            f"({', then '.join(names)})"
+        ) from None
+
+
 DeviceOpt = Annotated[
     str,
     typer.Option(
@@ -44,14 +84,6 @@ CropsOpt = Annotated[
 ]
 BatchSizeOpt = Annotated[
     int | None, typer.Option(help="I3D clips per forward pass (memory vs speed).", rich_help_panel=PANEL_MODEL)
-]
-CheckpointOpt = Annotated[
-    Path | None,
-    typer.Option(
-        metavar="FILE",
-        help="MACIL-SD weights file (default: the published checkpoint).",
-        rich_help_panel=PANEL_MODEL,
-    ),
 ]
 I3dWeightsOpt = Annotated[
     Path | None,

@@ -31,6 +31,7 @@ from .options import (
     RayAddressOpt,
     VggishWeightsOpt,
     WeightsDirOpt,
+    model_checkpoints,
     resolve_precision_option,
     resolve_run_device,
 )
@@ -127,7 +128,8 @@ def serve_command(
     weights_dir: WeightsDirOpt = None,
     download: DownloadOpt = True,
 ) -> None:
-    from ..protocol import I3D_WEIGHTS, MACIL_WEIGHTS, VGGISH_WEIGHTS
+    from ..models import DEFAULT_MODEL  # serve scores with MACIL-SD
+    from ..protocol import I3D_WEIGHTS, VGGISH_WEIGHTS
     from ..serve import ServeConfig, check_config, serve
     from ..serve.security import read_tokens
     from ..weights import resolve_weight_files
@@ -164,7 +166,7 @@ def serve_command(
     config.device = resolve_run_device(device, engine, ray_address)
     config.precision = resolve_precision_option(precision, config.device)
     config.weights = resolve_weight_files(
-        {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, MACIL_WEIGHTS: checkpoint},
+        {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, **model_checkpoints(DEFAULT_MODEL, checkpoint)},
         weights_dir=weights_dir,
         download=download,
     )

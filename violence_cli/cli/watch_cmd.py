@@ -25,16 +25,20 @@ from ..timefmt import clock
 from ._app import app, cli_errors
 from .detect_cmd import _check_writable_dir
 from .options import (
+    DEFAULT_MODEL_CHOICE,
     PANEL_MODEL,
     AudioStreamOpt,
+    CheckpointOpt,
     DeviceOpt,
     DownloadOpt,
     I3dWeightsOpt,
+    ModelOpt,
     Precision,
     PrecisionOpt,
     VggishWeightsOpt,
     VideoStreamOpt,
     WeightsDirOpt,
+    model_checkpoints,
 )
 
 PANEL_SOURCE = "Source"
@@ -160,10 +164,8 @@ def watch_command(
         int | None,
         typer.Option(help="5 or 1 [default: 1 on a CPU, 5 on a GPU].", show_default=False, rich_help_panel=PANEL_MODEL),
     ] = None,
-    checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="MACIL-SD weights file (default: the published checkpoint).", rich_help_panel=PANEL_MODEL),
-    ] = None,
+    model: ModelOpt = DEFAULT_MODEL_CHOICE,
+    checkpoint: CheckpointOpt = None,
     i3d_weights: I3dWeightsOpt = None,
     vggish_weights: VggishWeightsOpt = None,
     weights_dir: WeightsDirOpt = None,
@@ -203,7 +205,8 @@ def watch_command(
         device=torch_device,
         crops=n_crops,
         precision=resolved_precision,
-        checkpoint=checkpoint,
+        model=model.value,
+        checkpoint=list(model_checkpoints(model.value, checkpoint).values()),
         i3d_weights=i3d_weights,
         vggish_weights=vggish_weights,
         weights_dir=weights_dir,
@@ -344,6 +347,13 @@ def _print_event(event: Any, json_out: bool, view: LiveView | None = None) -> No
         typer.echo(line)
 
 
+def _heads(u: Any) -> str:
+    """The live view's audio / visual scores, or nothing for a model without those heads."""
+    if u.audio_score is None or u.visual_score is None:
+        return ""
+    return f"audio {u.audio_score:.2f}  visual {u.visual_score:.2f}  "
+
+
 def _percentiles(values: list[float]) -> tuple[float, float]:
     if not values:
         return 0.0, 0.0
@@ -412,7 +422,7 @@ class LiveView:
             colour = "red" if u.score >= self.threshold else "green"
             grid.add_row(
                 "score",
-                f"[{colour}]{u.score:.2f}[/]  audio {u.audio_score:.2f}  visual {u.visual_score:.2f}  "
+                f"[{colour}]{u.score:.2f}[/]  {_heads(u)}"
                 f"[dim]at {clock(u.end)} · latency {u.latency:.2f} s · dropped {u.dropped_frames} · "
                 f"window {u.window}/{self.window}[/]",
             )

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from ..features import frontend
-from ..model import score_causal
 from ..protocol import RESIZE_SHORT, SNIPPET_FRAMES, SNIPPET_SECONDS
 from .source import AudioBuffer, Frame
 
@@ -63,8 +62,8 @@ class SnippetScore:
     start: float
     end: float
     score: float
-    audio_score: float
-    visual_score: float
+    audio_score: float | None  # None: the model has no audio / visual head (HyperVD, ensemble)
+    visual_score: float | None
     wall_time: float
     latency: float
     dropped_frames: int
@@ -80,8 +79,8 @@ class SnippetScore:
             "start": self.start,
             "end": self.end,
             "score": round(self.score, 6),
-            "audio_score": round(self.audio_score, 6),
-            "visual_score": round(self.visual_score, 6),
+            "audio_score": None if self.audio_score is None else round(self.audio_score, 6),
+            "visual_score": None if self.visual_score is None else round(self.visual_score, 6),
             "latency": round(self.latency, 4),
             "dropped_frames": self.dropped_frames,
             "window": self.window,
@@ -140,13 +139,17 @@ class SnippetAssembler:
 class CausalScorer:
     """Features and scores for finished snippets, with the last ``window`` snippets as context.
 
-    ``extractor``: a :class:`~violence_cli.features.extract.FeatureExtractor`; ``model``:
-    MACIL-SD on the same device.
+    ``extractor``: a :class:`~violence_cli.features.extract.FeatureExtractor`; ``model``: a
+    :class:`~violence_cli.models.Scorer` (or a MACIL-SD network) on the same device.
     """
 
     def __init__(self, extractor: Any, model: Any, audio: AudioBuffer, window: int = DEFAULT_WINDOW) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1 snippet, got {window}")
+        if not hasattr(model, "score_causal"):  # a bare MACIL-SD network
+            from ..models import MacilScorer
+
+            model = MacilScorer(model, torch.device(extractor.device))
         self.extractor, self.model, self.audio, self.window = extractor, model, audio, window
         # the window of the oldest snippet of a batch reaches MAX_BATCH - 1 further back
         self.rgb: deque[np.ndarray] = deque(maxlen=window + MAX_BATCH)  # (C, 1024) each
@@ -166,7 +169,7 @@ class CausalScorer:
         blank = torch.zeros((1, SNIPPET_FRAMES, RESIZE_SHORT, RESIZE_SHORT, 3), dtype=torch.uint8)
         rgb = self.extractor.rgb_features(blank)  # (1, C, 1024)
         audio = self.extractor.silence_features()[None]  # (1, 128)
-        score_causal(self.model, rgb, audio, self.window)
+        self.model.score_causal(rgb, audio, self.window)
 
     def _examples(self, snippets: list[LiveSnippet]) -> np.ndarray:
         ends = [int(frontend.snippet_end_sample(s.index)) for s in snippets]
@@ -195,12 +198,14 @@ class CausalScorer:
             self.rgb.append(r)
             self.sound.append(a)
         n = len(self.rgb)
-        scores = score_causal(self.model, np.stack(self.rgb), np.stack(self.sound), self.window)
+        scores = self.model.score_causal(np.stack(self.rgb), np.stack(self.sound), self.window, len(snippets))
         out = []
         for i, s in enumerate(snippets):
             row = n - len(snippets) + i
             context = min(self.window, self.scored + i + 1)
-            out.append((s, float(scores.av[row]), float(scores.audio[row]), float(scores.visual[row]), context))
+            audio_score = None if scores.audio is None else float(scores.audio[row])
+            visual_score = None if scores.visual is None else float(scores.visual[row])
+            out.append((s, float(scores.av[row]), audio_score, visual_score, context))
         self.scored += len(snippets)
         return out
 

@@ -105,7 +105,7 @@ class LiveMonitor:
             video_stream=self.options.video_stream,
             audio_stream=self.options.audio_stream,
         )
-        self.scorer = CausalScorer(detector.extractor, detector.model, self.audio, self.options.window)
+        self.scorer = CausalScorer(detector.extractor, detector.scorer, self.audio, self.options.window)
         self.assembler = SnippetAssembler()
         self.tracker = SegmentTracker(self.options.threshold, self.options.min_duration, spec.label)
         self.summary = LiveSummary()

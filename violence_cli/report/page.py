@@ -18,12 +18,14 @@ from typing import Any
 from urllib.parse import quote
 
 from .._version import __version__
+from ..models import MODEL_TITLES
 from ..schema import DetectionResult, Segment
 from ..timefmt import clock
 from ._assets import asset
 from .playback import Playback
 
 HEARD, SEEN, BOTH = "heard", "seen", "both"
+UNKNOWN = "unknown"  # the model has no audio-only / visual-only score to tell
 
 
 def media_url(media: str | os.PathLike[str], report_dir: str | os.PathLike[str]) -> str:
@@ -58,6 +60,8 @@ def segment_driver(result: DetectionResult, segment: Segment) -> str:
     """Which modality drove a segment: ``heard`` (audio alone reaches the threshold on
     average), ``seen`` (the picture alone does), or ``both`` (both do, or neither alone:
     only the two together reach it). A video without audio is never ``heard``."""
+    if result.scores_note:
+        return UNKNOWN
     inside = [s for s in result.snippets if segment.start <= s.start < segment.end]
     if not inside:
         return BOTH
@@ -240,11 +244,22 @@ def _player(
 
 def _timeline(result: DetectionResult) -> str:
     audio_label = "audio only" if result.video.has_audio else "audio only (silence)"
+    if result.scores_note:  # one score only: say why there are no audio / visual curves
+        curves = (
+            f'<label><input type="checkbox" id="show-av" checked> <span class="key av"></span>'
+            f"score ({_e(MODEL_TITLES.get(result.params.model, result.params.model))})</label>\n"
+            f'<span id="no-heads">no audio-only or visual-only curve: {_e(result.scores_note)}</span>'
+        )
+    else:
+        curves = (
+            '<label><input type="checkbox" id="show-av" checked> <span class="key av"></span>audio-visual</label>\n'
+            f'<label><input type="checkbox" id="show-audio" checked> <span class="key audio"></span>{_e(audio_label)}'
+            "</label>\n"
+            '<label><input type="checkbox" id="show-visual" checked> <span class="key visual"></span>visual only</label>'
+        )
     return f"""<section class="timeline">
 <div class="legend">
-<label><input type="checkbox" id="show-av" checked> <span class="key av"></span>audio-visual</label>
-<label><input type="checkbox" id="show-audio" checked> <span class="key audio"></span>{_e(audio_label)}</label>
-<label><input type="checkbox" id="show-visual" checked> <span class="key visual"></span>visual only</label>
+{curves}
 <span><span class="key threshold"></span>threshold {result.params.threshold:g}</span>
 <span><span class="key segment"></span>violent segment</span>
 <span class="keys">space play/pause · n/p next/previous segment · ←/→ one snippet</span>
@@ -281,6 +296,12 @@ def _details(result: DetectionResult) -> str:
     warnings = "".join(f"<li>{_e(w)}</li>" for w in result.warnings)
     block = f'<section class="warnings"><h2>Warnings</h2><ul>{warnings}</ul></section>' if warnings else ""
     return block + (
-        "<footer>Made by violence-detect (MACIL-SD over I3D + VGGish). Scores: audio-visual (used for segments), "
-        "audio only, visual only; each 16-frame snippet covers 2/3 s.</footer>"
+        f"<footer>Made by violence-detect ({_e(MODEL_TITLES.get(result.params.model, result.params.model))} "
+        "over I3D + VGGish). "
+        + (
+            f"Score: the model's, used for segments ({_e(result.scores_note)}); "
+            if result.scores_note
+            else "Scores: audio-visual (used for segments), audio only, visual only; "
+        )
+        + "each 16-frame snippet covers 2/3 s.</footer>"
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic
+from ..models import DEFAULT_MODEL
 from ..precision import FP32
 from ..protocol import AUDIO_DIM, DEFAULT_CROPS, I3D_WEIGHTS, RGB_DIM, VGGISH_WEIGHTS
 from ..weights import ResolvedWeights
@@ -112,6 +113,7 @@ class DetectJob(Job):
     report_proxy: bool = False  # html: a browser-safe copy of a video browsers do not play
     start: float = 0.0  # s: score only this part of each video (--start/--end)
     end: float | None = None
+    model: str = DEFAULT_MODEL  # which model scores (violence_cli.models.MODEL_NAMES)
     kind = "detect"
 
     @property
@@ -128,6 +130,7 @@ class DetectJob(Job):
             # only when set: records of whole-video runs written before these options stay current
             **({"start": self.start} if self.start else {}),
             **({"end": self.end} if self.end is not None else {}),
+            **({"model": self.model} if self.model != DEFAULT_MODEL else {}),
         }
 
     def record_path(self, video: VideoInput) -> Path:
@@ -208,6 +211,7 @@ class DetectWorker:
             crops=job.crops,
             batch_size=job.batch_size,
             precision=job.precision_asked or job.precision,
+            model=job.model,
             weights=job.weights,
             decode_workers=job.decode_workers,
         )

@@ -98,7 +98,7 @@
     const plotWidth = width - PAD.left - PAD.right;
     let drawn = 0; // snippets the audio-visual curve went through
     for (const [name, key, lw] of SERIES) {
-      if (!shown[name] || !n) continue;
+      if (!shown[name] || !n || snippets[0][key] === null) continue; // null: the model has no such head
       g.strokeStyle = COLORS[name];
       g.lineWidth = lw;
       g.globalAlpha = name === "av" ? 1 : 0.85;
@@ -224,8 +224,9 @@
     let text = clock(t, true);
     if (i >= 0 && t < snippets[n - 1].end) {
       const s = snippets[i];
-      text += " · av " + s.score.toFixed(2) + " · audio " + s.audio_score.toFixed(2) + " · visual " +
-        s.visual_score.toFixed(2);
+      text += " · av " + s.score.toFixed(2);
+      if (s.audio_score !== null) text += " · audio " + s.audio_score.toFixed(2);
+      if (s.visual_score !== null) text += " · visual " + s.visual_score.toFixed(2);
     } else {
       text += " · not scored";
     }
@@ -273,6 +274,7 @@
 
   for (const name of Object.keys(shown)) {
     const box = document.getElementById("show-" + name);
+    if (!box) continue; // a model without audio/visual heads has no such checkbox
     box.addEventListener("change", () => { shown[name] = box.checked; drawLayer(); draw(); });
   }
   window.addEventListener("resize", resize);
