@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .devices import resolve_device
 from .errors import InputError, UsageError
-from .models import DEFAULT_MODEL, MODEL_WEIGHTS, check_model, checkpoint_map, load_scorer
+from .models import DEFAULT_MODEL, MACIL_SD, MODEL_WEIGHTS, check_model, checkpoint_map, load_scorer
 from .protocol import (
     DEFAULT_CROPS,
     I3D_WEIGHTS,
@@ -114,6 +114,15 @@ class Detector:
         self.batch_size = int(getattr(self.extractor, "batch_size", batch_size or 0))
         self.precision = str(self.extractor.precision)
         self.scorer = load_scorer(model, paths, device=self.device)
+
+    @property
+    def model(self) -> Any:
+        """The MACIL-SD network when ``model`` includes it (macil-sd, ensemble), else None:
+        for code that calls the network itself (score_causal, benchmarks)."""
+        for scorer in getattr(self.scorer, "members", [self.scorer]):
+            if scorer.name == MACIL_SD:
+                return scorer.model  # type: ignore[attr-defined]
+        return None
 
     def detect(
         self,

@@ -69,6 +69,8 @@ Examples:
   violence-detect watch udp://127.0.0.1:5000 --json > scores.jsonl
 
   violence-detect watch clip.mp4 --realtime --save-clips alerts/ --min-duration 2
+
+  violence-detect watch rtsp://camera.local/stream --model hypervd   # one forward per snippet
 """
 
 
