@@ -194,7 +194,9 @@ def test_registry_entry_is_the_published_file(hypervd_checkpoint: Path) -> None:
 def test_published_file_downloads_and_a_damaged_copy_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hypervd_checkpoint: Path
 ) -> None:
-    """Through the real manifest entry, served from a file:// mirror."""
+    """Through the real manifest entry, served from a file:// mirror (into a cache of its own:
+    the session's shared test cache must not gain a verified copy)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     good, bad = tmp_path / "good", tmp_path / "bad"
     good.mkdir()
     bad.mkdir()
