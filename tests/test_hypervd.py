@@ -231,7 +231,7 @@ def test_three_hour_video_stays_under_2_gb() -> None:
         import resource, torch
         from violence_cli.hypervd import HyperVD, hypervd_probabilities
         torch.manual_seed(0)
-        model = HyperVD().eval()
+        model = HyperVD().eval().double()  # float64, as load_hypervd returns it
         t = 16200
         rgb, audio = torch.rand(t, 5, 1024), torch.rand(t, 128)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
