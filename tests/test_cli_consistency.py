@@ -176,7 +176,7 @@ def own_model(tmp_path: Path) -> Path:
     return path
 
 
-def test_weights_list_fits_100_columns_and_says_what_was_checked(tmp_path: Path, own_model: Path, monkeypatch) -> None:
+def test_weights_list_table_fits_100_columns_paths_whole(tmp_path: Path, own_model: Path, monkeypatch) -> None:
     folder = tmp_path / ("deep" * 30) / "w"  # a long path
     folder.mkdir(parents=True)
     shutil.copy(own_model, folder / "macil_sd.pkl")
@@ -185,7 +185,10 @@ def test_weights_list_fits_100_columns_and_says_what_was_checked(tmp_path: Path,
     monkeypatch.setenv(registry.WEIGHTS_ENV, str(folder))
     result = runner.invoke(app, ["weights", "list"])
     assert result.exit_code == 0
-    assert all(len(line) <= 100 for line in result.output.splitlines()), result.output
+    assert all(len(line) <= 100 for line in result.stdout.splitlines()), result.stdout  # the table
+    # paths are printed whole, never cut in the middle (a path is there to be copied)
+    assert f"$VIOLENCE_DETECT_WEIGHTS: {folder}\n" in result.stderr and "..." not in result.stderr
+    assert f"{folder / 'rgb_imagenet.pt'}: git blob" in result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert "MISMATCH" in rows["i3d_rgb_imagenet"] and "$VIOLENCE_DETECT_WEIGHTS" in rows["i3d_rgb_imagenet"]
     assert "missing" in rows["vggish"] and "~288.6 MB" in rows["vggish"]
@@ -293,7 +296,7 @@ def test_eval_has_the_shared_weights_options(split_features, tmp_path: Path) -> 
             "--annotations", str(split_features["ann"]), "--device", "cpu"]  # fmt: skip
     result = runner.invoke(app, [*args, "--no-download", "--weights-dir", str(tmp_path)])
     assert result.exit_code == 1
-    assert "macil_sd weights not found" in result.stderr and "downloading is off" in result.stderr
+    assert "macil_sd weights not found" in result.stderr and "(--no-download)" in result.stderr
     assert "--no-download" in runner.invoke(app, ["eval", "--help"]).stdout
 
 

@@ -331,6 +331,7 @@ def test_cli_report_proxy_for_hevc(media_dir, tmp_path, weight_args) -> None:
     page = (out / "hevc.html").read_text(encoding="utf-8")
     assert 'src="hevc.proxy.mp4"' in page and "does not play in most browsers" in page
     assert check_playback(out / "hevc.proxy.mp4").safe
+    assert f"wrote {out / 'hevc.proxy.mp4'}" in r.stderr  # the copy is named like every file written
 
 
 def test_without_proxy_an_unplayable_video_is_warned_about(media_dir, tmp_path) -> None:
@@ -340,7 +341,7 @@ def test_without_proxy_an_unplayable_video_is_warned_about(media_dir, tmp_path) 
     result.video.path = str(media_dir / "hevc_aac_4s.mkv")
     warnings: list[str] = []
     html_writer(result, tmp_path / "plain.html", False, warnings.append).write(result, tmp_path / "plain.html")
-    assert len(warnings) == 1 and "--report-proxy" in warnings[0]
+    assert len(warnings) == 1 and "report_proxy=True" in warnings[0]  # the library names its parameter
     page = (tmp_path / "plain.html").read_text(encoding="utf-8")
     assert "--report-proxy" in page and "HEVC" in page
     assert [p.name for p in tmp_path.iterdir()] == ["plain.html"]  # no copy without --report-proxy

@@ -58,6 +58,19 @@ def _maybe_die(target: Path) -> None:
     if _kill_seen == _KILL[1]:
         os.kill(os.getpid(), signal.SIGKILL)
 
+# File names that are not UTF-8 (legal on Linux, common in old archives) reach Python as lone
+# surrogates (os.fsdecode's surrogateescape: byte 0xXX -> U+DCXX), which UTF-8 cannot encode.
+# Text files take one of two encode error handlers, each reversible:
+ESCAPED = "backslashreplace"  # U+DCXX written as the six characters \udcXX: inside JSON a valid
+#   escape that json.loads turns back into U+DCXX, and os.fsencode into the byte (JSON, HTML)
+RAW_BYTES = "surrogateescape"  # U+DCXX written as the original byte, as `ls` would list it (CSV)
+
+
+def escaped(text: str) -> str:
+    """``text`` as :data:`ESCAPED` writes it (for where no error handler applies: a plot's
+    title, the terminal): a non-UTF-8 name's bytes as ``\\udcXX``, everything else unchanged."""
+    return text.encode("utf-8", ESCAPED).decode("utf-8")
+
 
 def _umask() -> int:
     """The process umask, read without changing it (os.umask would, for every thread)."""
@@ -130,8 +143,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
         yield handle
 
 
-def write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
-    with atomic_open(path, "w", encoding=encoding, newline="") as fh:
+def write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8", errors: str = "strict") -> Path:
+    """``text`` into ``path``; ``errors``: :data:`ESCAPED` or :data:`RAW_BYTES` for text that may
+    hold a non-UTF-8 file name."""
+    with atomic_open(path, "w", encoding=encoding, errors=errors, newline="") as fh:
         fh.write(text)
     return Path(path)
 
@@ -159,9 +174,12 @@ def save_npy(path: str | os.PathLike[str], array: Any) -> Path:
 
 
 __all__ = [
+    "ESCAPED",
+    "RAW_BYTES",
     "TMP_SUFFIX",
     "atomic_open",
     "atomic_path",
+    "escaped",
     "file_mode",
     "remove_stale",
     "save_npy",

@@ -21,6 +21,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ._compat import forget_live_height
+
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DEBUG_ENV = "VIOLENCE_DETECT_DEBUG"  # set to 1 to see tracebacks of expected errors
@@ -102,6 +104,6 @@ def bar_paused(bar: Progress | None) -> Iterator[None]:
     finally:
         # A transient stop erases the bar but the live render keeps its height, and the next
         # start would move up that many lines and erase what the block printed: forget it.
-        bar.live._live_render._shape = None
+        forget_live_height(bar.live)
         bar.live.vertical_overflow = overflow
         bar.start()

@@ -26,7 +26,7 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     if match is None:
         raise UsageError(f"unknown device {spec!r}", hint="use auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
-        raise UsageError(f"device {spec!r} requested but CUDA is not available here", hint="use --device cpu")
+        raise UsageError(f"device {spec!r} requested but CUDA is not available here", hint="use device='cpu'")
     index = int(match.group(1) or 0)
     if index >= torch.cuda.device_count():
         raise UsageError(f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")

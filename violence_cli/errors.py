@@ -4,6 +4,10 @@ Every expected failure (a bad input file, missing weights, a malformed feature l
 :class:`ViolenceDetectError`: a one-line ``message`` that names the file and the problem,
 plus an optional ``hint`` saying what to do. The CLI prints both on stderr and exits 1;
 anything else is a bug and keeps its traceback.
+
+The library speaks of its own parameters (``threshold``, ``retry_failed=True``), never of
+command-line flags: an error lists in ``params`` the parameter names its text uses, and the
+CLI turns them into its flags (``--threshold``, ``--retry-failed``) before printing.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ class ViolenceDetectError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, params: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.params = tuple(params)  # parameter names the message and hint mention (the CLI maps them to flags)
 
     def __str__(self) -> str:
         return self.message

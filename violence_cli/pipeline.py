@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .devices import resolve_device
 from .errors import InputError, UsageError
+from .messages import no_audio_warning, unpublished_warning
 from .models import DEFAULT_MODEL, MACIL_SD, MODEL_WEIGHTS, check_model, checkpoint_map, load_scorer
 from .protocol import (
     DEFAULT_CROPS,
@@ -263,8 +264,8 @@ def result_warnings(
     """Warnings to add to ``already`` (the extractor's): missing audio, a short decode, unverified weights."""
     name = Path(video.path).name
     out = []
-    if not video.has_audio and not any("no audio" in w for w in already):
-        out.append(f"{name}: no audio stream: silence was used as audio, so the scores rest on the picture alone")
+    if not video.has_audio and no_audio_warning(name) not in already:  # the extractor's, unless features came in
+        out.append(no_audio_warning(name))
     decoded = video.n_frames / VIDEO_FPS
     wanted = min(video.duration, end if end is not None else video.duration) - start  # s: the part asked for
     if video.duration > 0 and decoded < wanted - 1.0:
@@ -275,8 +276,5 @@ def result_warnings(
     for w in weights:
         if not w.verified and not w.own_model:  # the user's own trained model is named once, by the CLI
             why = (problems or {}).get(w.name) or f"sha256 {short_hash(w.sha256)}"
-            out.append(
-                f"{w.name} weights {w.path} are not the published file ({why}): "
-                "the scores are not those of the published model"
-            )
+            out.append(unpublished_warning(w.name, w.path, why))
     return out

@@ -10,7 +10,7 @@ import math
 import os
 from pathlib import Path
 
-from .atomic import atomic_open
+from .atomic import atomic_open, escaped
 from .models import MODEL_TITLES
 from .schema import DetectionResult
 from .timefmt import clock
@@ -114,7 +114,8 @@ def plot_timeline(result: DetectionResult, path: str | os.PathLike[str], title: 
     ax.grid(True, axis="y", alpha=0.3)
     ax.tick_params(labelsize=10)
     name = Path(result.video.path).name
-    ax.set_title(title or f"{name}: {result.summary()}", fontsize=11, loc="left")
+    text = title or f"{name}: {result.summary()}"
+    ax.set_title(escaped(text), fontsize=11, loc="left")  # a non-UTF-8 name: \udcXX, as in JSON
 
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format=fmt)

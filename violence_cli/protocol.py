@@ -1,6 +1,6 @@
 """Every protocol and product constant, defined once, with its unit.
 
-The XD-Violence feature protocol (REFERENCE.md) fixes the frame rate, the snippet grid,
+The XD-Violence feature protocol (the dataset's documentation and the MACIL-SD repository) fixes the frame rate, the snippet grid,
 the crops and the feature sizes; the product adds the registry names of its weights files
 and the crop choices it offers. Modules import these names instead of retyping the
 numbers, and the CLI builds its choices (Enums) from the tables here and in
@@ -28,6 +28,9 @@ DEFAULT_CROPS = 5
 # --- limits on hostile input ------------------------------------------------------------
 MAX_FRAME_GAP = 10.0  # s: a longer jump between frame timestamps is a discontinuity, not repeated frames
 MAX_FRAME_SIDE = 16384  # pixels: frames wider or taller than this are refused (one RGB frame: 768 MiB)
+
+# --- segments ---------------------------------------------------------------------------
+DEFAULT_THRESHOLD = 0.5  # probability at or above which a snippet is violent (every command's default)
 
 # --- features ---------------------------------------------------------------------------
 RGB_DIM = 1024  # I3D RGB feature size (channels of Mixed_5c)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ._version import __version__
 from .models import DEFAULT_MODEL
+from .protocol import DEFAULT_THRESHOLD
 
 SCHEMA_VERSION = 1
 
@@ -100,7 +101,7 @@ def document_header(weights: list[WeightsUsed] | None = None) -> dict[str, Any]:
 
 @dataclass
 class DetectionParams:
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     min_duration: float = 0.0  # s
     merge_gap: float = 0.0  # s
     crops: int = 5

@@ -22,10 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .protocol import SNIPPET_SECONDS
+from .protocol import DEFAULT_THRESHOLD, SNIPPET_SECONDS
 from .schema import Segment, Snippet
-
-DEFAULT_THRESHOLD = 0.5
 
 _EPS = 2e-6  # s: tolerance when comparing durations (times are rounded to the microsecond)
 

@@ -107,6 +107,7 @@ class LocatedWeights:
     entry: WeightsEntry
     path: Path | None  # None: not on disk
     origin: str | None  # "weights_dir", "env" ($VIOLENCE_DETECT_WEIGHTS) or "cache"
+    searched: tuple[Path, ...] = ()  # the folders looked in, in order
 
 
 @dataclass(frozen=True)
@@ -349,11 +350,13 @@ def _existing_folder(path: Path, what: str) -> Path:
 def locate_weights(name: str, *, weights_dir: str | os.PathLike[str] | None = None) -> LocatedWeights:
     """The first folder (weights_dir, $VIOLENCE_DETECT_WEIGHTS, cache) holding the file."""
     entry = get_entry(name)
-    for origin, folder in _search_folders(weights_dir):
+    folders = _search_folders(weights_dir)
+    searched = tuple(folder for _, folder in folders)
+    for origin, folder in folders:
         candidate = folder / entry.filename
         if candidate.is_file():
-            return LocatedWeights(entry, candidate, origin)
-    return LocatedWeights(entry, None, None)
+            return LocatedWeights(entry, candidate, origin, searched)
+    return LocatedWeights(entry, None, None, searched)
 
 
 def resolve_weights(
@@ -419,8 +422,8 @@ def resolve_weight_files(
 def _missing_error(entry: WeightsEntry, searched: list[Path]) -> WeightsError:
     where = ", ".join(str(folder) for folder in searched)
     return WeightsError(
-        f"{entry.name} weights not found: {entry.filename} is not in {where} and downloading "
-        f"is off; fetch it with `violence-detect weights download {entry.name}` (from "
+        f"{entry.name} weights not found: {entry.filename} is not in {where} (download=False); "
+        f"fetch it with `violence-detect weights download {entry.name}` (from "
         f"{entry.download_url()}) or put it in a folder named by ${WEIGHTS_ENV}",
         hint=f"offline: download on another machine with `violence-detect weights download --weights-dir DIR`, "
         f"copy DIR here and set {WEIGHTS_ENV}=DIR",

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from .atomic import atomic_open
+from .atomic import ESCAPED, atomic_open
 from .errors import UsageError
 from .schema import DetectionResult, Segment, document_header
 from .timefmt import timestamp
@@ -36,7 +36,8 @@ class ResultWriter:
     newline: str | None = None  # passed to open(); csv wants ""
 
     def write(self, result: DetectionResult, path: str | os.PathLike[str]) -> Path:
-        with atomic_open(path, "w", encoding="utf-8", newline=self.newline) as handle:
+        # a non-UTF-8 file name in the text: \udcXX (a JSON escape that reads back as the name)
+        with atomic_open(path, "w", encoding="utf-8", errors=ESCAPED, newline=self.newline) as handle:
             self.write_to(result, handle)
         return Path(path)
 
@@ -136,7 +137,7 @@ class HtmlWriter(ResultWriter):
         self.source_playback = source_playback
 
     def write(self, result: DetectionResult, path: str | os.PathLike[str]) -> Path:
-        with atomic_open(path, "w", encoding="utf-8") as handle:
+        with atomic_open(path, "w", encoding="utf-8", errors=ESCAPED) as handle:
             handle.write(self.render(result, Path(path).parent))
         return Path(path)
 

@@ -18,19 +18,13 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from typer import core as typer_core
 from typer.core import TyperGroup
 
 from .. import console
+from .._compat import click_exceptions, current_context, patch_help_words
 from .._version import __version__
 from ..errors import Terminated, UsageError, ViolenceDetectError
-
-try:  # Typer >= 0.24 vendors click; older Typer uses the click package
-    from typer._click import exceptions as click_exceptions
-    from typer._click import globals as click_globals
-except ImportError:  # pragma: no cover
-    from click import exceptions as click_exceptions  # type: ignore[no-redef]
-    from click import globals as click_globals  # type: ignore[no-redef]
+from .wording import cli_words
 
 DEFAULT_COMMAND = "detect"
 DEBUG_OPTION = "--debug"
@@ -92,6 +86,7 @@ class DefaultCommandGroup(TyperGroup):
 
 
 _NOT_A = re.compile(r"^'?(?P<value>[^' ]*)'? is not (?:a valid |an? )?(?P<what>.+?)\.?$", re.S)
+_NO_SUCH_COMMAND = re.compile(r"^No such command '(?P<name>.*?)'", re.S)
 _NOT_ONE_OF = re.compile(r"^'(?P<value>.*)' is not one of (?P<choices>.+?)\.?$", re.S)
 
 
@@ -134,6 +129,12 @@ def usage_error_line(exc: Any) -> str:
         if "requires an argument" in message:
             return f"{exc.option_name}: missing its value"
         return f"{exc.option_name}: {message[:1].lower() + message[1:]}"
+    if match := _NO_SUCH_COMMAND.match(message):  # a subcommand's group: `weights lst`
+        name = match["name"]
+        commands = list(getattr(getattr(exc.ctx, "command", None), "commands", {}) or {})
+        line = f"{name}: not a command"
+        close = difflib.get_close_matches(name, commands, n=1, cutoff=0.6)
+        return line + (f"; did you mean '{close[0]}'?" if close else f"; expected one of {', '.join(commands)}")
     if message.startswith("Got unexpected extra argument"):
         extra = message.split("(", 1)[-1].rstrip(")")
         return f"{extra}: unexpected extra argument"
@@ -162,38 +163,7 @@ def _article(what: str) -> str:
     return what if what.split()[0] in ("a", "an") else ("an " if what[0] in "aeiou" else "a ") + what
 
 
-# Metavars as words in --help: 'FILE' and 'N', never Python types ('<path>', '<list[Path]>').
-_WORDS = {"path": "PATH", "int": "N", "float": "NUMBER", "str": "TEXT", "text": "TEXT"}
-
-
-def _word_type(self: Any, ctx: Any) -> str | None:
-    if self.metavar is not None:
-        return self.metavar
-    label = typer_core._TyperParameter.display_type(self, ctx).strip("<>")
-    if label.startswith("list["):
-        label = label[5:-1]
-    return _WORDS.get(label.lower(), label)
-
-
-def _argument_type(self: Any, ctx: Any) -> str | None:
-    return None  # the argument's name (its metavar) already says what it takes
-
-
-def _argument_usage(self: Any) -> str:
-    name = self.display_name_raw
-    if self.nargs != 1 and not name.endswith("..."):
-        name += "..."
-    return name if self.required else f"[{name}]"
-
-
-def _argument_name(self: Any) -> str:
-    return _argument_usage(self).strip("[]")
-
-
-typer_core.TyperOption.display_type_rich = _word_type  # type: ignore[method-assign]
-typer_core.TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign]
-typer_core.TyperArgument._usage_display_name = _argument_usage  # type: ignore[method-assign]
-typer_core.TyperArgument._rich_display_name = _argument_name  # type: ignore[method-assign]
+patch_help_words()
 
 
 app = typer.Typer(
@@ -281,11 +251,11 @@ def cli_errors(fn: F) -> F:
         except ViolenceDetectError as exc:
             if console.debug_enabled():
                 console.stderr.print_exception()
-            hint = exc.hint
+            ctx = current_context()
+            hint = cli_words(exc.hint, exc.params, ctx)
             if hint is None and isinstance(exc, UsageError):  # like the parser's own usage errors
-                ctx = click_globals.get_current_context(silent=True)
                 hint = f"{ctx.command_path} --help" if ctx is not None else None
-            console.error(exc.message, hint)
+            console.error(cli_words(exc.message, exc.params, ctx) or exc.message, hint)
             raise typer.Exit(exc.exit_code) from None
         except Terminated:
             console.error("terminated (SIGTERM); temporary files removed")

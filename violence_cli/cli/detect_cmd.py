@@ -17,12 +17,13 @@ from typing import Annotated, Any
 
 import typer
 
-from .. import console
+from .. import atomic, console
 from ..errors import UsageError, ViolenceDetectError
 from ..models import DEFAULT_MODEL
+from ..protocol import DEFAULT_THRESHOLD
 from ..runner.inputs import STDIN
 from ..runner.jobs import DetectJob
-from ..runner.records import Outcome
+from ..runner.records import DONE, FAILED, FAILED_BEFORE, RESULTS_FILE, Outcome
 from ..schema import DetectionResult
 from ..timefmt import clock
 from ..writers import FORMATS, WRITERS
@@ -65,6 +66,7 @@ from .options import (
     resolve_run_device,
 )
 from .run_view import closing_line, run_in_view
+from .wording import cli_words
 
 EXTENSIONS = " ".join(w.extension for w in WRITERS.values())
 
@@ -80,7 +82,7 @@ Examples:
 \b
   violence-detect samples/calm_then_chaos.mp4
   violence-detect clip.mp4 --json > clip.json
-  violence-detect clip.mp4 -o clip.srt --plot clip.png
+  violence-detect clip.mp4 -o clip.srt -o clip.html --plot clip.png
   violence-detect videos/ --output-dir out/ -f csv -f vtt --crops 1
   violence-detect clip.mkv -o report.html --report-proxy
   violence-detect clip.mp4 --model ensemble   # mean of MACIL-SD and HyperVD
@@ -112,12 +114,13 @@ def detect_command(
         ),
     ] = False,
     output: Annotated[
-        Path | None,
+        list[Path] | None,
         typer.Option(
             "-o",
             "--output",
             metavar="FILE",
-            help=f"Write one export; the format follows the extension ({EXTENSIONS}).",
+            help=f"Write an export; the format follows the extension ({EXTENSIONS}). "
+            "Repeatable: -o x.srt -o x.html writes both.",
             rich_help_panel=OPT_GROUP_OUT,
         ),
     ] = None,
@@ -169,7 +172,7 @@ def detect_command(
     ] = False,
     threshold: Annotated[
         float, typer.Option(help="A snippet is violent when its score is >= this.", rich_help_panel=OPT_GROUP_SEG)
-    ] = 0.5,
+    ] = DEFAULT_THRESHOLD,
     min_duration: Annotated[
         float,
         typer.Option(
@@ -244,16 +247,17 @@ def detect_command(
     seen_warnings: set[str] = set()
 
     def on_outcome(outcome: Outcome) -> None:
-        if outcome.status in ("failed", "failed-before"):
+        if outcome.status in (FAILED, FAILED_BEFORE):
             if outcome.trace and console.debug_enabled():
                 sys.stderr.write(outcome.trace)
-            console.error(outcome.error or outcome.path, outcome.hint)
-            failed.append((outcome.path, outcome.error or ""))
+            error = cli_words(outcome.error) or outcome.path
+            console.error(error, cli_words(outcome.hint))
+            failed.append((outcome.path, error))
             return
-        for warning in outcome.warnings if outcome.status == "done" or not batch else ():
+        for warning in outcome.warnings if outcome.status == DONE or not batch else ():
             if warning not in seen_warnings:
                 seen_warnings.add(warning)
-                console.warn(warning)
+                console.warn(cli_words(warning) or warning)
         if json_out:
             results.append(outcome.result)
         elif outcome.status == "done" or not batch:
@@ -280,39 +284,49 @@ def detect_command(
             job.threshold, job.min_duration, job.merge_gap = threshold, min_duration, merge_gap
             job.video_stream, job.audio_stream = video_stream, audio_stream
             job.start, job.end = span
-            summary = run_in_view(
-                videos,
-                job,
-                bar,
-                on_outcome,
-                verb="scored",
-                device=resolved_device,
-                engine=engine.value,
-                overwrite=overwrite,
-                retry_failed=retry_failed,
-                want_durations=show_progress,
-                ray_address=ray_address,
-                actors=actors,
-            )
+            try:
+                summary = run_in_view(
+                    videos,
+                    job,
+                    bar,
+                    on_outcome,
+                    verb="scored",
+                    device=resolved_device,
+                    engine=engine.value,
+                    overwrite=overwrite,
+                    retry_failed=retry_failed,
+                    want_durations=show_progress,
+                    ray_address=ray_address,
+                    actors=actors,
+                )
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the index still covers what is done
+                if job.index is not None:
+                    _write_index(job, failed[: len(found.failures)], failed, quiet)
+                raise
 
     if job.index is not None:
-        _write_index(job, failed[: len(found.failures)], failed)
+        _write_index(job, failed[: len(found.failures)], failed, quiet)
+    if job.out_dir is not None and summary is not None and summary.total and not quiet:
+        console.info(f"wrote {job.out_dir / RESULTS_FILE}")  # the run's table (also failures.jsonl when any)
 
     if json_out:
         from ..writers import batch_document
 
-        if batch:
-            document: dict[str, Any] | None = batch_document(results, failed)
+        # exactly one document: one video gives its result; several, or a single input that
+        # failed before giving one, the batch document with its errors
+        if batch or not results:
+            document: dict[str, Any] = batch_document(results, failed)
         else:
-            document = results[0].to_dict() if results else None
-        if document is not None:
-            typer.echo(json.dumps(document, indent=2, allow_nan=False))
+            document = results[0].to_dict()
+        typer.echo(json.dumps(document, indent=2, allow_nan=False))
     if summary is not None and (batch or len(videos) > 1):
         console.info(closing_line(summary, "scored", len(found.failures)), quiet=quiet or json_out)
     exit_code(len(failed))
 
 
-def _write_index(job: DetectJob, not_found: list[tuple[str, str]], failed: list[tuple[str, str]]) -> None:
+def _write_index(
+    job: DetectJob, not_found: list[tuple[str, str]], failed: list[tuple[str, str]], quiet: bool = False
+) -> None:
     """index.html over the output folder's results table (so every shard and earlier run is in
     it, not only this process's videos), plus the inputs that could not be read at all."""
     import csv
@@ -323,7 +337,7 @@ def _write_index(job: DetectJob, not_found: list[tuple[str, str]], failed: list[
 
     assert job.out_dir is not None and job.index is not None
     try:
-        with open(job.out_dir / RESULTS_FILE, encoding="utf-8", newline="") as fh:
+        with open(job.out_dir / RESULTS_FILE, encoding="utf-8", errors=atomic.RAW_BYTES, newline="") as fh:
             table = list(csv.DictReader(fh))
     except (OSError, csv.Error, UnicodeDecodeError):
         table = []
@@ -335,6 +349,8 @@ def _write_index(job: DetectJob, not_found: list[tuple[str, str]], failed: list[
         message = f"{job.index}: could not write the index: {exc}"
         console.error(message)
         failed.append((str(job.index), message))
+        return
+    console.info(f"wrote {job.index}", quiet=quiet)
 
 
 def weights_notes(weights: Any) -> list[str]:
@@ -361,7 +377,7 @@ def _download_progress(bar: Any) -> Any:
 
 def plan_outputs(
     batch: bool,
-    output: Path | None,
+    output: list[Path] | None,
     output_dir: Path | None,
     formats: list[OutputFormat] | None,
     plot: Path | None,
@@ -371,12 +387,14 @@ def plan_outputs(
     from ..writers import format_for_path
 
     job = DetectJob(out_dir=None, weights={})
-    if output is not None:
+    outputs = list(dict.fromkeys(output or []))  # -o may be given several times: one export each
+    if outputs:
         if batch:
             raise UsageError("-o/--output takes one video; for several use --output-dir DIR")
-        format_for_path(output)  # an unknown extension is a usage error, before any work
-        _check_writable_file(output)
-        job.output = output
+        for path in outputs:
+            format_for_path(path)  # an unknown extension is a usage error, before any work
+            _check_writable_file(path)
+        job.outputs = outputs
     if formats and output_dir is None:
         raise UsageError("--format needs --output-dir DIR (or use -o FILE with an extension)")
     if output_dir is not None:
@@ -384,7 +402,7 @@ def plan_outputs(
         chosen = [f.value for f in (formats or [OutputFormat("json")])]
         job.formats = list(FORMATS) if ALL_FORMATS in chosen else list(dict.fromkeys(chosen))
         job.out_dir = output_dir
-    wants_html = "html" in job.formats or (output is not None and format_for_path(output) == "html")
+    wants_html = "html" in job.formats or any(format_for_path(path) == "html" for path in outputs)
     if report_proxy and not wants_html:
         raise UsageError("--report-proxy goes with an HTML report: -o report.html or --output-dir DIR --format html")
     job.report_proxy = report_proxy
@@ -450,7 +468,7 @@ def print_summary(result: DetectionResult) -> None:
     out = Console(highlight=False, soft_wrap=True)
     v = result.video
     audio = f"yes ({v.audio_codec})" if v.has_audio else "[yellow]no (scored with silence)[/]"
-    out.print(f"[bold]{escape(v.path)}[/]")
+    out.print(f"[bold]{escape(atomic.escaped(v.path))}[/]")  # a non-UTF-8 name as \udcXX, as on stderr
     out.print(
         f"  duration {clock(v.duration)} ({v.duration:.1f} s) · {v.width}x{v.height} · {v.fps:g} fps · audio: {audio}"
     )

@@ -10,6 +10,8 @@ import typer
 
 from .. import console
 from ..errors import UsageError
+from ..messages import unpublished_warning
+from ..protocol import MACIL_WEIGHTS
 from ._app import app, cli_errors
 from .options import (
     DEFAULT_MODEL_CHOICE,
@@ -158,7 +160,7 @@ def eval_command(
         if w.own_model:
             console.info(f"using your own model {w.path} ({describe_trained(w.trained or {})})", quiet=quiet)
         elif not w.verified:
-            console.warn(f"{w.name} weights {w.path} are not the published file ({described[w.name]['problem']})")
+            console.warn(unpublished_warning(w.name, w.path, str(described[w.name]["problem"])))
     if save_scores is not None:
         save_scores.parent.mkdir(parents=True, exist_ok=True)
         write_scores(result, save_scores)

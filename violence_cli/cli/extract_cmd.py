@@ -19,7 +19,8 @@ import typer
 
 from .. import console
 from ..errors import UsageError
-from ..runner.records import Outcome
+from ..messages import unpublished_warning
+from ..runner.records import DETECT_FIELDS, FAILED, FAILED_BEFORE, STATUSES, Outcome
 from ..schema import WeightsUsed, document_header
 from ..weights import short_hash
 from ._app import app, cli_errors, exit_code
@@ -51,6 +52,7 @@ from .options import (
     resolve_run_device,
 )
 from .run_view import closing_line, run_in_view
+from .wording import cli_words
 
 HELP = """Extract I3D RGB + VGGish audio features in the XD-Violence layout.
 
@@ -151,14 +153,16 @@ def extract_command(
     workers = decode_workers_option(decode_workers, len(videos))
     outcomes: list[dict[str, Any]] = []
     for path, exc in found.failures:
-        record = Outcome(path, Path(path).stem, "failed", error=exc.message, hint=exc.hint).to_dict()
+        record = Outcome(path, Path(path).stem, FAILED, error=exc.message, hint=exc.hint).to_dict(DETECT_FIELDS)
         outcomes.append(record)
         _report(record, json_out)
 
     def on_outcome(outcome: Outcome) -> None:
         if outcome.trace and console.debug_enabled():
             sys.stderr.write(outcome.trace)
-        record = outcome.to_dict()
+        record = outcome.to_dict(DETECT_FIELDS)  # detect's fields (peak_score, verdict...) are not extract's
+        record["error"], record["hint"] = cli_words(record["error"]), cli_words(record["hint"])
+        record["warnings"] = [cli_words(w) or w for w in record["warnings"]]
         outcomes.append(record)
         _report(record, json_out)
 
@@ -174,10 +178,7 @@ def extract_command(
             used[:] = [WeightsUsed(w.name, str(w.path), w.sha256, w.verified, w.trained) for w in weights.values()]
             for w in used:
                 if not w.verified:  # once per run, before the first video's lines
-                    console.warn(
-                        f"{w.name} weights {w.path} are not the published file (sha256 {short_hash(w.sha256)}): "
-                        "these features are not those of the published protocol"
-                    )
+                    console.warn(unpublished_warning(w.name, w.path, f"sha256 {short_hash(w.sha256)}", features=True))
             job = ExtractJob(out, weights, n_crops, batch_size, video_stream, audio_stream, resolved_precision)
             job.precision_asked = getattr(precision, "value", precision)
             job.decode_workers = workers
@@ -196,7 +197,8 @@ def extract_command(
                 actors=actors,
             )
 
-    counts = {s: sum(o["status"] == s for o in outcomes) for s in ("done", "skipped", "failed", "failed-before")}
+    # counts keyed in snake_case like every other key (failed_before), statuses as the runner names them
+    counts = {s.replace("-", "_"): sum(o["status"] == s for o in outcomes) for s in STATUSES}
     if json_out:
         document = {
             **document_header(used),
@@ -210,7 +212,7 @@ def extract_command(
         typer.echo(json.dumps(document, indent=2))
     elif summary is not None:
         console.info(f"{closing_line(summary, 'extracted', len(found.failures))} -> {out}", quiet=quiet)
-    failures = [o for o in outcomes if o["status"] in ("failed", "failed-before")]
+    failures = [o for o in outcomes if o["status"] in (FAILED, FAILED_BEFORE)]
     for failure in failures:
         console.stderr.print(f"failed: {failure['error']}", highlight=False, markup=False)
     exit_code(len(failures))
@@ -218,7 +220,7 @@ def extract_command(
 
 def _report(record: dict[str, Any], json_out: bool) -> None:
     """One line per video: results on stdout, problems on stderr."""
-    if record["status"] in ("failed", "failed-before"):
+    if record["status"] in (FAILED, FAILED_BEFORE):
         console.error(record["error"], record.get("hint"))
         return
     for warning in record["warnings"] if record["status"] == "done" else ():

@@ -86,11 +86,26 @@ def run_in_view(
     verb: str,
     **options: Any,
 ) -> RunSummary:
-    """``runner.run`` drawn on ``bar``; on Ctrl-C or SIGTERM, say where the run stopped (then re-raise)."""
+    """``runner.run`` drawn on ``bar``; on Ctrl-C or SIGTERM, say how far the run got and how
+    to go on (then re-raise)."""
     try:
         return run(videos, job, events=RunView(bar, on_outcome), **options)
     except KeyboardInterrupt as exc:
         stopped = getattr(exc, "run_summary", None)
-        if stopped is not None:
-            console.warn(f"{closing_line(stopped, verb)}; rerun the same command to resume")
+        with bar_paused(bar):
+            console.warn(stopped_line(stopped, verb, len(videos), resumable=getattr(job, "out_dir", None) is not None))
         raise
+
+
+def stopped_line(summary: RunSummary | None, verb: str, planned: int, *, resumable: bool) -> str:
+    """What an interrupted run says: how far it got, and that a rerun goes on from there."""
+    if summary is None or not summary.total:
+        line = f"stopped before the first of {planned:,} video{'s' if planned != 1 else ''} was {verb}"
+    else:
+        line = f"stopped: {closing_line(summary, verb)}"
+        left = planned - summary.total - (summary.interrupted_at is not None)  # the one stopped in is not counted
+        if left > 0:
+            line += f"; {left:,} not started"
+    if resumable:
+        return line + "; rerun the same command to go on (finished videos are skipped)"
+    return line + "; rerun the same command to do them again (with --output-dir a rerun skips finished videos)"

@@ -21,6 +21,8 @@ import typer
 
 from .. import console
 from ..errors import UsageError
+from ..messages import unpublished_warning
+from ..protocol import DEFAULT_THRESHOLD
 from ..timefmt import clock
 from ._app import app, cli_errors
 from .detect_cmd import _check_writable_dir
@@ -40,6 +42,7 @@ from .options import (
     WeightsDirOpt,
     model_checkpoints,
 )
+from .wording import cli_words
 
 PANEL_SOURCE = "Source"
 PANEL_ALERTS = "Alerts"
@@ -131,7 +134,7 @@ def watch_command(
     threshold: Annotated[
         float,
         typer.Option(help="A snippet is violent at or above this score.", rich_help_panel=PANEL_ALERTS),
-    ] = 0.5,
+    ] = DEFAULT_THRESHOLD,
     min_duration: Annotated[
         float,
         typer.Option(help="Seconds a violent run must last before it is an alert.", rich_help_panel=PANEL_ALERTS),
@@ -216,12 +219,12 @@ def watch_command(
     )
     for w in detector.weights:
         if not w.verified:
-            console.warn(
-                f"{w.name} weights {w.path} are not the published file: the scores are not the published model's"
-            )
+            from ..weights import short_hash
+
+            console.warn(unpublished_warning(w.name, w.path, f"sha256 {short_hash(w.sha256)}"))
 
     monitor: LiveMonitor
-    hook = AlertHook(hook_argv, lambda m: monitor.note("warning", m)) if hook_argv else None
+    hook = AlertHook(hook_argv, lambda m: monitor.note("warning", cli_words(m, ("on_alert",)))) if hook_argv else None
     clips = None
     if save_clips is not None:
         clips = ClipRecorder(

@@ -51,7 +51,7 @@ NamesArg = Annotated[
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no information lines.")]
 _ORIGIN_LABEL = {"weights_dir": "--weights-dir", "env": "$" + registry.WEIGHTS_ENV, "cache": "cache"}
-LINE_WIDTH = 100  # columns `weights list` fits in
+LINE_WIDTH = 100  # columns the table of `weights list` fits in
 OFFLINE_HINT = (
     "offline? on a machine with internet run `violence-detect weights download --weights-dir DIR` there, "
     f"copy DIR here and set {registry.WEIGHTS_ENV}=DIR; or set {registry.WEIGHTS_URL_ENV} to a folder URL "
@@ -108,10 +108,10 @@ def list_command(
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    # Paths print whole (one to copy must not be cut); the table above fits LINE_WIDTH columns.
     for (label, problem), loc in zip(checks, located):
         if problem is not None:
-            room = LINE_WIDTH - len(f"warning: {loc.entry.name} : {problem}")
-            console.warn(f"{loc.entry.name} {_fit(str(loc.path), room)}: {problem}")
+            console.warn(f"{loc.entry.name} {loc.path}: {problem}")
     folders = [
         ("--weights-dir", weights_dir),
         ("$" + registry.WEIGHTS_ENV, _env_folder()),
@@ -119,7 +119,7 @@ def list_command(
     ]
     for label, folder in folders:
         if folder is not None:
-            console.info(f"{label}: " + _fit(str(folder), LINE_WIDTH - len(label) - 2), quiet=quiet)
+            console.info(f"{label}: {folder}", quiet=quiet)
     if any(label == "not checked" for label, _ in checks):
         console.info("not checked: `violence-detect weights verify` compares them with the manifest", quiet=quiet)
 
@@ -129,14 +129,6 @@ def _env_folder() -> Path | None:
 
     value = os.environ.get(registry.WEIGHTS_ENV, "").strip()
     return Path(value).expanduser() if value else None
-
-
-def _fit(line: str, width: int = LINE_WIDTH) -> str:
-    """``line`` (a path) cut in the middle with '...' to at most ``width`` columns."""
-    if len(line) <= width or width < 20:
-        return line
-    keep = width - 3
-    return line[: keep // 2] + "..." + line[-(keep - keep // 2) :]
 
 
 @weights_app.command("download")
@@ -229,6 +221,15 @@ def path_command(
 
     Example: violence-detect weights path macil_sd
     """
+    if not download:  # not fetched unless asked: say so, and how to ask
+        located = registry.locate_weights(name.value, weights_dir=weights_dir)
+        if located.path is None:
+            where = ", ".join(str(folder) for folder in located.searched)
+            raise WeightsError(
+                f"{name.value} weights not found: {located.entry.filename} is not in {where}",
+                hint=f"`violence-detect weights path {name.value} --download` fetches it "
+                f"(or `violence-detect weights download {name.value}`)",
+            )
     with _download_bar(console.progress_enabled(quiet)) as make_callback:
         path = registry.resolve_weights(
             name.value,

@@ -48,6 +48,7 @@ from ..devices import resolve_device
 from ..errors import InputError, UsageError
 from ..hwdecode import Nvdec
 from ..media import MediaInfo
+from ..messages import no_audio_warning
 from ..precision import FP32, matmul_flags
 from ..protocol import (
     AUDIO_DIM,
@@ -625,9 +626,7 @@ class FeatureExtractor:
         else:
             opened = _Opened(key, info, self.step_for(info.width, info.height), source)
         if not info.has_audio:
-            opened.warnings.append(
-                f"{path.name}: no audio stream: silence used as audio (the scores rest on the picture alone)"
-            )
+            opened.warnings.append(no_audio_warning(path.name))
         if isinstance(opened, _PooledVideo):
             return opened
         try:

@@ -128,7 +128,8 @@ class SegmentTracker:
 class AlertHook:
     """Run ``argv`` once per event with the event's JSON on stdin, off the scoring thread.
 
-    Failures (non-zero exit, timeout, command not found) go to ``on_error`` as one line.
+    Failures (non-zero exit, timeout, command not found) go to ``on_error`` as one line, which
+    names the hook by its parameter, ``on_alert``.
     """
 
     def __init__(self, argv: Sequence[str], on_error: Callable[[str], None], timeout: float = HOOK_TIMEOUT) -> None:
@@ -157,18 +158,18 @@ class AlertHook:
                     self.argv, input=data, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=self.timeout
                 )
             except FileNotFoundError:
-                self.on_error(f"--on-alert: command not found: {name}")
+                self.on_error(f"on_alert: command not found: {name}")
                 continue
             except subprocess.TimeoutExpired:
-                self.on_error(f"--on-alert: {name} ran longer than {self.timeout:g} s and was stopped")
+                self.on_error(f"on_alert: {name} ran longer than {self.timeout:g} s and was stopped")
                 continue
             except OSError as exc:
-                self.on_error(f"--on-alert: cannot run {name}: {exc.strerror or exc}")
+                self.on_error(f"on_alert: cannot run {name}: {exc.strerror or exc}")
                 continue
             self.runs += 1
             if done.returncode:
                 tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] if done.stderr else []
-                self.on_error(f"--on-alert: {name} exited with {done.returncode}" + (f": {tail[0]}" if tail else ""))
+                self.on_error(f"on_alert: {name} exited with {done.returncode}" + (f": {tail[0]}" if tail else ""))
 
 
 def _sample_of(tick: int) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol import SNIPPET_FRAMES
+from ..protocol import DEFAULT_THRESHOLD, SNIPPET_FRAMES
 from .alerts import AlertEvent, AlertHook, ClipRecorder, SegmentTracker
 from .scorer import DEFAULT_WINDOW, CausalScorer, SnippetAssembler, SnippetScore
 from .source import (
@@ -40,7 +40,7 @@ class LiveOptions:
     """``reconnect`` None: on for network sources and devices, off for files."""
 
     window: int = DEFAULT_WINDOW
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     min_duration: float = 0.0
     duration: float | None = None  # s of watching (wall clock), None: until the source ends
     timeout: float = DEFAULT_TIMEOUT

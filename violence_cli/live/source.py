@@ -87,7 +87,7 @@ def parse_source(text: str, realtime: bool = False) -> SourceSpec:
     scheme = urlsplit(text).scheme.lower() if "://" in text else ""
     if scheme in NETWORK_SCHEMES:
         if realtime:
-            raise UsageError(f"--realtime is for files; {scheme}:// sources are live already")
+            raise UsageError(f"realtime=True is for files; {scheme}:// sources are live already", params=("realtime",))
         return SourceSpec(text, "network")
     if scheme:
         known = ", ".join(f"{s}://" for s in sorted(NETWORK_SCHEMES))
@@ -395,7 +395,8 @@ class LiveReader:
         if isinstance(exc, av.error.ExitError):
             return InputError(
                 f"{self.spec.label}: no answer within {self.timeout:g} s",
-                hint="check the address and that the source is sending; --timeout SECONDS waits longer",
+                hint="check the address and that the source is sending; a longer timeout waits longer",
+                params=("timeout",),
             )
         return InputError(f"{self.spec.label}: cannot open ({_why(exc)})")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._version import __version__
-from ..atomic import atomic_open
+from ..atomic import ESCAPED, atomic_open
 from ..schema import DetectionResult
 from ..timefmt import clock
 from ._assets import asset
@@ -172,7 +172,7 @@ def render_index(rows: list[IndexRow], title: str = "violence-detect results") -
 
 def write_index(rows: list[IndexRow], path: str | os.PathLike[str], title: str = "violence-detect results") -> Path:
     """Write ``index.html`` (atomically) listing ``rows``; returns the path."""
-    with atomic_open(path, "w", encoding="utf-8") as handle:
+    with atomic_open(path, "w", encoding="utf-8", errors=ESCAPED) as handle:  # non-UTF-8 names: \udcXX
         handle.write(render_index(rows, title))
     return Path(path)
 

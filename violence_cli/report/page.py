@@ -39,7 +39,7 @@ def media_url(media: str | os.PathLike[str], report_dir: str | os.PathLike[str])
         rel = os.path.relpath(media, Path(report_dir).absolute())
     except ValueError:
         return media.as_uri()
-    return quote(Path(rel).as_posix(), safe="/")
+    return quote(Path(rel).as_posix(), safe="/", errors="surrogateescape")  # a non-UTF-8 name: its own bytes
 
 
 def inline_json(data: Any) -> str:

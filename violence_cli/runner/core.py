@@ -13,7 +13,6 @@ Library code: nothing is printed; :class:`RunEvents` reports progress.
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,17 @@ from typing import Any
 from ..errors import ViolenceDetectError
 from .inputs import VideoInput
 from .jobs import Job
-from .records import DONE, FAILED, FAILED_BEFORE, SKIPPED, Outcome, RunFiles, describe_exception, fingerprint
+from .records import (
+    DONE,
+    FAILED,
+    FAILED_BEFORE,
+    SKIPPED,
+    Outcome,
+    RunFiles,
+    failed_outcome,
+    fingerprint,
+    release_device_memory,
+)
 
 ENGINES = ("local", "ray")
 FLUSH_EVERY = 2.0  # s: results.csv / failures.jsonl are rewritten at most this often (and at the end)
@@ -74,12 +83,6 @@ class RunSummary:
         self.violent += outcome.status == DONE and outcome.verdict == "violent"
 
 
-def failed_outcome(video: VideoInput, exc: BaseException, seconds: float = 0.0) -> Outcome:
-    error, hint = describe_exception(exc, video.shown)
-    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return Outcome(video.shown, video.name, FAILED, error=error, hint=hint, seconds=seconds, trace=trace)
-
-
 class _Recorder:
     """Where outcomes go: the summary, the events, the run files."""
 
@@ -125,7 +128,7 @@ def plan(
                         video.name,
                         FAILED_BEFORE,
                         error=entry.get("error"),
-                        hint="failed in an earlier run; --retry-failed tries it again",
+                        hint="failed in an earlier run; retry_failed=True tries it again",
                     )
                 )
                 continue
@@ -182,6 +185,10 @@ def run(
             run_ray(pending, job, record, summary, address=ray_address, actors=actors, device=device)
         elif pending:
             _run_local(pending, job, device, events, record, summary)
+    except BaseException as exc:  # KeyboardInterrupt (SIGTERM too, see cli), SystemExit: say how far it got
+        if not hasattr(exc, "run_summary"):
+            exc.run_summary = summary  # type: ignore[attr-defined]
+        raise
     finally:
         summary.wall_seconds = time.perf_counter() - started
         if files is not None:
@@ -221,20 +228,13 @@ def _each_video(
             outcome = worker.process(video, lambda done, total, v=video: events.progress(v, done, total))
         except Exception as exc:  # noqa: BLE001 - any failure of one video is recorded; the run goes on
             outcome = failed_outcome(video, exc)
-            _release_device_memory(device)
+            release_device_memory(device)
         except BaseException as exc:  # KeyboardInterrupt (SIGTERM too, see cli), SystemExit
             summary.interrupted_at = str(video.path)
             exc.run_summary = summary  # type: ignore[attr-defined]
             raise
         outcome.seconds = time.perf_counter() - t0
         record(outcome, video)
-
-
-def _release_device_memory(device: Any) -> None:
-    if getattr(device, "type", str(device)).startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()
 
 
 __all__ = ["ENGINES", "RunEvents", "RunSummary", "durations_of", "failed_outcome", "plan", "run"]

@@ -20,7 +20,7 @@ from typing import Any
 from .. import atomic
 from ..models import DEFAULT_MODEL
 from ..precision import FP32
-from ..protocol import AUDIO_DIM, DEFAULT_CROPS, I3D_WEIGHTS, RGB_DIM, VGGISH_WEIGHTS
+from ..protocol import AUDIO_DIM, DEFAULT_CROPS, DEFAULT_THRESHOLD, I3D_WEIGHTS, RGB_DIM, VGGISH_WEIGHTS
 from ..weights import ResolvedWeights
 from .inputs import VideoInput
 from .records import DONE, SKIPPED, Outcome, fingerprint, folder_lock, make_record
@@ -100,18 +100,18 @@ class Job:
 @dataclass
 class DetectJob(Job):
     """Score each video; with ``out_dir``, write ``NAME.json`` (always: it is the record) and
-    the other ``formats``; ``plot_dir``: one ``NAME.timeline.png`` each; ``output`` / ``plot``:
-    one file for a run of one video."""
+    the other ``formats``; ``plot_dir``: one ``NAME.timeline.png`` each; ``outputs`` (one file
+    per export, format from the extension) / ``plot``: for a run of one video."""
 
     formats: list[str] = field(default_factory=list)
     plot_dir: Path | None = None
-    output: Path | None = None
+    outputs: list[Path] = field(default_factory=list)
     plot: Path | None = None
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     min_duration: float = 0.0
     merge_gap: float = 0.0
     report_proxy: bool = False  # html: a browser-safe copy of a video browsers do not play
-    start: float = 0.0  # s: score only this part of each video (--start/--end)
+    start: float = 0.0  # s: score only this part of each video (with end)
     end: float | None = None
     model: str = DEFAULT_MODEL  # which model scores (violence_cli.models.MODEL_NAMES)
     kind = "detect"
@@ -142,8 +142,7 @@ class DetectJob(Job):
         from ..writers import format_for_path, get_writer
 
         out: list[tuple[str, Path]] = []
-        if self.output is not None:
-            out.append((format_for_path(self.output), self.output))
+        out.extend((format_for_path(path), path) for path in self.outputs)
         if self.out_dir is not None:
             for f in self.formats:
                 if f == "json":
@@ -229,7 +228,7 @@ class DetectWorker:
 
     def process(self, video: VideoInput, progress: Progress | None = None) -> Outcome:
         from ..plot import plot_timeline
-        from ..writers import get_writer
+        from ..writers import HtmlWriter, get_writer
 
         job = self.job
         job.remove_leftovers(video)
@@ -259,8 +258,9 @@ class DetectWorker:
             writer = (
                 html_writer(result, target, job.report_proxy, self._warnings.append, video) if fmt == "html" else None
             )
-            writer = writer or get_writer(fmt)
-            files.append(writer.write(result, target))
+            files.append((writer or get_writer(fmt)).write(result, target))
+            if isinstance(writer, HtmlWriter) and writer.source_playback is not None:
+                files.append(Path(writer.media))  # the proxy it plays: NAME.proxy.mp4
         outcome = detect_outcome(video, result, DONE, files)
         outcome.warnings += self._warnings
         self._warnings = []
@@ -282,14 +282,14 @@ def html_writer(
     playback = check_playback(source, result.video.video_stream, info=getattr(result, "media", None))
     spooled = video is not None and video.label is not None
     if spooled and not proxy:
-        warn(f"{video.label}: the report's player stays blank (the input is not kept; --report-proxy keeps a copy)")
+        warn(f"{video.label}: the report's player stays blank (the input is not kept; report_proxy=True keeps a copy)")
         return HtmlWriter(source, playback)
     if playback.safe and not spooled:
         return HtmlWriter(source, playback)
     if not proxy:
         warn(
             f"{source.name}: {playback.reason}; the report's player may stay blank "
-            "(--report-proxy writes a browser-safe copy beside the report)"
+            "(report_proxy=True writes a browser-safe copy beside the report)"
         )
         return HtmlWriter(source, playback)
     copy = make_proxy(source, proxy_path(target), result.video.video_stream, result.video.audio_stream)

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UsageError, ViolenceDetectError
 from .inputs import VideoInput
 from .jobs import Job
-from .records import Outcome
+from .records import Outcome, failed_outcome, release_device_memory
 
 ADDRESS_ENV = "RAY_ADDRESS"  # honoured by ray.init when no address is given
 
@@ -59,9 +59,9 @@ def worker_device(spec: str = "auto", address: str | None = None) -> Any:
     if text == "cpu" or (text == "auto" and not gpus):
         return torch.device("cpu")
     if text not in ("auto",) and not text.startswith("cuda"):
-        raise UsageError(f"unknown device {spec!r}", hint="use auto, cpu or cuda with --engine ray")
+        raise UsageError(f"unknown device {spec!r}", hint="use auto, cpu or cuda with engine='ray'")
     if not gpus:
-        raise UsageError(f"device {spec!r}: the Ray cluster has no GPU", hint="use --device cpu")
+        raise UsageError(f"device {spec!r}: the Ray cluster has no GPU", hint="use device='cpu'")
     return torch.device("cuda")  # each actor sees its own GPU as cuda:0
 
 
@@ -78,8 +78,6 @@ class _VideoActor:
         self.device = device
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .core import _release_device_memory, failed_outcome
-
         rows = []
         for path, rel in zip(batch["path"], batch["rel"]):
             video = VideoInput(Path(str(path)), PurePosixPath(str(rel)))
@@ -87,7 +85,7 @@ class _VideoActor:
                 outcome = self.worker.process(video)
             except Exception as exc:  # noqa: BLE001 - one video's failure is recorded, the others go on
                 outcome = failed_outcome(video, exc)
-                _release_device_memory(self.device)
+                release_device_memory(self.device)
             rows.append(pickle.dumps(outcome))
         return {"outcome": np.array(rows, dtype=object)}
 

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ RESULTS_COLUMNS = (
 )
 
 DONE, SKIPPED, FAILED, FAILED_BEFORE = "done", "skipped", "failed", "failed-before"
+STATUSES = (DONE, SKIPPED, FAILED, FAILED_BEFORE)
+DETECT_FIELDS = ("peak_score", "violent_seconds", "segments", "verdict")  # an Outcome's fields only detect fills
 
 
 def fingerprint(path: str | os.PathLike[str]) -> dict[str, int]:
@@ -104,10 +107,13 @@ class Outcome:
             "error": self.error or "",
         }
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, omit: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Its JSON form, without the fields in ``omit`` (extract: :data:`DETECT_FIELDS`)."""
         out = asdict(self)
         out.pop("result")
         out.pop("trace")  # for --debug on the terminal, not for JSON documents
+        for name in omit:
+            out.pop(name, None)
         return out
 
 
@@ -121,6 +127,22 @@ def describe_exception(exc: BaseException, path: str | None = None) -> tuple[str
     text = " ".join(str(exc).split()) or "no detail"
     where = f"{path}: " if path else ""
     return f"{where}{type(exc).__name__}: {text[:500]}", None
+
+
+def failed_outcome(video: Any, exc: BaseException, seconds: float = 0.0) -> Outcome:
+    """The outcome of a ``video`` (a :class:`~violence_cli.runner.inputs.VideoInput`) that
+    raised ``exc``, with its traceback kept for ``--debug``; every engine records failures so."""
+    error, hint = describe_exception(exc, video.shown)
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Outcome(video.shown, video.name, FAILED, error=error, hint=hint, seconds=seconds, trace=trace)
+
+
+def release_device_memory(device: Any) -> None:
+    """After a failed video (CUDA out of memory, say): hand cached GPU memory back before the next."""
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 @contextlib.contextmanager
@@ -170,7 +192,7 @@ class RunFiles:
 
     def _read_rows(self) -> dict[str, dict[str, str]]:
         try:
-            with open(self.results, encoding="utf-8", newline="") as fh:
+            with open(self.results, encoding="utf-8", errors=atomic.RAW_BYTES, newline="") as fh:
                 return {row["name"]: row for row in csv.DictReader(fh) if row.get("name")}
         except (FileNotFoundError, KeyError, csv.Error, UnicodeDecodeError):
             return {}
@@ -208,17 +230,18 @@ class RunFiles:
             writer = csv.DictWriter(buffer, ("name", *RESULTS_COLUMNS), lineterminator="\n")
             writer.writeheader()
             writer.writerows(sorted(rows.values(), key=lambda r: r["name"]))
-            atomic.write_text(self.results, buffer.getvalue())
+            atomic.write_text(self.results, buffer.getvalue(), errors=atomic.RAW_BYTES)  # names as on disk
             failures = self.read_failures()
             if self._failed or (self._cleared & failures.keys()):
                 for name in self._cleared:
                     failures.pop(name, None)
                 failures.update(self._failed)
                 text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in failures.values())
-                atomic.write_text(self.failures_path, text)
+                atomic.write_text(self.failures_path, text, errors=atomic.ESCAPED)
 
 
 __all__ = [
+    "DETECT_FIELDS",
     "DONE",
     "FAILED",
     "FAILED_BEFORE",
@@ -226,10 +249,13 @@ __all__ = [
     "RESULTS_COLUMNS",
     "RESULTS_FILE",
     "SKIPPED",
+    "STATUSES",
     "Outcome",
     "RunFiles",
     "describe_exception",
+    "failed_outcome",
     "fingerprint",
     "folder_lock",
     "make_record",
+    "release_device_memory",
 ]

@@ -237,7 +237,8 @@ def build_training_set(
             "MIL training needs both",
             hint=None
             if labels is not None
-            else "give --labels labels.csv with 'video,label' rows (1 violent, 0 normal)",
+            else "give labels (a labels.csv with 'video,label' rows: 1 violent, 0 normal)",
+            params=("labels",),
         )
     return result
 

@@ -62,7 +62,7 @@ class TrainConfig:
     lambda_nor: float = 1.5  # max weight of the two normal-negative terms (lamda_a2n)
     lambda_step: float = 0.1  # lambda = min(max, lambda_step * epoch) (lamda_cof)
     temperature: float = TEMPERATURE
-    ema_start: float = 0.91  # momentum at epoch 0 (option --m)
+    ema_start: float = 0.91  # momentum at epoch 0 (the published train.py's option m)
     ema_epochs: int = 50  # cosine schedule length (momentum 1 from then on)
     max_seqlen: int = MAX_SEQLEN
     seed: int = 2333
@@ -73,17 +73,19 @@ class TrainConfig:
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
-            raise UsageError("--epochs and --batch-size must be at least 1")
+            raise UsageError("epochs and batch_size must be at least 1", params=("epochs", "batch_size"))
         if self.lr <= 0 or self.teacher_lr_divisor <= 0:
-            raise UsageError("--lr and --teacher-lr-divisor must be positive")
+            raise UsageError("lr and teacher_lr_divisor must be positive", params=("lr", "teacher_lr_divisor"))
         if self.max_seqlen < 1 or self.t_max < 1 or self.ema_epochs < 1:
-            raise UsageError("--max-seqlen, --t-max and --ema-epochs must be at least 1")
+            raise UsageError(
+                "max_seqlen, t_max and ema_epochs must be at least 1", params=("max_seqlen", "t_max", "ema_epochs")
+            )
         if self.temperature <= 0:
-            raise UsageError(f"--temperature must be positive, got {self.temperature}")
+            raise UsageError(f"temperature must be positive, got {self.temperature}", params=("temperature",))
         if not 0.0 <= self.ema_start <= 1.0:
-            raise UsageError(f"--ema-start must be in [0, 1], got {self.ema_start}")
+            raise UsageError(f"ema_start must be in [0, 1], got {self.ema_start}", params=("ema_start",))
         if self.pairing not in ("published", "matched"):
-            raise UsageError(f"pairing must be 'published' or 'matched', got {self.pairing!r}")
+            raise UsageError(f"pairing must be 'published' or 'matched', got {self.pairing!r}", params=("pairing",))
 
 
 def lambda_at(epoch: int, maximum: float, step: float) -> float:
@@ -296,7 +298,8 @@ def train_step(
     if not (torch.isfinite(loss) and torch.isfinite(teacher_loss)):
         raise ViolenceDetectError(
             f"training diverged (loss {loss.item()}, teacher {teacher_loss.item()})",
-            hint="lower --lr or --lambda-bgd/--lambda-nor",
+            hint="lower lr or lambda_bgd/lambda_nor",
+            params=("lr", "lambda_bgd", "lambda_nor"),
         )
     opt_av.zero_grad(set_to_none=True)
     loss.backward()
@@ -363,7 +366,7 @@ def read_state(out_dir: Path) -> dict[str, Any]:
     """The saved training state of ``out_dir`` (InputError when absent or unreadable)."""
     path = Path(out_dir) / STATE_FILE
     if not path.is_file():
-        raise InputError(f"{path}: no training state to resume from (was this folder made by 'train --out'?)")
+        raise InputError(f"{path}: no training state to resume from (was this folder made by `violence-detect train`?)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
