@@ -215,9 +215,11 @@ def test_bad_files(media, weight_args, key, needle) -> None:
     one_line_error(run(media[key], *weight_args), needle)
 
 
-def test_json_mode_failure_prints_no_document_for_one_file(media, weight_args) -> None:
+def test_json_mode_failure_of_one_file_is_still_one_document(media, weight_args) -> None:
     r = run(media["text"], *weight_args, "--json")
-    assert r.exit_code == 1 and r.stdout == "" and "notes.mp4" in r.stderr
+    assert r.exit_code == 1 and "notes.mp4" in r.stderr
+    doc = json.loads(r.stdout)  # exactly one JSON document: the batch form, its error listed
+    assert doc["results"] == [] and [Path(e["path"]).name for e in doc["errors"]] == ["notes.mp4"]
 
 
 def test_missing_path(weight_args, tmp_path) -> None:
@@ -260,7 +262,7 @@ def test_missing_output_folders_are_created_and_each_file_named(media, weight_ar
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.suffix in (".srt", ".json")) == [
         "good.json", "good.srt", "mute.json", "mute.srt"]  # fmt: skip
     assert sorted(line for line in r.stderr.splitlines() if line.startswith("wrote ")) == sorted(
-        f"wrote {out / name}" for name in ("good.json", "good.srt", "mute.json", "mute.srt")
+        f"wrote {out / name}" for name in ("good.json", "good.srt", "mute.json", "mute.srt", "results.csv")
     )
     r = run(media["good"], *weight_args, "-o", one, "--quiet")
     assert r.exit_code == 0 and one.is_file() and "wrote" not in r.stderr  # --quiet: no information lines

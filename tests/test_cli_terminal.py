@@ -142,7 +142,7 @@ def test_detect_leaves_a_clean_screen(setup) -> None:
     verdicts = [line for line in lines if "violent" in line and "segment" in line or "non-violent" in line]
     assert len(verdicts) == 2
     assert sorted(line for line in lines if line.startswith("wrote ")) == [
-        f"wrote {out / name}" for name in ("calm2.json", "calm2.srt", "riot1.json", "riot1.srt")], text  # fmt: skip
+        f"wrote {out / name}" for name in ("calm2.json", "calm2.srt", "results.csv", "riot1.json", "riot1.srt")], text  # fmt: skip
 
 
 def test_extract_leaves_a_clean_screen(setup) -> None:

@@ -394,7 +394,7 @@ def plan_outputs(
         for path in outputs:
             format_for_path(path)  # an unknown extension is a usage error, before any work
             _check_writable_file(path)
-        job.outputs = outputs
+        job.output_files = outputs
     if formats and output_dir is None:
         raise UsageError("--format needs --output-dir DIR (or use -o FILE with an extension)")
     if output_dir is not None:

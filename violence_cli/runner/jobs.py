@@ -100,12 +100,12 @@ class Job:
 @dataclass
 class DetectJob(Job):
     """Score each video; with ``out_dir``, write ``NAME.json`` (always: it is the record) and
-    the other ``formats``; ``plot_dir``: one ``NAME.timeline.png`` each; ``outputs`` (one file
+    the other ``formats``; ``plot_dir``: one ``NAME.timeline.png`` each; ``output_files`` (one file
     per export, format from the extension) / ``plot``: for a run of one video."""
 
     formats: list[str] = field(default_factory=list)
     plot_dir: Path | None = None
-    outputs: list[Path] = field(default_factory=list)
+    output_files: list[Path] = field(default_factory=list)  # -o FILE (repeatable)
     plot: Path | None = None
     threshold: float = DEFAULT_THRESHOLD
     min_duration: float = 0.0
@@ -142,7 +142,7 @@ class DetectJob(Job):
         from ..writers import format_for_path, get_writer
 
         out: list[tuple[str, Path]] = []
-        out.extend((format_for_path(path), path) for path in self.outputs)
+        out.extend((format_for_path(path), path) for path in self.output_files)
         if self.out_dir is not None:
             for f in self.formats:
                 if f == "json":
