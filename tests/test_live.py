@@ -479,7 +479,7 @@ def test_alert_hook_never_uses_a_shell(tmp_path: Path) -> None:
     failing.close()
     assert json.loads(out.read_text())["event"] == "start"
     assert not marker.exists()
-    assert errors == [f"--on-alert: {sys.executable} exited with 3"]
+    assert errors == [f"on_alert: {sys.executable} exited with 3"]  # the library names its parameter
 
 
 def test_ctrl_c_stops_cleanly(weights: Path, clip: Path, tmp_path: Path) -> None:
