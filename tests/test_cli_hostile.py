@@ -18,6 +18,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+from violence_cli._compat import is_float_param
 from violence_cli.cli import app
 
 runner = CliRunner()
@@ -33,8 +34,7 @@ def _float_options() -> list[tuple[list[str], str]]:
         for name, sub in getattr(command, "commands", {}).items():
             walk(sub, [*path, name])
         for param in command.params:
-            annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-            if "float" in str(annotation) and param.opts[0].startswith("--"):
+            if is_float_param(param) and param.opts[0].startswith("--"):
                 found.append((path, param.opts[0]))
 
     walk(typer.main.get_command(app), [])

@@ -290,7 +290,7 @@ def test_shared_messages_are_worded_once() -> None:
     from violence_cli.pipeline import result_warnings
     from violence_cli.schema import VideoFacts
 
-    for needle in ("no audio stream", "are not the published file"):
+    for needle in ("silence was used as audio", "used as audio", "are not the published file"):
         homes = sorted(
             str(path.relative_to(PACKAGE))
             for path in PACKAGE.rglob("*.py")

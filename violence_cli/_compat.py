@@ -23,6 +23,19 @@ except ImportError:  # Typer < 0.24
     from click import globals as click_globals  # type: ignore[no-redef]
 
 
+def is_float_param(param: Any) -> bool:
+    """Whether a command parameter takes a float (or floats). Typer >= 0.24 keeps the Python
+    annotation in the private ``type_descriptor`` and has no Click ``type``; older Typer gives
+    the Click type (``FloatParamType``, which ``FloatRange`` extends)."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None:
+        annotation = descriptor.annotation
+        return annotation is float or annotation == (float | None) or annotation == list[float]
+    from click import types as click_types  # Typer < 0.24 depends on click (its vendored copy has no types)
+
+    return isinstance(getattr(param, "type", None), click_types.FloatParamType)
+
+
 def current_context() -> Any:
     """Click's context of the command running now, or None outside one."""
     return click_globals.get_current_context(silent=True)
@@ -80,6 +93,7 @@ __all__ = [
     "click_globals",
     "current_context",
     "forget_live_height",
+    "is_float_param",
     "patch_help_words",
     "typer",
 ]

@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import console
-from .._compat import click_exceptions, current_context, patch_help_words
+from .._compat import click_exceptions, current_context, is_float_param, patch_help_words
 from .._version import __version__
 from ..errors import Terminated, UsageError, ViolenceDetectError
 from .wording import cli_words
@@ -218,9 +218,7 @@ def _finite_floats(command: Any) -> None:
     for sub in getattr(command, "commands", {}).values():
         _finite_floats(sub)
     for param in getattr(command, "params", []):
-        descriptor = getattr(param, "type_descriptor", None)
-        annotation = getattr(descriptor, "annotation", None)
-        if annotation is float or annotation == (float | None):
+        if is_float_param(param):
             param.callback = _finite_check(param.callback)
 
 
