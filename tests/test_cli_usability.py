@@ -290,17 +290,17 @@ def test_shared_messages_are_worded_once() -> None:
     from violence_cli.pipeline import result_warnings
     from violence_cli.schema import VideoFacts
 
-    for needle in ("silence was used as audio", "used as audio", "are not the published file"):
+    for needle in ("used as audio", "are not the published file (", "are not the published file:"):
         homes = sorted(
             str(path.relative_to(PACKAGE))
             for path in PACKAGE.rglob("*.py")
             if any(needle in text for _, text in _strings(path))
         )
-        assert homes == ["messages.py"], (needle, homes)
+        assert set(homes) <= {"messages.py"}, (needle, homes)  # worded nowhere else
     facts = VideoFacts(path="v/mute.mp4", duration=2.0, fps=24.0, width=64, height=48, has_audio=False,
                        video_stream=0, audio_stream=None, container="mp4", video_codec="h264", audio_codec=None,
                        n_frames=48, n_snippets=2, scored_duration=4 / 3)  # fmt: skip
     assert result_warnings(facts, []) == [no_audio_warning("mute.mp4")]
-    assert result_warnings(facts, [], [no_audio_warning("mute.mp4")]) == []  # the extractor said it already
-    assert result_warnings(facts, [], ["mute.mp4: no audio here, a note of another kind"]) == [no_audio_warning("mute.mp4")]
+    assert result_warnings(facts, [], already=[no_audio_warning("mute.mp4")]) == []  # the extractor said it already
+    assert result_warnings(facts, [], already=["mute.mp4: no audio here, another note"]) == [no_audio_warning("mute.mp4")]
     assert "(sha256 abc): the scores" in unpublished_warning("vggish", "w/v.pth", "sha256 abc")

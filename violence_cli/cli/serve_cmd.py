@@ -15,6 +15,8 @@ import typer
 
 from .. import console
 from ..errors import UsageError
+from ..messages import unpublished_warning
+from ..weights import short_hash
 from ._app import app, cli_errors
 from .options import (
     DEFAULT_CROPS_CHOICE,
@@ -174,7 +176,7 @@ def serve_command(
         console.info(note)
     for w in config.weights.values():
         if not w.verified and not w.trained:
-            console.warn(f"{w.name} weights {w.path} are not the published file: the scores are not the published model's")
+            console.warn(unpublished_warning(w.name, w.path, f"sha256 {short_hash(w.sha256)}"))
 
     def ready(bound: str, bound_port: int, requeued: int) -> None:
         where = f"[{bound}]" if ":" in bound else bound
