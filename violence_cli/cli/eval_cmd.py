@@ -11,7 +11,6 @@ import typer
 from .. import console
 from ..errors import UsageError
 from ..messages import unpublished_warning
-from ..protocol import MACIL_WEIGHTS
 from ._app import app, cli_errors
 from .options import (
     DEFAULT_MODEL_CHOICE,
