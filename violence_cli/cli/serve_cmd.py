@@ -20,6 +20,7 @@ from ..weights import short_hash
 from ._app import app, cli_errors
 from .options import (
     DEFAULT_CROPS_CHOICE,
+    DEFAULT_MODEL_CHOICE,
     BatchSizeOpt,
     CheckpointOpt,
     CropsOpt,
@@ -28,6 +29,7 @@ from .options import (
     Engine,
     EngineOpt,
     I3dWeightsOpt,
+    ModelOpt,
     Precision,
     PrecisionOpt,
     RayAddressOpt,
@@ -121,6 +123,7 @@ def serve_command(
     engine: EngineOpt = Engine("local"),
     ray_address: RayAddressOpt = None,
     device: DeviceOpt = "auto",
+    model: ModelOpt = DEFAULT_MODEL_CHOICE,
     crops: CropsOpt = DEFAULT_CROPS_CHOICE,
     batch_size: BatchSizeOpt = None,
     precision: PrecisionOpt = Precision.auto,
@@ -157,6 +160,7 @@ def serve_command(
         engine=engine.value,
         ray_address=ray_address,
         crops=int(crops.value),
+        model=model.value,
         batch_size=batch_size,
     )
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..models import DEFAULT_MODEL, MODEL_NAMES, MODEL_WEIGHTS
 from ..protocol import CROP_CHOICES, DEFAULT_CROPS
 from ..segments import DEFAULT_THRESHOLD, check_params
 
@@ -27,10 +28,8 @@ FETCH_TIMEOUT = 600.0  # s: a URL's whole download
 WEBHOOK_TIMEOUT = 10.0  # s per delivery attempt
 WEBHOOK_ATTEMPTS = 6  # deliveries tried before giving up
 WEBHOOK_BACKOFF = 2.0  # s before the second attempt, doubling after each failure
-# The models a job may name. Only MACIL-SD is in this build; when detect gains --model
-# (MACIL-SD, HyperVD, an ensemble), extend this tuple and pass it to the Detector in workers.py.
-MODELS = ("macil-sd",)
-DEFAULT_MODEL = MODELS[0]
+# The models a job may name (violence_cli.models); a job may use one whose weights the server resolved at start.
+MODELS = MODEL_NAMES
 JOB_PARAMS = ("threshold", "min_duration", "merge_gap", "crops", "model", "start", "end")
 
 
@@ -105,6 +104,8 @@ def job_params(given: Any, config: ServeConfig) -> dict[str, Any]:
     if given.get("model") is not None:
         if given["model"] not in MODELS:
             raise UsageError(f"params.model {given['model']!r}: expected one of {', '.join(MODELS)}")
+        if config.weights and not all(name in config.weights for name in MODEL_WEIGHTS[given["model"]]):
+            raise UsageError(f"params.model {given['model']}: its weights are not loaded by this server (its model: {config.model})")
         params["model"] = given["model"]
     if params["start"] < 0:
         raise UsageError(f"params.start {params['start']:g}: expected seconds >= 0")

@@ -207,6 +207,7 @@ class _Runner:
             merge_gap=float(p["merge_gap"]),
             start=float(p["start"]),
             end=None if p["end"] is None else float(p["end"]),
+            model=p["model"],
         )
 
     def _detect(self, row: JobRow, video: VideoInput, job_dir: Path) -> Any:
@@ -232,8 +233,8 @@ class _Runner:
             from ..pipeline import Detector
 
             started = time.perf_counter()
-            # models17's --model seam: pass params["model"] to the Detector when it takes one
             self.detectors[key] = Detector(
+                model=params["model"],
                 device=self.config.device,
                 crops=job.crops,
                 batch_size=job.batch_size,
@@ -275,7 +276,7 @@ class _ServeActor:
         from ..pipeline import Detector
 
         self.detector = Detector(
-            device=device, crops=job.crops, batch_size=job.batch_size, precision=job.precision, weights=job.weights
+            model=job.model, device=device, crops=job.crops, batch_size=job.batch_size, precision=job.precision, weights=job.weights
         )
 
     def process(self, job: DetectJob, video: VideoInput) -> Any:
