@@ -222,15 +222,10 @@ def test_published_file_downloads_and_a_damaged_copy_is_refused(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="not met yet: T = 16,200 x 5 crops in float64 peaked at 5.4 GB (measured 2026-12-01); the peak "
-    "grows with each crop (T = 5,400: +382 MiB for 1 crop, +856 MiB for 3), the cause is not found",
-    strict=False,
-)
 def test_three_hour_video_stays_under_2_gb() -> None:
     """T = 16,200 snippets: one whole T x T float64 matrix is 2 GiB (the published code builds
-    two per crop). The five crops' features are held, one crop is scored: crops run one after
-    the other, each freeing what it used, so five take the time of five but the memory of one."""
+    two per crop). All five crops are scored, one after the other: with row blocks under glibc's
+    32 MiB mmap threshold the heap grew from crop to crop (5.2 GB peak; 64 MiB blocks: 1.5 GB)."""
     script = textwrap.dedent(
         """
         import resource, torch
@@ -240,7 +235,7 @@ def test_three_hour_video_stays_under_2_gb() -> None:
         t = 16200
         rgb, audio = torch.rand(t, 5, 1024), torch.rand(t, 128)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        scores = hypervd_probabilities(model, rgb[:, :1], audio)
+        scores = hypervd_probabilities(model, rgb, audio)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         assert scores.shape == (t,) and (scores == scores).all()
         print(peak / 1024, (peak - before) / 1024)
@@ -250,4 +245,4 @@ def test_three_hour_video_stays_under_2_gb() -> None:
     assert proc.returncode == 0, proc.stderr
     peak_mib, grown_mib = map(float, proc.stdout.split())
     assert peak_mib < 2048, f"peak RSS {peak_mib:.0f} MiB"
-    assert grown_mib < 512, f"scoring grew the peak by {grown_mib:.0f} MiB"
+    assert grown_mib < 1024, f"scoring grew the peak by {grown_mib:.0f} MiB"  # 64 MiB blocks, a few alive at once

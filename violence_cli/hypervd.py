@@ -26,7 +26,11 @@ takes 2 GiB per matrix and crop in float64). Here they are built a block of rows
 on that row, so the result is the same computation, not an approximation, whatever the
 block size (the rounding differs a little: a point's distance to itself is arccosh of 1 plus
 a few ulps, ~1e-4 in float64 in the published code too, and which ulps depends on the shape
-of the product; up to 32 MiB, T < 2,048 snippets, the matrix is built in one block). Cutting the temporal matrix to a band (``exp(-|i - j| / e)`` underflows to 0.0
+of the product; up to 64 MiB, T < 2,896 snippets, the matrix is built in one block). The
+block is above glibc's largest mmap threshold (32 MiB): each temporary of that size is mapped
+and unmapped on its own. Blocks just under it (32 MiB was tried) come from the heap instead,
+which kept growing from crop to crop: a 3-hour video at 5 crops peaked at 5.2 GB, with 64 MiB
+blocks at 1.5 GB. Cutting the temporal matrix to a band (``exp(-|i - j| / e)`` underflows to 0.0
 far from the diagonal) would change the order of the sums and is not done.
 
 The state dict matches the published ``Model`` key for key (27 tensors), including tensors
@@ -52,7 +56,7 @@ SIMILARITY_KEEP = 0.8  # HFSGCN: similarities exp(-d) at or below this are set t
 EXP_MAX_NORM = 10.0  # expmap0 clamps the tangent norm here (as the published manifold does)
 DIST_MIN = {torch.float32: 1e-6, torch.float64: 1e-8}  # the published clamp of the distance, per dtype
 DIST_MAX = 200.0
-BLOCK_BYTES = 32 * 2**20  # bytes of one (B, rows, T) block of a T x T matrix built at a time
+BLOCK_BYTES = 64 * 2**20  # bytes of one (B, rows, T) block of a T x T matrix built at a time (> 32 MiB: see above)
 DTYPE = torch.float64  # what the network computes in (see the module docstring)
 
 
