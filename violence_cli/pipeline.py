@@ -56,7 +56,10 @@ class Detector:
     ``crops`` is 5 (the published protocol) or 1 (centre crop only, about 5x faster).
     ``device``: ``auto``, ``cpu``, ``cuda[:N]`` or a ``torch.device``. ``weights``: files
     already resolved at the edge (:func:`~violence_cli.weights.resolve_weight_files`),
-    used as they are instead of the three path options.
+    used as they are instead of the three path options; without I3D and VGGish there, the
+    Detector only scores features already made (:meth:`score`). ``defer_features``: load I3D
+    and VGGish at the first :meth:`features` call rather than now (a run that only rescores
+    kept features never loads them).
     ``precision``: ``auto`` (on CUDA the fastest of tf32/bf16/fp16 within the fidelity
     bounds, measured once per GPU: :mod:`violence_cli.features.autoprecision`; on a CPU bf16
     where it has native bf16, fp32 elsewhere), ``fp32``, ``tf32``, ``bf16`` or ``fp16``
@@ -80,6 +83,7 @@ class Detector:
         download_progress: Callable[[int, int | None], None] | None = None,
         weights: Mapping[str, ResolvedWeights] | None = None,
         decode_workers: int = 0,
+        defer_features: bool = False,
     ) -> None:
         from .weights import resolve_weight_files
 
@@ -94,27 +98,55 @@ class Detector:
             weights = resolve_weight_files(
                 explicit, weights_dir=weights_dir, download=download, progress=download_progress
             )
-        resolved = {name: weights[name] for name in (I3D_WEIGHTS, VGGISH_WEIGHTS, *MODEL_WEIGHTS[model])}
-        paths = {name: w.path for name, w in resolved.items()}
-        self.weights = [
-            WeightsUsed(w.name, str(w.path), w.sha256, w.verified, w.trained)
-            for w in resolved.values()
-        ]
+        missing = [name for name in MODEL_WEIGHTS[self.model_name] if name not in weights]
+        if missing:
+            raise UsageError(
+                f"weights: no {' or '.join(missing)} file (the {self.model_name} model scores every video)"
+            )
+        # I3D and VGGish may be absent: such a Detector only scores features already made
+        names = (I3D_WEIGHTS, VGGISH_WEIGHTS, *MODEL_WEIGHTS[self.model_name])
+        resolved = {name: weights[name] for name in names if name in weights}
+        self.weights = [WeightsUsed(w.name, str(w.path), w.sha256, w.verified, w.trained) for w in resolved.values()]
         self.weights_problems = {w.name: w.problem for w in resolved.values()}  # why unverified
 
-        from .features.extract import FeatureExtractor
+        from .features import autoprecision
+        from .features.extract import DEFAULT_BATCH
 
-        options: dict[str, Any] = {"device": self.device, "crops": crops, "precision": precision, "download": False}
-        if decode_workers:
-            options["decode_workers"] = decode_workers
-        if batch_size is not None:
-            options["batch_size"] = batch_size
-        self.extractor = FeatureExtractor(
-            i3d_weights=paths[I3D_WEIGHTS], vggish_weights=paths[VGGISH_WEIGHTS], **options
-        )
-        self.batch_size = int(getattr(self.extractor, "batch_size", batch_size or 0))
-        self.precision = str(self.extractor.precision)
-        self.scorer = load_scorer(model, paths, device=self.device)
+        self._paths = {name: w.path for name, w in resolved.items()}
+        self._extractor: Any = None
+        self._precision_option = precision
+        self._decode_workers = int(decode_workers)
+        self.batch_size = int(batch_size or DEFAULT_BATCH[self.device.type])
+        self.precision = str(autoprecision.choice_for(precision, self.device).precision)
+        self.scorer = load_scorer(self.model_name, self._paths, device=self.device)
+        if not defer_features and I3D_WEIGHTS in self._paths and VGGISH_WEIGHTS in self._paths:
+            self.extractor  # noqa: B018 - load now: a bad weights file fails here, not at the first video
+
+    @property
+    def extractor(self) -> Any:
+        """The feature networks (I3D, VGGish), loaded at first use: scoring features already
+        made (:meth:`score`) never loads them."""
+        if self._extractor is None:
+            missing = [name for name in (I3D_WEIGHTS, VGGISH_WEIGHTS) if name not in self._paths]
+            if missing:
+                raise UsageError(f"weights: no {' or '.join(missing)} file, so this Detector only scores features")
+            from .features.extract import FeatureExtractor
+
+            options: dict[str, Any] = {}
+            if self._decode_workers:
+                options["decode_workers"] = self._decode_workers
+            self._extractor = FeatureExtractor(
+                i3d_weights=self._paths[I3D_WEIGHTS],
+                vggish_weights=self._paths[VGGISH_WEIGHTS],
+                device=self.device,
+                crops=self.crops,
+                batch_size=self.batch_size,
+                precision=self._precision_option,
+                download=False,
+                **options,
+            )
+            self.precision = str(self._extractor.precision)
+        return self._extractor
 
     @property
     def model(self) -> Any:
@@ -176,11 +208,14 @@ class Detector:
         merge_gap: float = 0.0,
         start: float | None = None,
         end: float | None = None,
+        feature_weights: list[WeightsUsed] | None = None,
     ) -> DetectionResult:
         """Score features already made (:meth:`features`, or read back from disk) without
         decoding: the model's snippet scores, then segments at ``threshold``.
         ``start``/``end`` are the part of the video the features cover, in seconds
-        (``start`` defaults to the features' own)."""
+        (``start`` defaults to the features' own). ``feature_weights``: the I3D / VGGish
+        files the features were made with, when not this Detector's (features read from
+        disk); the result lists them with the model's."""
         check_detect_params(threshold, min_duration, merge_gap)
         if start is None:
             start = float(features.start)
@@ -189,7 +224,7 @@ class Detector:
             threshold=threshold,
             min_duration=min_duration,
             merge_gap=merge_gap,
-            crops=self.crops,
+            crops=features.crops,
             device=str(self.device),
             batch_size=self.batch_size,
             precision=features.precision,
@@ -200,9 +235,12 @@ class Detector:
         snippets = make_snippets(scores.av, scores.audio, scores.visual, SNIPPET_SECONDS, start)
         segments = find_segments(snippets, threshold, min_duration, merge_gap)
         video = video_facts(features.info.path, features)
+        weights = list(self.weights)
+        if feature_weights is not None:
+            weights = list(feature_weights) + [w for w in weights if w.name not in (I3D_WEIGHTS, VGGISH_WEIGHTS)]
         warnings = list(features.warnings)
-        warnings += result_warnings(video, self.weights, self.weights_problems, warnings, start=start, end=end)
-        return DetectionResult(video, snippets, segments, list(self.weights), params, warnings, media=features.info)
+        warnings += result_warnings(video, weights, self.weights_problems, warnings, start=start, end=end)
+        return DetectionResult(video, snippets, segments, weights, params, warnings, media=features.info)
 
     def model_scores(self, features: VideoFeatures) -> SnippetScores:
         """The model step, alone: per-snippet scores (``.av``, ``.audio``, ``.visual``; the
@@ -216,6 +254,7 @@ def check_detect_params(threshold: float, min_duration: float, merge_gap: float)
         check_params(threshold, min_duration, merge_gap)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
 
 def detect(path: str | os.PathLike[str], **options: Any) -> DetectionResult:
     """One-shot detection: ``Detector(**model options).detect(path, **detect options)``.

@@ -127,6 +127,15 @@ class DetectionResult:
     # the decoder's facts of the video (violence_cli.media.MediaInfo), kept in this process
     # so a report need not open the video again to judge its playback; not in to_dict()
     media: Any = field(default=None, repr=False, compare=False)
+    # where the features came from: {"reused": false, "kept": PATH} (made now, kept there),
+    # {"reused": true, "from": PATH} (kept by an earlier run: nothing decoded), and with
+    # "alone": true, features given alone (detect --features: no video); None: made now, not kept
+    features: dict[str, Any] | None = None
+
+    @property
+    def from_features_alone(self) -> bool:
+        """Scored from feature files without the video (there is no video to play)."""
+        return bool(self.features and self.features.get("alone"))
 
     @property
     def verdict(self) -> str:
@@ -190,6 +199,7 @@ class DetectionResult:
             "segments": [asdict(s) for s in self.segments],
             "snippets": [asdict(s) for s in self.snippets],
             **({"record": self.record} if self.record is not None else {}),
+            **({"features": self.features} if self.features is not None else {}),
         }
 
     @classmethod
@@ -206,4 +216,5 @@ class DetectionResult:
             params=DetectionParams(**data["params"]),
             warnings=list(data.get("warnings", [])),
             record=data.get("record"),
+            features=data.get("features"),
         )

@@ -150,7 +150,7 @@ class HtmlWriter(ResultWriter):
 
         media = Path(self.media) if self.media is not None else Path(result.video.path)
         playback = self.playback
-        if playback is None and media.is_file():
+        if playback is None and media.is_file() and not result.from_features_alone:
             try:
                 playback = check_playback(media)
             except ViolenceDetectError:

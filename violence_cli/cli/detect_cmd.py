@@ -21,8 +21,9 @@ from .. import atomic, console
 from ..errors import UsageError, ViolenceDetectError
 from ..models import DEFAULT_MODEL
 from ..protocol import DEFAULT_THRESHOLD
-from ..runner.inputs import STDIN
+from ..runner.inputs import STDIN, Discovery
 from ..runner.jobs import DetectJob
+from ..runner.kept import kept_bytes_per_hour
 from ..runner.records import DONE, FAILED, FAILED_BEFORE, RESULTS_FILE, Outcome
 from ..schema import DetectionResult
 from ..timefmt import clock
@@ -87,6 +88,13 @@ Examples:
   violence-detect clip.mkv -o report.html --report-proxy
   violence-detect clip.mp4 --model ensemble   # mean of MACIL-SD and HyperVD
   violence-detect archive/ -r --output-dir out/ --shard 0/2  # rerun: resumes
+  violence-detect clip.mp4 --output-dir out/ --threshold 0.7  # rerun: rescored, nothing decoded
+  violence-detect --features feats/ --output-dir out/ -f html  # features alone (extract's, XD-Violence's)
+
+With --output-dir each video's features are kept beside NAME.json (NAME__0.npy ..,
+NAME__vggish.npy, NAME.extract.json: the files `extract` writes); a rerun with another
+--threshold, --min-duration, --merge-gap or --format scores them again without decoding
+when the video, the I3D/VGGish weights, --crops, --precision and --start/--end are the same.
 """
 
 OPT_GROUP_OUT = "Output"
@@ -161,6 +169,26 @@ def detect_command(
             rich_help_panel=OPT_GROUP_OUT,
         ),
     ] = False,
+    keep_features: Annotated[
+        bool,
+        typer.Option(
+            "--keep-features/--no-keep-features",
+            help="With --output-dir: keep each video's features beside NAME.json, for rescoring without decoding "
+            f"(about {kept_bytes_per_hour(5) / 1e6:.0f} MB per hour of video at 5 crops, {kept_bytes_per_hour(1) / 1e6:.0f} MB "
+            "at 1; features kept earlier are reused either way).",
+            rich_help_panel=OPT_GROUP_OUT,
+        ),
+    ] = True,
+    features: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--features",
+            metavar="DIR",
+            help="Score feature files instead of videos (NAME__0.npy .. + NAME__vggish.npy: from extract, an "
+            "earlier --output-dir, or XD-Violence's; repeat for split folders). Nothing is decoded.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[
         bool,
         typer.Option(
@@ -224,18 +252,32 @@ def detect_command(
         raise UsageError(f"--batch-size {batch_size}: expected a positive number")
     span = parse_span(start, end)
     checkpoints = model_checkpoints(model.value, checkpoint)
-    if not inputs and from_list is None:
+    if features:
+        _check_features_options(inputs, from_list, span, report_proxy, video_stream, audio_stream)
+    elif not inputs and from_list is None:
         raise UsageError("VIDEO...: missing; expected video files or folders (or --from-list FILE)")
     if STDIN in (inputs or []) and (len(inputs or []) > 1 or from_list is not None):
         raise UsageError("VIDEO -: stdin holds one video; give it alone (no other VIDEO, no --from-list)")
     parts = parse_shard(shard) if shard is not None else None
     resolved_device = resolve_run_device(device, engine, ray_address)
     resolved_precision = resolve_precision_option(precision, resolved_device)
-    batch = len(inputs or []) > 1 or any(Path(p).is_dir() for p in inputs or []) or from_list is not None
+    if features:
+        from ..runner.features_job import feature_inputs
+        from ..xdfeatures import discover_folder
+
+        entries = discover_folder(features)
+        found = Discovery(feature_inputs(entries))
+        batch = len(entries) > 1
+    else:
+        batch = len(inputs or []) > 1 or any(Path(p).is_dir() for p in inputs or []) or from_list is not None
     job = plan_outputs(batch, output, output_dir, formats, plot, report_proxy)
-    # URLs and stdin are copied here first (removed on exit, error, Ctrl-C or SIGTERM alike)
-    spool_dir = ctx.with_resource(tempfile.TemporaryDirectory(prefix="violence-detect-input-"))
-    found = discover(inputs or [], recursive=recursive, from_list=from_list, spool_dir=Path(spool_dir))
+    job.keep_features = keep_features
+    if features:
+        job = _features_job(job, entries)
+    else:
+        # URLs and stdin are copied here first (removed on exit, error, Ctrl-C or SIGTERM alike)
+        spool_dir = ctx.with_resource(tempfile.TemporaryDirectory(prefix="violence-detect-input-"))
+        found = discover(inputs or [], recursive=recursive, from_list=from_list, spool_dir=Path(spool_dir))
     videos = select_shard(found.videos, parts)
     workers = decode_workers_option(decode_workers, len(videos))
     failed: list[tuple[str, str]] = []
@@ -265,13 +307,18 @@ def detect_command(
         if outcome.status == "done" and not quiet:
             for written in outcome.files:  # one line per file, after the summary (stderr: stdout stays the result)
                 console.info(f"wrote {written}")
+            origin = (outcome.result.features if outcome.result is not None else None) or {}
+            if "kept" in origin:
+                console.info(f"kept the features: {origin['kept']} (a rerun with other options rescores them)")
+            elif outcome.decoded is False and not features:
+                console.info(f"rescored from the features kept in {origin.get('from')}: nothing decoded")
 
     summary = None
     if videos:
         show_progress = console.progress_enabled(quiet, json_out)
         with console.progress_bar(show_progress) as bar:
             job.weights = resolve_weight_files(
-                {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, **checkpoints},
+                checkpoints if features else {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights, **checkpoints},
                 weights_dir=weights_dir,
                 download=download,
                 progress=_download_progress(bar),
@@ -295,7 +342,7 @@ def detect_command(
                     engine=engine.value,
                     overwrite=overwrite,
                     retry_failed=retry_failed,
-                    want_durations=show_progress,
+                    want_durations=show_progress and not features,
                     ray_address=ray_address,
                     actors=actors,
                 )
@@ -322,6 +369,36 @@ def detect_command(
     if summary is not None and (batch or len(videos) > 1):
         console.info(closing_line(summary, "scored", len(found.failures)), quiet=quiet or json_out)
     exit_code(len(failed))
+
+
+def _check_features_options(
+    inputs: list[str] | None,
+    from_list: Path | None,
+    span: tuple[float, float | None],
+    report_proxy: bool,
+    video_stream: int | None,
+    audio_stream: int | None,
+) -> None:
+    """--features scores files already made: the options that choose what to decode do not apply."""
+    if inputs or from_list is not None:
+        raise UsageError("--features DIR scores feature files: give no VIDEO or --from-list with it")
+    for flag, given in (
+        ("--start/--end", span != (0.0, None)),
+        ("--report-proxy", report_proxy),
+        ("--video-stream/--audio-stream", video_stream is not None or audio_stream is not None),
+    ):
+        if given:
+            raise UsageError(f"{flag} choose what is decoded from a video; --features DIR decodes nothing")
+
+
+def _features_job(job: DetectJob, entries: list[Any]) -> DetectJob:
+    """The planned outputs of ``job``, for scoring feature files (``entries``) alone."""
+    from dataclasses import fields
+
+    from ..runner.features_job import FeaturesJob
+
+    planned = {f.name: getattr(job, f.name) for f in fields(job) if f.name != "keep_features"}
+    return FeaturesJob(**planned, entries={e.name: e for e in entries})
 
 
 def _write_index(
@@ -358,7 +435,9 @@ def weights_notes(weights: Any) -> list[str]:
     from ..weights import describe_trained
 
     return [
-        f"using your own model {w.path} ({describe_trained(w.trained)})" for w in weights if not w.verified and w.trained
+        f"using your own model {w.path} ({describe_trained(w.trained)})"
+        for w in weights
+        if not w.verified and w.trained
     ]
 
 
@@ -469,13 +548,18 @@ def print_summary(result: DetectionResult) -> None:
     v = result.video
     audio = f"yes ({v.audio_codec})" if v.has_audio else "[yellow]no (scored with silence)[/]"
     out.print(f"[bold]{escape(atomic.escaped(v.path))}[/]")  # a non-UTF-8 name as \udcXX, as on stderr
-    out.print(
-        f"  duration {clock(v.duration)} ({v.duration:.1f} s) · {v.width}x{v.height} · {v.fps:g} fps · audio: {audio}"
-    )
+    if result.from_features_alone:  # no video opened: what the features say
+        source = escape(str((result.features or {}).get("from")))
+        out.print(f"  duration {clock(v.duration)} ({v.duration:.1f} s) · scored from the features in {source}")
+    else:
+        out.print(
+            f"  duration {clock(v.duration)} ({v.duration:.1f} s) · {v.width}x{v.height} · {v.fps:g} fps · audio: {audio}"
+        )
     out.print(
         f"  scored {v.n_snippets} snippet{'s' if v.n_snippets != 1 else ''} ({v.scored_duration:.1f} s) · threshold {result.params.threshold:g} · "
         f"{result.params.crops} crop{'s' if result.params.crops != 1 else ''} · {result.params.device} "
-        f"{result.params.precision}" + (f" · model {result.params.model}" if result.params.model != DEFAULT_MODEL else "")
+        f"{result.params.precision}"
+        + (f" · model {result.params.model}" if result.params.model != DEFAULT_MODEL else "")
     )
     if result.segments:
         table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")

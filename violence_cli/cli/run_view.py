@@ -62,9 +62,13 @@ class RunView(RunEvents):
 
 
 def closing_line(summary: RunSummary, verb: str, extra_failed: int = 0) -> str:
-    """``1,200 videos: 1,188 scored (54 violent), 12 failed, 212.4 h of video in 9 h 41 min``."""
+    """``1,200 videos: 1,188 scored (54 violent, 1,000 rescored from kept features), 12 failed,
+    212.4 h of video in 9 h 41 min`` (rescored: nothing decoded, the features kept by an earlier run)."""
     total = summary.total + extra_failed
-    parts = [f"{summary.done:,} {verb}" + (f" ({summary.violent:,} violent)" if verb == "scored" else "")]
+    details = [f"{summary.violent:,} violent"] if verb == "scored" else []
+    if summary.rescored:
+        details.append(f"{summary.rescored:,} rescored from kept features")
+    parts = [f"{summary.done:,} {verb}" + (f" ({', '.join(details)})" if details else "")]
     if summary.skipped:
         parts.append(f"{summary.skipped:,} skipped (done before)")
     parts.append(f"{summary.failed + extra_failed:,} failed")

@@ -99,6 +99,8 @@ def render_report(
     otherwise); ``playback``: what :func:`~violence_cli.report.playback.check_playback`
     said of it (None: not known, e.g. the file is not on this machine); ``source_playback``:
     the same for the analysed video when ``media`` is a proxy of it.
+    A result scored from features alone (``result.from_features_alone``) has no video: the
+    page shows the timeline without a player.
     """
     media = Path(media) if media is not None else Path(result.video.path)
     long_video = timeline_extent(result) >= 3600
@@ -113,7 +115,7 @@ def render_report(
         [
             _header(result, title),
             '<main><div class="stage">',
-            _player(result, media, report_dir, playback, source_playback),
+            _no_player() if result.from_features_alone else _player(result, media, report_dir, playback, source_playback),
             _facts(result, long_video, source_playback or playback),
             "</div>",
             _timeline(result),
@@ -239,6 +241,15 @@ def _player(
     return (
         f'<div class="player"><video id="video" controls preload="auto" src="{_e(src)}"></video>'
         f'<p class="src">video: <code>{_e(src)}</code> (relative to this report)</p>{note}</div>'
+    )
+
+
+def _no_player() -> str:
+    # the script drives its playhead through this element; without a source it plays nothing
+    return (
+        '<div class="player none"><video id="video" hidden preload="none"></video>'
+        '<p class="note" id="playback-note">Scored from feature files alone: there is no video to play. '
+        "Click the timeline to move the playhead; the times are those of the video the features were made from.</p></div>"
     )
 
 

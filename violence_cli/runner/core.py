@@ -63,6 +63,7 @@ class RunSummary:
     failed: int = 0
     failed_before: int = 0  # in failures.jsonl, not retried
     violent: int = 0  # among those done by this run (detect)
+    rescored: int = 0  # among those done: scored from kept features, nothing decoded (detect)
     video_seconds: float = 0.0  # s of video processed by this run
     wall_seconds: float = 0.0
     work_seconds: float = 0.0  # of which decoding + networks
@@ -81,6 +82,7 @@ class RunSummary:
         self.failed += outcome.status == FAILED
         self.failed_before += outcome.status == FAILED_BEFORE
         self.violent += outcome.status == DONE and outcome.verdict == "violent"
+        self.rescored += outcome.status == DONE and outcome.decoded is False
 
 
 class _Recorder:

@@ -20,15 +20,24 @@ from typing import Any
 from .. import atomic
 from ..models import DEFAULT_MODEL
 from ..precision import FP32
-from ..protocol import AUDIO_DIM, DEFAULT_CROPS, DEFAULT_THRESHOLD, I3D_WEIGHTS, RGB_DIM, VGGISH_WEIGHTS
+from ..protocol import DEFAULT_CROPS, DEFAULT_THRESHOLD, I3D_WEIGHTS, VGGISH_WEIGHTS
 from ..weights import ResolvedWeights
 from .inputs import VideoInput
-from .records import DONE, SKIPPED, Outcome, fingerprint, folder_lock, make_record
+from .kept import (
+    feature_files,
+    features_record,
+    files_whole,
+    read_kept,
+    read_sidecar,
+    sidecar_path,
+    update_manifest,
+    write_kept,
+)
+from .records import DONE, SKIPPED, Outcome, fingerprint, make_record
 
 INDEX_NAME = "index.html"  # detect's many-video page, beside the HTML reports
 INDEX_STEM = "index"  # a video of this name gets index-2.html as its report
 Progress = Callable[[int, "int | None"], None]  # (snippets done, total or None)
-RECORD_SCHEMA = 1
 
 
 @dataclass
@@ -114,6 +123,7 @@ class DetectJob(Job):
     start: float = 0.0  # s: score only this part of each video (with end)
     end: float | None = None
     model: str = DEFAULT_MODEL  # which model scores (violence_cli.models.MODEL_NAMES)
+    keep_features: bool = True  # with out_dir: keep each video's features beside NAME.json
     kind = "detect"
 
     @property
@@ -127,11 +137,24 @@ class DetectJob(Job):
             "threshold": self.threshold,
             "min_duration": self.min_duration,
             "merge_gap": self.merge_gap,
-            # only when set: records of whole-video runs written before these options stay current
-            **({"start": self.start} if self.start else {}),
-            **({"end": self.end} if self.end is not None else {}),
+            **self._span(),
+            # the resume record names the model; the kept features' record does not (any model rescores them)
             **({"model": self.model} if self.model != DEFAULT_MODEL else {}),
         }
+
+    def _span(self) -> dict[str, Any]:
+        # only when set: records of whole-video runs written before these options stay current
+        return {**({"start": self.start} if self.start else {}), **({"end": self.end} if self.end is not None else {})}
+
+    def features_record(self, video: VideoInput, source: dict[str, int]) -> dict[str, Any]:
+        """The record of this video's kept features: what ``extract`` writes, plus the span."""
+        return features_record(source, self.weights, {**Job.params(self), **self._span()})
+
+    def finish(self, outcomes: Sequence[Outcome]) -> None:
+        """Kept features: list them in the folder's ``features.json``, as ``extract`` does."""
+        if self.out_dir is not None and self.keep_features:
+            names = [o.name for o in outcomes if o.status in (DONE, SKIPPED)]
+            update_manifest(self.out_dir, self.weights, names)
 
     def record_path(self, video: VideoInput) -> Path:
         assert self.out_dir is not None
@@ -161,7 +184,10 @@ class DetectJob(Job):
         plot = self.plot_path(video)
         exports = self.exports(video)
         proxies = [proxy_path(p) for f, p in exports if f == "html" and self.report_proxy]
-        return [p for _, p in exports] + proxies + ([plot] if plot is not None else [])
+        kept = []
+        if self.out_dir is not None and self.keep_features:
+            kept = [*feature_files(self.out_dir, video.name, self.crops), sidecar_path(self.out_dir, video.name)]
+        return [p for _, p in exports] + proxies + ([plot] if plot is not None else []) + kept
 
     def _done_from(self, video: VideoInput, doc: dict[str, Any]) -> Outcome | None:
         from ..schema import DetectionResult
@@ -213,18 +239,30 @@ class DetectWorker:
             model=job.model,
             weights=job.weights,
             decode_workers=job.decode_workers,
+            defer_features=True,  # a run that only rescores kept features never loads I3D and VGGish
         )
         self.prefetch_depth = max(1, job.decode_workers)  # videos announced ahead
 
     def prefetch(self, video: VideoInput) -> None:
         """``video`` is next: its decoding starts while the current one's last batches run."""
         job = self.job
-        self.detector.extractor.prefetch(
-            video.path, job.video_stream, job.audio_stream, start=job.start, end=job.end
-        )
+        if self._reusable(video):
+            return  # its kept features will be rescored: nothing to decode ahead
+        self.detector.extractor.prefetch(video.path, job.video_stream, job.audio_stream, start=job.start, end=job.end)
+
+    def _reusable(self, video: VideoInput) -> bool:
+        """Kept features of ``video`` whose record matches this job's (a cheap look at the sidecar)."""
+        job = self.job
+        if job.out_dir is None:
+            return False
+        doc = read_sidecar(sidecar_path(job.out_dir, video.name))
+        return doc is not None and doc["record"] == job.features_record(video, fingerprint(video.path))
 
     def close(self) -> None:
-        self.detector.extractor.close()
+        detector = self.detector  # a pipeline.Detector loads its extractor lazily (_extractor)
+        extractor = detector._extractor if hasattr(detector, "_extractor") else getattr(detector, "extractor", None)
+        if extractor is not None:  # never loaded when every video was rescored
+            extractor.close()
 
     def process(self, video: VideoInput, progress: Progress | None = None) -> Outcome:
         from ..plot import plot_timeline
@@ -234,17 +272,32 @@ class DetectWorker:
         job.remove_leftovers(video)
         source = fingerprint(video.path)  # before reading: a file changed meanwhile is redone
         started = time.perf_counter()
-        result = self.detector.detect(
-            video.path,
+        record = job.features_record(video, source)
+        kept = read_kept(job.out_dir, video.name, record, video.path) if job.out_dir is not None else None
+        if kept is not None:  # the same input, weights, crops, precision and span: nothing to decode
+            features, origin = kept
+        else:
+            features = self.detector.features(
+                video.path,
+                video_stream=job.video_stream,
+                audio_stream=job.audio_stream,
+                progress=progress,
+                start=job.start,
+                end=job.end,
+            )
+        result = self.detector.score(
+            features,
             threshold=job.threshold,
             min_duration=job.min_duration,
             merge_gap=job.merge_gap,
-            video_stream=job.video_stream,
-            audio_stream=job.audio_stream,
-            progress=progress,
             start=job.start,
             end=job.end,
         )
+        if kept is not None:
+            result.features = {"reused": True, "from": str(origin)}
+        elif job.out_dir is not None and job.keep_features:
+            _, origin = write_kept(job.out_dir, video.name, features, video.shown, record)
+            result.features = {"reused": False, "kept": str(origin)}
         work = time.perf_counter() - started
         result.video.path = video.shown  # a URL or "-", not the temporary copy read
         result.record = job.record(video, source)
@@ -262,6 +315,7 @@ class DetectWorker:
             if isinstance(writer, HtmlWriter) and writer.source_playback is not None:
                 files.append(Path(writer.media))  # the proxy it plays: NAME.proxy.mp4
         outcome = detect_outcome(video, result, DONE, files)
+        outcome.decoded = kept is None
         outcome.warnings += self._warnings
         self._warnings = []
         outcome.work_seconds = work
@@ -302,34 +356,29 @@ def html_writer(
 @dataclass
 class ExtractJob(Job):
     """Write each video's XD-Violence features into ``out_dir``: ``NAME__0.npy`` ..
-    ``NAME__{C-1}.npy``, ``NAME__vggish.npy``, then the record ``NAME.extract.json``."""
+    ``NAME__{C-1}.npy``, ``NAME__vggish.npy``, then the record ``NAME.extract.json``
+    (:mod:`violence_cli.runner.kept`: the format ``detect --output-dir`` keeps too)."""
 
     kind = "extract"
 
-    def record_path(self, video: VideoInput) -> Path:
-        return self._record_file(video.name)
+    def record(self, video: VideoInput, source: dict[str, int] | None = None) -> dict[str, Any]:
+        return features_record(source or fingerprint(video.path), self.weights, self.params())
 
-    def _record_file(self, name: str) -> Path:
+    def record_path(self, video: VideoInput) -> Path:
         assert self.out_dir is not None
-        return self.out_dir / f"{name}.extract.json"
+        return sidecar_path(self.out_dir, video.name)
 
     def files(self, video: VideoInput) -> list[Path]:
-        from ..xdfeatures import xd_paths
-
         assert self.out_dir is not None
-        rel = Path(video.name)
-        return xd_paths(self.out_dir / rel.parent, rel.name, self.crops)
+        return feature_files(self.out_dir, video.name, self.crops)
 
     def outputs(self, video: VideoInput) -> list[Path]:
         return [*self.files(video), self.record_path(video)]
 
     def _done_from(self, video: VideoInput, doc: dict[str, Any]) -> Outcome | None:
-        from ..xdfeatures import npy_rows
-
         files = self.files(video)
         t = int(doc["n_snippets"])
-        widths = [RGB_DIM] * self.crops + [AUDIO_DIM]
-        if any(npy_rows(path, width) != t for path, width in zip(files, widths)):
+        if not files_whole(files, t):
             return None  # missing, empty, damaged or cut short: not done
         return Outcome(
             path=str(video.path),
@@ -348,38 +397,8 @@ class ExtractJob(Job):
     def finish(self, outcomes: Sequence[Outcome]) -> None:
         """Merge the videos done or skipped by this run into the folder's ``features.json``
         (see :mod:`violence_cli.provenance`), under the folder lock: shards share the file."""
-        from ..provenance import MANIFEST_FILE, merge_manifest, read_manifest
-
-        if self.out_dir is None:
-            return
-        videos: dict[str, dict[str, Any]] = {}
-        for outcome in outcomes:
-            if outcome.status not in (DONE, SKIPPED):
-                continue
-            sidecar = self._record_file(outcome.name)
-            try:
-                doc = json.loads(sidecar.read_text(encoding="utf-8"))
-                videos[outcome.name] = {
-                    "record_file": sidecar.relative_to(self.out_dir).as_posix(),
-                    "record": doc["record"],
-                    "n_snippets": doc["n_snippets"],
-                }
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # its sidecar is gone or damaged: a rerun redoes the video and adds it
-        if not videos:
-            return
-        weights = [
-            {"name": w.name, "path": str(w.path), "sha256": w.sha256, "verified": w.verified}
-            for w in self.weights.values()
-        ]
-        path = self.out_dir / MANIFEST_FILE
-        with folder_lock(self.out_dir):
-            atomic.remove_stale(path)
-            try:
-                old = read_manifest(self.out_dir)
-            except (OSError, ValueError, UnicodeDecodeError):
-                old = None  # damaged or not ours: rebuilt from this run (the sidecars stay the truth)
-            atomic.write_text(path, json.dumps(merge_manifest(old, weights, videos), indent=2) + "\n")
+        if self.out_dir is not None:
+            update_manifest(self.out_dir, self.weights, [o.name for o in outcomes if o.status in (DONE, SKIPPED)])
 
 
 class ExtractWorker:
@@ -407,32 +426,23 @@ class ExtractWorker:
         self.extractor.close()
 
     def process(self, video: VideoInput, progress: Progress | None = None) -> Outcome:
-        from ..xdfeatures import write_xd_features
-
         job = self.job
         job.remove_leftovers(video)
+        assert job.out_dir is not None
         source = fingerprint(video.path)
         started = time.perf_counter()
         feats = self.extractor.extract(
             video.path, video_stream=job.video_stream, audio_stream=job.audio_stream, progress=progress
         )
         work = time.perf_counter() - started
-        files = job.files(video)
-        written = write_xd_features(feats, files[0].parent, Path(video.name).name)
-        doc = {
-            "schema_version": RECORD_SCHEMA,
-            "video": str(video.path),
-            "record": job.record(video, source),
-            "n_snippets": feats.n_snippets,
-            "n_frames": feats.n_frames,
-            "has_audio": feats.has_audio,
-            "duration": feats.info.duration,
-            "precision": feats.precision,
-            "precision_choice": self.extractor.precision_choice.provenance(),
-            "files": [p.name for p in written],
-            "warnings": list(feats.warnings),
-        }
-        atomic.write_text(job.record_path(video), json.dumps(doc, indent=2) + "\n")  # last: the video is done
+        written, _ = write_kept(
+            job.out_dir,
+            video.name,
+            feats,
+            str(video.path),
+            job.record(video, source),
+            extra={"precision_choice": self.extractor.precision_choice.provenance()},
+        )
         return Outcome(
             path=str(video.path),
             name=video.name,
@@ -444,6 +454,7 @@ class ExtractWorker:
             files=[str(p) for p in written],
             warnings=list(feats.warnings),
             work_seconds=work,
+            decoded=True,
         )
 
 

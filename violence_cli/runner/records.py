@@ -86,6 +86,9 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0  # wall time spent on it
     work_seconds: float = 0.0  # of which in decoding + networks (the rest is the runner's)
+    # done: True when the video was decoded and run through I3D / VGGish, False when its
+    # kept features were scored again (detect: nothing decoded); None when not processed
+    decoded: bool | None = None
     result: Any = field(default=None, repr=False, compare=False)  # detect: the DetectionResult
     trace: str | None = field(default=None, repr=False, compare=False)  # failed: the traceback (shown with --debug)
 
