@@ -130,12 +130,16 @@ def test_exports_and_plot(media, weight_args, tmp_path) -> None:
     )
     assert r.exit_code == 0, r.stderr
     assert sorted(os.listdir(out)) == [
+        "features.json",  # the features kept (NAME__*.npy + NAME.extract.json), as extract writes them
         "good.csv",
+        "good.extract.json",
         "good.html",
         "good.json",
         "good.segments.csv",
         "good.srt",
         "good.vtt",
+        "good__0.npy",
+        "good__vggish.npy",
         "index.html",
         "results.csv",
     ]
@@ -168,15 +172,11 @@ def test_several_videos_one_bad_does_not_stop_the_others(media, weight_args, tmp
     assert [Path(x["video"]["path"]).name for x in doc["results"]] == ["good.mp4", "mute.mp4"]
     assert [Path(e["path"]).name for e in doc["errors"]] == ["notes.mp4"]
     # NAME.json always: it is the record a rerun checks; results.csv and failures.jsonl: the run's tables
-    assert sorted(os.listdir(tmp_path)) == [
-        "failures.jsonl",
-        "good.csv",
-        "good.json",
-        "mute.csv",
-        "mute.json",
-        "plots",
-        "results.csv",
-    ]
+    kept = ["features.json", "good.extract.json", "good__0.npy", "good__vggish.npy"]
+    kept += ["mute.extract.json", "mute__0.npy", "mute__vggish.npy"]
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["failures.jsonl", "good.csv", "good.json", "mute.csv", "mute.json", "plots", "results.csv", *kept]
+    )
     assert sorted(os.listdir(plots)) == ["good.timeline.png", "mute.timeline.png"]
     assert "notes.mp4" in r.stderr and "Traceback" not in r.stderr
 
@@ -260,7 +260,7 @@ def test_missing_output_folders_are_created_and_each_file_named(media, weight_ar
     r = run(media["good"], media["mute"], *weight_args, "--output-dir", out, "-f", "srt", "-f", "json")
     assert r.exit_code == 0, r.stderr
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.suffix in (".srt", ".json")) == [
-        "good.json", "good.srt", "mute.json", "mute.srt"]  # fmt: skip
+        "features.json", "good.extract.json", "good.json", "good.srt", "mute.extract.json", "mute.json", "mute.srt"]  # fmt: skip
     assert sorted(line for line in r.stderr.splitlines() if line.startswith("wrote ")) == sorted(
         f"wrote {out / name}" for name in ("good.json", "good.srt", "mute.json", "mute.srt", "results.csv")
     )

@@ -88,8 +88,8 @@ Examples:
   violence-detect clip.mkv -o report.html --report-proxy
   violence-detect clip.mp4 --model ensemble   # mean of MACIL-SD and HyperVD
   violence-detect archive/ -r --output-dir out/ --shard 0/2  # rerun: resumes
-  violence-detect clip.mp4 --output-dir out/ --threshold 0.7  # rerun: rescored, nothing decoded
-  violence-detect --features feats/ --output-dir out/ -f html  # features alone (extract's, XD-Violence's)
+  violence-detect clip.mp4 --output-dir out/ --threshold 0.7  # rescored
+  violence-detect --features feats/ --output-dir out/ -f html  # no video
 
 With --output-dir each video's features are kept beside NAME.json (NAME__0.npy ..,
 NAME__vggish.npy, NAME.extract.json: the files `extract` writes); a rerun with another
