@@ -148,6 +148,9 @@ def test_changed_input_or_other_weights_invalidate_kept_features(clip, tmp_path,
     # another crop count or precision is not a match either
     five = [a if a != "1" else "5" for a in other]
     assert json.loads(invoke(clip, "--output-dir", out, "--json", *five).stdout)["features"]["reused"] is False
+    assert len(list(out.glob("clip__*.npy"))) == 6
+    assert json.loads(invoke(clip, "--output-dir", out, "--json", *other).stdout)["features"]["reused"] is False
+    assert sorted(p.name for p in out.glob("clip__*.npy")) == ["clip__0.npy", "clip__vggish.npy"]  # no stale crops
 
 
 def test_damaged_kept_features_are_made_again(clip, tmp_path, args) -> None:
@@ -199,8 +202,9 @@ def test_detect_features_equals_detect(clip, tmp_path, weights, args) -> None:
         "--i3d-weights", weights["i3d_rgb_imagenet"], "--vggish-weights", weights["vggish"],
     ).exit_code == 0  # fmt: skip
     alone = json.loads(
-        invoke("--features", feats, "--checkpoint", weights["macil_sd"], "--device", "cpu", "--no-download",
-               "--json").stdout  # fmt: skip
+        invoke(
+            "--features", feats, "--checkpoint", weights["macil_sd"], "--device", "cpu", "--no-download", "--json"
+        ).stdout  # fmt: skip
     )
     assert scores(alone) == scores(reference)
     assert alone["segments"] == reference["segments"]
@@ -209,8 +213,9 @@ def test_detect_features_equals_detect(clip, tmp_path, weights, args) -> None:
     out = tmp_path / "out"
     assert invoke(clip, "--output-dir", out, *args).exit_code == 0
     kept = json.loads(
-        invoke("--features", out, "--checkpoint", weights["macil_sd"], "--device", "cpu", "--no-download",
-               "--json").stdout  # fmt: skip
+        invoke(
+            "--features", out, "--checkpoint", weights["macil_sd"], "--device", "cpu", "--no-download", "--json"
+        ).stdout  # fmt: skip
     )
     assert scores(kept) == scores(reference)
 

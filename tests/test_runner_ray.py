@@ -48,8 +48,9 @@ def test_ray_engine_writes_what_the_local_engine_writes(local_ray, tmp_path: Pat
         outs[engine] = out
     files = {e: sorted(str(p.relative_to(o)) for p in o.rglob("*") if p.is_file()) for e, o in outs.items()}
     assert files["ray"] == files["local"] == [
-        "a.csv", "a.json", "failures.jsonl", "results.csv", "x/a.csv", "x/a.json",
-    ]  # fmt: skip
+        "a.csv", "a.extract.json", "a.json", "a__0.npy", "a__vggish.npy", "failures.jsonl", "features.json",
+        "results.csv", "x/a.csv", "x/a.extract.json", "x/a.json", "x/a__0.npy", "x/a__vggish.npy",
+    ]  # fmt: skip  (the kept features beside each NAME.json)
     for name in ("a", "x/a"):
         local, far = (json.loads((outs[e] / f"{name}.json").read_text()) for e in ("local", "ray"))
         for key in ("snippets", "segments"):

@@ -111,11 +111,14 @@ def render_report(
         "drivers": [segment_driver(result, seg) for seg in result.segments],
     }
     title = Path(result.video.path).name
+    player = (
+        _no_player() if result.from_features_alone else _player(result, media, report_dir, playback, source_playback)
+    )
     body = "\n".join(
         [
             _header(result, title),
             '<main><div class="stage">',
-            _no_player() if result.from_features_alone else _player(result, media, report_dir, playback, source_playback),
+            player,
             _facts(result, long_video, source_playback or playback),
             "</div>",
             _timeline(result),

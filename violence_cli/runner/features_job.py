@@ -34,7 +34,10 @@ def feature_inputs(entries: list[Any]) -> list[VideoInput]:
     """One run input per video of feature files (:class:`~violence_cli.xdfeatures.VideoEntry`):
     its name is the output name, its audio file the file that stands for it."""
     # ".npy" is there to be dropped: names such as "A.Beautiful.Mind.2001__#00-01" keep their dots
-    return [VideoInput(e.audio_path, PurePosixPath(e.name + ".npy"), label=str(e.audio_path.parent / e.name)) for e in entries]
+    return [
+        VideoInput(e.audio_path, PurePosixPath(e.name + ".npy"), label=str(e.audio_path.parent / e.name))
+        for e in entries
+    ]
 
 
 def entry_fingerprint(entry: Any) -> dict[str, int]:

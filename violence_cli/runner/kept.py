@@ -73,10 +73,12 @@ def write_kept(
 ) -> tuple[list[Path], Path]:
     """Write ``features`` and then their sidecar (each file atomically): (npy files, sidecar).
     ``extra``: more sidecar fields (extract's ``precision_choice``)."""
-    from ..xdfeatures import write_xd_features
+    from ..xdfeatures import MAX_CROPS, write_xd_features
 
     files = feature_files(out_dir, name, features.crops)
     written = write_xd_features(features, files[0].parent, Path(name).name)
+    for stale in feature_files(out_dir, name, MAX_CROPS)[features.crops : MAX_CROPS]:
+        stale.unlink(missing_ok=True)  # crops of an earlier run with more: not these features
     media = {k: v for k, v in asdict(features.info).items() if k != "path"}
     doc = {
         "schema_version": RECORD_SCHEMA,
