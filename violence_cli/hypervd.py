@@ -186,13 +186,15 @@ def expmap0(u: Tensor, k: Tensor) -> Tensor:
 
 
 def similarity_rows(points: Tensor, rows: slice, k: Tensor) -> Tensor:
-    """Rows ``rows`` of HFSGCN's adjacency: (B, R, T), each row a softmax over all T columns."""
-    inner = -cross_inner(points[:, rows], points)  # (B, R, T)
-    inner = F.threshold(inner, 1.0, 1.0)
-    x = inner / k
-    dist = k.sqrt() * torch.log(x + torch.sqrt(x * x - 1))
-    sim = torch.exp(-dist.clamp(DIST_MIN[points.dtype], DIST_MAX))
-    return torch.softmax(F.threshold(sim, SIMILARITY_KEEP, 0.0), dim=-1)
+    """Rows ``rows`` of HFSGCN's adjacency: (B, R, T), each row a softmax over all T columns.
+    Computed in place (the same elementwise kernels, so the same bits): two blocks alive at once."""
+    x = cross_inner(points[:, rows], points).neg_()  # (B, R, T): -<p_i, p_j>_L
+    F.threshold_(x, 1.0, 1.0)
+    x.div_(k)
+    dist = (x * x).sub_(1).sqrt_().add_(x).log_().mul_(k.sqrt())  # sqrt(k) * arccosh(x)
+    del x
+    sim = dist.clamp_(DIST_MIN[points.dtype], DIST_MAX).neg_().exp_()  # exp(-d)
+    return torch.softmax(F.threshold_(sim, SIMILARITY_KEEP, 0.0), dim=-1)
 
 
 def temporal_rows(rows: slice, t: int, like: Tensor) -> Tensor:
@@ -200,7 +202,7 @@ def temporal_rows(rows: slice, t: int, like: Tensor) -> Tensor:
     same for every crop (e is float32's, as the published code divides by ``exp(tensor(1.))``)."""
     i = torch.arange(rows.start, rows.stop, device=like.device, dtype=like.dtype)[:, None]
     j = torch.arange(t, device=like.device, dtype=like.dtype)[None, :]
-    return torch.exp(-(i - j).abs() / torch.exp(torch.tensor(1.0, device=like.device)))
+    return (i - j).abs_().neg_().div_(torch.exp(torch.tensor(1.0, device=like.device))).exp_()
 
 
 class HyperVD(nn.Module):
