@@ -1,6 +1,6 @@
 """Video file -> XD-Violence features: I3D RGB (T, C, 1024) and VGGish audio (T, 128).
 
-The protocol (REFERENCE.md, "XD-Violence feature protocol"):
+The protocol (the XD-Violence dataset paper, Wu et al., ECCV 2020, section 5.2, and its authors' notes in Roc-Ng/XDVioDet):
 
 - frames at 24 fps (:func:`violence_cli.media.iter_frames`);
 - shorter side resized to 256 pixels, bilinear, *without* anti-aliasing, on uint8 frames.
