@@ -208,6 +208,7 @@ class _Runner:
             start=float(p["start"]),
             end=None if p["end"] is None else float(p["end"]),
             model=p["model"],
+            keep_features=False,  # a job's result is detect --json's document; no rescoring API reads them
         )
 
     def _detect(self, row: JobRow, video: VideoInput, job_dir: Path) -> Any:
