@@ -72,15 +72,17 @@ def forbid_decoding(monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("decoded although the features were kept")
 
-    for name in ("probe", "iter_frames", "iter_audio"):
+    for name in ("probe", "open_video", "iter_frames", "iter_audio"):  # open_video: the extractor's one open
         monkeypatch.setattr(media_module, name, refuse)
 
 
 def detect_run(video: Path, out: Path, weights: dict[str, Path], **options) -> object:
-    """The library runner, as `detect --output-dir` drives it: its summary (outcomes included)."""
+    """The library runner, as `detect --output-dir` drives it: its summary (outcomes included).
+    ``weights`` names every file the job's model needs (``hypervd`` too for that model)."""
     found = discover([video])
     job = DetectJob(out_dir=out, weights={}, formats=["json"], crops=1, precision="fp32", **options)
-    job.weights = resolve_weight_files({name: weights[name] for name in ("i3d_rgb_imagenet", "vggish", "macil_sd")})
+    names = {"macil-sd": ("macil_sd",), "hypervd": ("hypervd",), "ensemble": ("macil_sd", "hypervd")}[job.model]
+    job.weights = resolve_weight_files({name: weights[name] for name in ("i3d_rgb_imagenet", "vggish", *names)})
     return run(found.videos, job, device="cpu")
 
 
@@ -107,6 +109,61 @@ def test_rerun_with_a_new_threshold_rescores_without_decoding(clip, tmp_path, we
     assert doc["params"]["threshold"] == 0.2
     assert scores(doc) == scores(fresh_doc)  # exactly: the kept features are the float32 made
     assert doc["segments"] == fresh_doc["segments"] and doc["video"] == fresh_doc["video"]
+
+
+def test_another_model_rescores_the_kept_features(clip, tmp_path, weights, shared_dir, monkeypatch) -> None:
+    """Features kept by a MACIL-SD run are HyperVD's and the ensemble's input too: no decoding,
+    and each model's scores are what it gives on the kept files themselves."""
+    from violence_cli.hypervd import hypervd_probabilities, load_hypervd
+    from violence_cli.model import load_model, score_snippets
+
+    out = tmp_path / "out"
+    first = detect_run(clip, out, weights)
+    assert first.outcomes[0].decoded is True
+    rgb = np.load(out / "clip__0.npy")[:, None, :]  # (T, 1 crop, 1024), as kept
+    audio = np.load(out / "clip__vggish.npy")
+    want_hyper = hypervd_probabilities(load_hypervd(shared_dir / "weights" / "hypervd.pkl"), rgb, audio)
+    want_macil = score_snippets(load_model(weights["macil_sd"]), rgb, audio).av
+    forbid_decoding(monkeypatch)
+    both = {**weights, "hypervd": shared_dir / "weights" / "hypervd.pkl"}
+    for model, want in (("hypervd", want_hyper), ("ensemble", (want_macil + want_hyper) / 2)):
+        summary = detect_run(clip, out, both, model=model)
+        (again,) = summary.outcomes
+        assert again.status == "done", again.error
+        assert again.decoded is False and summary.rescored == 1, model
+        doc = json.loads((out / "clip.json").read_text())
+        assert doc["features"] == {"reused": True, "from": str(out / "clip.extract.json")}
+        assert doc["params"]["model"] == model
+        got = np.array([s["score"] for s in doc["snippets"]])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=model)
+    assert not np.allclose(want_hyper, want_macil, atol=1e-3)  # the two models differ: the check can fail
+
+
+def test_a_folder_of_kept_videos_decodes_nothing_ahead(tmp_path, weights, monkeypatch) -> None:
+    """The runner announces the next video to the extractor (decode-ahead); a video whose kept
+    features match is not announced, and the networks are never even loaded."""
+    from violence_cli.features.extract import FeatureExtractor
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a", "b", "c"):
+        make_clip(videos / f"{name}.mp4", seconds=40 / 24, fps=24)
+    out = tmp_path / "out"
+    found = discover([videos])
+    job = DetectJob(out_dir=out, weights={}, formats=["json"], crops=1, precision="fp32")
+    job.weights = resolve_weight_files({n: weights[n] for n in ("i3d_rgb_imagenet", "vggish", "macil_sd")})
+    assert [o.decoded for o in run(found.videos, job, device="cpu").outcomes] == [True, True, True]
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a kept video was decoded ahead or its networks loaded")
+
+    forbid_decoding(monkeypatch)
+    monkeypatch.setattr(FeatureExtractor, "prefetch", refuse)
+    monkeypatch.setattr(FeatureExtractor, "__init__", refuse)
+    job.threshold = 0.9
+    summary = run(found.videos, job, device="cpu")
+    assert [(o.status, o.decoded) for o in summary.outcomes] == [("done", False)] * 3, summary.outcomes
+    assert summary.rescored == 3
 
 
 def test_cli_says_rescored_and_counts_it(tmp_path, args) -> None:
