@@ -10,13 +10,16 @@ real ``violence-detect`` processes run one after the other, as a user would type
 1. ``VIDEO --output-dir OUT --threshold 0.5``: decode, I3D, VGGish, MACIL-SD; the features are kept;
 2. ``VIDEO --output-dir OUT --threshold 0.65``: rescored from the kept features (the JSON must
    say ``"reused": true``, else the script stops: a rescore that decoded is no figure);
-3. ``... --model hypervd``: only when ``detect --help`` has ``--model`` (issue 17 point 3);
-   otherwise the script says it was skipped.
+3. ``... --model hypervd --checkpoint HYPERVD``: HyperVD rescoring the features the MACIL-SD
+   run kept (its published checkpoint: ``--hypervd FILE``, by default ``../shared/weights/
+   hypervd.pkl`` beside this checkout, else the registry's cached copy).
 
 Each figure is the wall time of the whole process (start-up, weights hashing and loading
 included), then, in this process, ``Detector.score`` alone on the features read back: the
-model step a rescore cannot avoid. Weights are RANDOM (tests/fakeweights.py): speed does not
-depend on their values. The load average is printed before and after.
+model step a rescore cannot avoid. I3D, VGGish and MACIL-SD weights are RANDOM
+(tests/fakeweights.py): speed does not depend on their values. The load average is printed
+before and after. ``--workdir DIR`` keeps the clip and the kept features there (a rerun reuses
+the clip; its full run starts from an empty output folder).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,12 +58,16 @@ def cli(*args: object) -> tuple[float, dict]:
     return seconds, json.loads(done.stdout)
 
 
-def has_model_option() -> bool:
-    out = subprocess.run(
-        [sys.executable, "-m", "violence_cli", "detect", "--help"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"},
-    )  # fmt: skip
-    return "--model" in out.stdout
+def hypervd_file(given: str | None) -> Path | None:
+    """The HyperVD checkpoint to rescore with: the option's, shared's, else the registry's cache."""
+    if given:
+        return Path(given)
+    shared = REPO.parent / "shared" / "weights" / "hypervd.pkl"
+    if shared.is_file():
+        return shared
+    from violence_cli.weights import resolve_weights
+
+    return resolve_weights("hypervd", None, download=False)
 
 
 def score_alone(out: Path, name: str, weights: dict[str, Path], repeats: int = 5) -> float:
@@ -85,34 +93,39 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the clip (default 10)")
     parser.add_argument("--crops", type=int, default=5, choices=(1, 5))
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"))
+    parser.add_argument("--hypervd", help="HyperVD's published checkpoint (default: shared's, else the cache)")
+    parser.add_argument("--workdir", help="keep the clip and outputs here (default: a temporary folder)")
     args = parser.parse_args()
+    hypervd = hypervd_file(args.hypervd)  # before the long run: a missing file stops it now
     print(f"load average before: {load()}  ({os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory(prefix="bench-rescore-") as tmp:
-        root = Path(tmp)
+        root = Path(args.workdir or tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(root / "out", ignore_errors=True)  # the full run must decode
         weights = save_fake_weights(root / "weights")
         started = time.perf_counter()
-        video = make_video(root / "clip.mp4", args.minutes * 60, 640, 360)
-        print(f"clip: {args.minutes:g} min 640x360 30 fps H.264 + AAC, made in {time.perf_counter() - started:.1f} s")
+        video = root / f"clip-{args.minutes:g}min.mp4"
+        if not video.is_file():
+            make_video(video, args.minutes * 60, 640, 360)
+        print(f"clip: {args.minutes:g} min 640x360 30 fps H.264 + AAC, ready in {time.perf_counter() - started:.1f} s")
         common = [
             "--output-dir", root / "out", "--crops", args.crops, "--precision", args.precision, "--device", "cpu",
-            "--no-download", "--checkpoint", weights["macil_sd"], "--i3d-weights", weights["i3d_rgb_imagenet"],
-            "--vggish-weights", weights["vggish"],
+            "--no-download", "--i3d-weights", weights["i3d_rgb_imagenet"], "--vggish-weights", weights["vggish"],
         ]  # fmt: skip
-        full, first = cli(video, *common, "--threshold", "0.5")
+        macil = ["--checkpoint", weights["macil_sd"]]
+        full, first = cli(video, *common, *macil, "--threshold", "0.5")
         assert first["features"]["reused"] is False, first["features"]
         print(f"full run ({args.crops} crops, {first['params']['precision']}): {full:.1f} s "
               f"({first['video']['n_snippets']} snippets; {args.minutes * 60 / full:.2f} s of video per second)")  # fmt: skip
-        rescore, second = cli(video, *common, "--threshold", "0.65")
+        rescore, second = cli(video, *common, *macil, "--threshold", "0.65")
         if second.get("features", {}).get("reused") is not True:
             raise SystemExit(f"the rescore did not reuse the kept features: {second.get('features')}")
         print(f"rescore, --threshold 0.65: {rescore:.2f} s (nothing decoded): full / rescore = {full / rescore:.0f}x")
-        if has_model_option():
-            other, third = cli(video, *common, "--threshold", "0.65", "--model", "hypervd")
-            reused = third.get("features", {}).get("reused")
-            print(f"rescore, --model hypervd: {other:.2f} s (reused: {reused}): full / rescore = {full / other:.0f}x")
-        else:
-            print("rescore, --model hypervd: skipped (this detect has no --model yet)")
-        alone = score_alone(root / "out", "clip", weights)
+        other, third = cli(video, *common, "--threshold", "0.65", "--model", "hypervd", "--checkpoint", hypervd)
+        if third.get("features", {}).get("reused") is not True:
+            raise SystemExit(f"the HyperVD rescore did not reuse the kept features: {third.get('features')}")
+        print(f"rescore, --model hypervd: {other:.2f} s (nothing decoded): full / rescore = {full / other:.0f}x")
+        alone = score_alone(root / "out", video.stem, weights)
         print(f"Detector.score alone on the kept features (MACIL-SD + segments): {alone * 1000:.1f} ms")
     print(f"load average after: {load()}")
 
