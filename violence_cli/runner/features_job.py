@@ -81,8 +81,6 @@ class FeaturesWorker:
     def process(self, video: VideoInput, progress: Progress | None = None) -> Outcome:
         import time
 
-        from ..writers import get_writer
-
         job = self.job
         job.remove_leftovers(video)
         entry = job.entries[video.name]
@@ -99,16 +97,7 @@ class FeaturesWorker:
         work = time.perf_counter() - started
         result.record = job.record(video, source)
         result.features = {"reused": True, "from": str(origin), "alone": True}
-        files: list[Path] = []
-        plot = job.plot_path(video)
-        if plot is not None:
-            from ..plot import plot_timeline
-
-            plot.parent.mkdir(parents=True, exist_ok=True)
-            files.append(plot_timeline(result, plot))
-        for fmt, target in job.exports(video):  # the JSON record last
-            target.parent.mkdir(parents=True, exist_ok=True)
-            files.append(get_writer(fmt).write(result, target))
+        files = job.write_outputs(video, result)  # the report: the timeline without a player
         outcome = detect_outcome(video, result, DONE, files)
         outcome.decoded = False
         outcome.work_seconds = work

@@ -178,6 +178,25 @@ class DetectJob(Job):
     def plot_path(self, video: VideoInput) -> Path | None:
         return self.plot_dir / f"{video.name}.timeline.png" if self.plot_dir is not None else self.plot
 
+    def write_outputs(self, video: VideoInput, result: Any, html: Callable[[Path], Any] | None = None) -> list[Path]:
+        """Write ``video``'s plot and exports (the JSON record last): the files written.
+        ``html(target)``: the report's writer (default: the plain one, which plays nothing)."""
+        from ..plot import plot_timeline
+        from ..writers import HtmlWriter, get_writer
+
+        files: list[Path] = []
+        plot = self.plot_path(video)
+        if plot is not None:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            files.append(plot_timeline(result, plot))
+        for fmt, target in self.exports(video):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            writer = html(target) if fmt == "html" and html is not None else get_writer(fmt)
+            files.append(writer.write(result, target))
+            if isinstance(writer, HtmlWriter) and writer.source_playback is not None:
+                files.append(Path(writer.media))  # the proxy it plays: NAME.proxy.mp4
+        return files
+
     def outputs(self, video: VideoInput) -> list[Path]:
         from ..report import proxy_path
 
@@ -265,9 +284,6 @@ class DetectWorker:
             extractor.close()
 
     def process(self, video: VideoInput, progress: Progress | None = None) -> Outcome:
-        from ..plot import plot_timeline
-        from ..writers import HtmlWriter, get_writer
-
         job = self.job
         job.remove_leftovers(video)
         source = fingerprint(video.path)  # before reading: a file changed meanwhile is redone
@@ -301,19 +317,9 @@ class DetectWorker:
         work = time.perf_counter() - started
         result.video.path = video.shown  # a URL or "-", not the temporary copy read
         result.record = job.record(video, source)
-        files: list[Path] = []
-        plot = job.plot_path(video)
-        if plot is not None:
-            plot.parent.mkdir(parents=True, exist_ok=True)
-            files.append(plot_timeline(result, plot))
-        for fmt, target in job.exports(video):  # the JSON record last
-            target.parent.mkdir(parents=True, exist_ok=True)
-            writer = (
-                html_writer(result, target, job.report_proxy, self._warnings.append, video) if fmt == "html" else None
-            )
-            files.append((writer or get_writer(fmt)).write(result, target))
-            if isinstance(writer, HtmlWriter) and writer.source_playback is not None:
-                files.append(Path(writer.media))  # the proxy it plays: NAME.proxy.mp4
+        files = job.write_outputs(
+            video, result, lambda target: html_writer(result, target, job.report_proxy, self._warnings.append, video)
+        )
         outcome = detect_outcome(video, result, DONE, files)
         outcome.decoded = kept is None
         outcome.warnings += self._warnings
