@@ -1,8 +1,11 @@
 """Peak RSS of HyperVD over a long video, by row-block size (random features, CPU, float64).
 
     python benchmarks/bench_hypervd_memory.py --block-mib 64 --crops 5 --snippets 16200
+    python benchmarks/bench_hypervd_memory.py --embed-rows 0 --no-trim   # as before 2026-12-02
 
-Run each block size in its own process (peak RSS is per process). Prints one line.
+Run each setting in its own process (peak RSS is per process). Prints one line.
+``--embed-rows 0`` embeds each crop whole (a float64 copy of its features), ``--no-trim``
+keeps what a crop freed in the C heap (no ``malloc_trim`` between crops).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import time
 import numpy as np
 import torch
 
-from violence_cli.hypervd import BLOCK_BYTES, HyperVD, hypervd_probabilities
+from violence_cli import hypervd
+from violence_cli.hypervd import BLOCK_BYTES, EMBED_ROWS, HyperVD, hypervd_probabilities
 
 
 def main() -> None:
@@ -23,7 +27,12 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=5)
     parser.add_argument("--snippets", type=int, default=16200, help="T (16,200 = 3 hours)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--embed-rows", type=int, default=EMBED_ROWS, help="snippets embedded at a time (0: all)")
+    parser.add_argument("--no-trim", action="store_true", help="no malloc_trim between crops")
     args = parser.parse_args()
+    hypervd.EMBED_ROWS = args.embed_rows or args.snippets
+    if args.no_trim:
+        hypervd.release_free_memory = lambda: None
     torch.set_num_threads(args.threads)
     model = HyperVD(block_bytes=int(args.block_mib * 2**20)).double().eval()
     rng = np.random.default_rng(0)
@@ -35,7 +44,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
-        f"block {args.block_mib:g} MiB, {args.crops} crops, T = {args.snippets}: peak RSS {peak / 1024:,.0f} MiB "
+        f"block {args.block_mib:g} MiB, embed {hypervd.EMBED_ROWS} rows, trim {not args.no_trim}, {args.crops} crops, T = {args.snippets}: peak RSS {peak / 1024:,.0f} MiB "
         f"(+{(peak - before) / 1024:,.0f} MiB while scoring), {seconds:.1f} s"
     )
 

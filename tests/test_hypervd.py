@@ -222,15 +222,12 @@ def test_published_file_downloads_and_a_damaged_copy_is_refused(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="peak RSS is 1.4-1.5 GB run alone (64 MiB blocks), but 2,190 MiB was measured once inside "
-    "the clean-clone CI run (2026-12-01, -n 2): the margin is not proven yet",
-    strict=False,
-)
 def test_three_hour_video_stays_under_2_gb() -> None:
     """T = 16,200 snippets: one whole T x T float64 matrix is 2 GiB (the published code builds
     two per crop). All five crops are scored, one after the other: with row blocks under glibc's
-    32 MiB mmap threshold the heap grew from crop to crop (5.2 GB peak; 64 MiB blocks: 1.5 GB)."""
+    32 MiB mmap threshold the heap grew from crop to crop (5.2 GB peak; 64 MiB blocks: 1.5 GB,
+    once 2.2 GB inside a loaded CI run; embedding 1,024 snippets at a time and trimming the heap
+    between crops: 1.1 GB, +260 MiB over the inputs)."""
     script = textwrap.dedent(
         """
         import resource, torch
@@ -250,4 +247,4 @@ def test_three_hour_video_stays_under_2_gb() -> None:
     assert proc.returncode == 0, proc.stderr
     peak_mib, grown_mib = map(float, proc.stdout.split())
     assert peak_mib < 2048, f"peak RSS {peak_mib:.0f} MiB"
-    assert grown_mib < 1024, f"scoring grew the peak by {grown_mib:.0f} MiB"  # 64 MiB blocks, a few alive at once
+    assert grown_mib < 768, f"scoring grew the peak by {grown_mib:.0f} MiB"  # 64 MiB blocks, a few alive at once
