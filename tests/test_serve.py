@@ -85,7 +85,8 @@ def guarded(tmp_path_factory, weights_dir, allowed):
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory, weights_dir):
     folder = tmp_path_factory.mktemp("open")
-    server = ServeProcess(folder / "data", weights_dir, "--allow-urls", "--allow-private-urls", "--max-queue", "4")
+    server = ServeProcess(folder / "data", weights_dir, "--allow-urls", "--allow-private-urls", "--max-queue", "4",
+                          "--allow-host", "Videos.Example")  # fmt: skip
     yield server
     assert server.stop() == 0, server.output
 
@@ -97,14 +98,51 @@ def _job_dirs(server: ServeProcess) -> set[str]:
 # --------------------------------------------------------------------------- results
 
 
-def test_concurrent_uploads_equal_detect_json(guarded, clips, weights_dir) -> None:
+class DetectJson:
+    """``detect --json`` on every clip, in a subprocess started at once (it runs beside the
+    server's jobs); :meth:`results` waits for it once: file name -> result document."""
+
+    def __init__(self, clips: list[Path], weights_dir: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "violence_cli", "detect", *map(str, clips), "--json", "--weights-dir",
+             str(weights_dir), *MODEL_ARGS],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        self._results: dict[str, dict] | None = None
+
+    def results(self) -> dict[str, dict]:
+        if self._results is None:
+            out, err = self.process.communicate(timeout=900)  # generous: two cores shared with other jobs
+            assert self.process.returncode == 0, err.decode()
+            self._results = {Path(r["video"]["path"]).name: r for r in json.loads(out)["results"]}
+        return self._results
+
+
+@pytest.fixture(scope="module")
+def detect_json(clips, weights_dir):
+    runner = DetectJson(clips, weights_dir)
+    yield runner
+    if runner.process.poll() is None:
+        runner.process.kill()
+        runner.process.communicate()
+
+
+def assert_same_result(got: dict, want: dict, name: str) -> None:
+    """A job's result is detect --json's document for that file (scores to 1e-6)."""
+    assert got["video"]["path"] == name  # the client's file name, not the server's copy
+    assert set(got) == set(want)
+    assert got["params"] == want["params"] and got["weights"] == want["weights"]
+    assert [s["start"] for s in got["snippets"]] == [s["start"] for s in want["snippets"]]
+    for a, b in zip(got["snippets"], want["snippets"], strict=True):
+        for key in ("score", "audio_score", "visual_score"):
+            assert a[key] == pytest.approx(b[key], abs=1e-6)
+    assert got["segments"] == want["segments"] and got["verdict"] == want["verdict"]
+    assert got["warnings"] == want["warnings"]
+
+
+def test_concurrent_uploads_equal_detect_json(guarded, clips, detect_json) -> None:
     """20 uploads at once all end done, each result the document detect --json prints for that file."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "violence_cli", "detect", *map(str, clips), "--json", "--weights-dir", str(weights_dir),
-         *MODEL_ARGS],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )  # fmt: skip
     answers: dict[int, dict] = {}
 
     def send(n: int) -> None:
@@ -119,23 +157,21 @@ def test_concurrent_uploads_equal_detect_json(guarded, clips, weights_dir) -> No
         t.join()
     assert len(answers) == N_CONCURRENT and all(a["status"] == "queued" for a in answers.values())
     assert len({a["id"] for a in answers.values()}) == N_CONCURRENT
-    out, err = cli.communicate(timeout=900)  # generous: two cores shared with other jobs can be slow
-    assert cli.returncode == 0, err.decode()
-    expected = {Path(r["video"]["path"]).name: r for r in json.loads(out)["results"]}
+    expected = detect_json.results()
     for n, submitted in answers.items():
         job = wait_job(guarded.base, submitted["id"], TOKEN_A, timeout=600)
         assert job["status"] == "done", job
-        got, want = job["result"], expected[clips[n].name]
-        assert got["video"]["path"] == clips[n].name  # the client's file name, not the server's copy
-        assert set(got) == set(want)
-        assert got["params"] == want["params"] and got["weights"] == want["weights"]
-        assert [s["start"] for s in got["snippets"]] == [s["start"] for s in want["snippets"]]
-        for a, b in zip(got["snippets"], want["snippets"], strict=True):
-            for key in ("score", "audio_score", "visual_score"):
-                assert a[key] == pytest.approx(b[key], abs=1e-6)
-        assert got["segments"] == want["segments"] and got["verdict"] == want["verdict"]
-        assert job["progress"] == pytest.approx(got["video"]["duration"])
+        assert_same_result(job["result"], expected[clips[n].name], clips[n].name)
+        assert job["progress"] == pytest.approx(job["result"]["video"]["duration"])
         assert job["attempts"] == 1 and job["created"] <= job["started"] <= job["finished"]
+
+
+def test_startup_warns_with_the_results_words(guarded, detect_json) -> None:
+    """The start-up warning about unpublished weights is the message the results carry, said once each."""
+    said = [w for w in next(iter(detect_json.results().values()))["warnings"] if "not the published file" in w]
+    assert len(said) == 3  # the random test weights: I3D, VGGish and MACIL-SD
+    for warning in said:
+        assert guarded.output.count(f"warning: {warning}") == 1, guarded.output
 
 
 def test_exports_report_and_listing(guarded, clips) -> None:
@@ -200,6 +236,32 @@ def test_tokens_and_isolation(guarded, clips) -> None:
     cookie = {"Cookie": f"vd_token={TOKEN_A}"}
     assert call("GET", f"{guarded.base}/v1/jobs/{job['id']}", headers=cookie).status == 200
     assert call("DELETE", f"{guarded.base}/v1/jobs/{job['id']}", headers=cookie).status == 401
+
+
+def test_other_host_names_refused_without_tokens(open_server, guarded) -> None:
+    """DNS rebinding: a hostile page's name resolved to 127.0.0.1 reaches the server with its own Host."""
+    for path in ("/healthz", "/v1/jobs", "/"):
+        answer = call("GET", f"{open_server.base}{path}", headers={"Host": f"evil.example:{open_server.port}"})
+        assert answer.status == 403, (path, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "forbidden" and error["message"].startswith("Host evil.example: not a name of this server")
+    refused = call("POST", f"{open_server.base}/v1/jobs", {"url": "http://127.0.0.1:9/x.mp4"}, {"Host": "evil.example"})
+    assert refused.status == 403 and "--allow-host evil.example" in refused.json()["error"]["message"]
+    for host in (f"127.0.0.1:{open_server.port}", f"localhost:{open_server.port}", "LOCALHOST", "[::1]:80",
+                 "videos.example:443", "videos.example"):  # fmt: skip  (--allow-host Videos.Example)
+        assert call("GET", f"{open_server.base}/v1/jobs", headers={"Host": host}).status == 200, host
+    # with tokens a hostile page has no token to send: any name is answered (a proxy's too)
+    assert call("GET", f"{guarded.base}/v1/jobs", headers={"Host": "evil.example"}, token=TOKEN_A).status == 200
+    assert call("GET", f"{guarded.base}/v1/jobs", headers={"Host": "evil.example"}).status == 401
+
+
+def test_host_names_parsed() -> None:
+    assert security.host_name("[::1]:8750") == "::1"
+    assert security.host_name("Localhost:8750") == "localhost"
+    assert security.host_name("::1") == "::1"
+    assert security.host_name("example.com") == "example.com"
+    assert security.host_allowed(None, ["127.0.0.1"])  # no Host at all: not a browser
+    assert not security.host_allowed("127.0.0.1.evil.example", ["127.0.0.1"])
 
 
 def test_digests_only_and_constant_time_match() -> None:

@@ -6,6 +6,9 @@ them. A message said in one place only stays beside the code that says it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 
 def no_audio_warning(name: str) -> str:
     """A video without an audio stream: its audio features are those of silence."""
@@ -23,4 +26,17 @@ def unpublished_warning(name: str, path: object, why: str, *, features: bool = F
     return f"{name} weights {path} are not the published file ({why}): {consequence}"
 
 
-__all__ = ["no_audio_warning", "unpublished_warning"]
+def unpublished_warnings(weights: Iterable[Any], problems: dict[str, str | None] | None = None) -> list[str]:
+    """:func:`unpublished_warning` for each of ``weights`` (resolved or used weights files) that is
+    not the published file, the check that failed from ``problems`` or else its sha256. A
+    checkpoint the user trained is left out: it is named once, as the user's own model."""
+    from .weights import short_hash
+
+    return [
+        unpublished_warning(w.name, w.path, (problems or {}).get(w.name) or f"sha256 {short_hash(w.sha256)}")
+        for w in weights
+        if not w.verified and w.trained is None
+    ]
+
+
+__all__ = ["no_audio_warning", "unpublished_warning", "unpublished_warnings"]

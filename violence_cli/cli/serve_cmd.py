@@ -15,8 +15,7 @@ import typer
 
 from .. import console
 from ..errors import UsageError
-from ..messages import unpublished_warning
-from ..weights import short_hash
+from ..messages import unpublished_warnings
 from ._app import app, cli_errors
 from .options import (
     DEFAULT_CROPS_CHOICE,
@@ -120,6 +119,17 @@ def serve_command(
             rich_help_panel=PANEL_LIMITS,
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="NAME",
+            help="Without --token-file, also answer requests whose Host header is NAME (repeatable; e.g. the "
+            "name a reverse proxy passes on). Other names than the bound address and localhost are refused, "
+            "which stops DNS rebinding.",
+            rich_help_panel=PANEL_LIMITS,
+        ),
+    ] = None,
     engine: EngineOpt = Engine("local"),
     ray_address: RayAddressOpt = None,
     device: DeviceOpt = "auto",
@@ -157,6 +167,7 @@ def serve_command(
         allow_urls=allow_urls,
         allow_private_urls=allow_private_urls,
         allow_paths=[p.expanduser() for p in allow_path or []],
+        allow_hosts=list(allow_host or []),
         engine=engine.value,
         ray_address=ray_address,
         crops=int(crops.value),
@@ -178,9 +189,8 @@ def serve_command(
     )
     for note in weights_notes(config.weights.values()):
         console.info(note)
-    for w in config.weights.values():
-        if not w.verified and not w.trained:
-            console.warn(unpublished_warning(w.name, w.path, f"sha256 {short_hash(w.sha256)}"))
+    for warning in unpublished_warnings(config.weights.values()):
+        console.warn(warning)
 
     def ready(bound: str, bound_port: int, requeued: int) -> None:
         where = f"[{bound}]" if ":" in bound else bound

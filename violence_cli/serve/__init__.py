@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from ..errors import UsageError, ViolenceDetectError
 from .config import DEFAULT_HOST, ServeConfig, job_params
+from .security import LOOPBACK_HOSTS
 
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 

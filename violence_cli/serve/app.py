@@ -3,7 +3,8 @@
 Every answer is JSON (errors as ``{"error": {"code", "message"}}``) except the exports, the
 report, ``/metrics`` and the page. :class:`Gate` (a plain ASGI layer in front of the app)
 checks the token of every request but ``/healthz`` and ``/`` (the page, which holds no
-data), and refuses a body whose declared length is past the limit before it is read. An
+data); without tokens it refuses (403) a ``Host`` that is not the server's own name (DNS
+rebinding, see :mod:`.security`); it refuses a body whose declared length is past the limit before it is read. An
 upload is streamed straight into its job's folder through python-multipart's parser,
 counting bytes: past the limit the request ends with ``413`` and the partial file is
 removed. Library errors (they name parameters: ``params.threshold 2: expected ...``) come
@@ -62,16 +63,24 @@ def _iso(stamp: float | None) -> str | None:
 
 
 class Gate:
-    """ASGI layer: token check (``request.state.owner``) and the declared body size."""
+    """ASGI layer: the Host check (without tokens), the token check (``request.state.owner``)
+    and the declared body size."""
 
     def __init__(self, app: Any, config: ServeConfig) -> None:
         self.app, self.config = app, config
+        self.host_names = config.host_names()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.config.tokens is None and not security.host_allowed(headers.get("host"), self.host_names):
+            name = security.host_name(headers["host"])
+            known = ", ".join(dict.fromkeys(self.host_names))
+            await _send_error(send, 403, f"Host {name}: not a name of this server ({known}); start it with "
+                                         f"--allow-host {name} to accept that name, or with --token-file")
+            return
         owner = "" if self.config.tokens is None else self._owner(scope, headers)
         if owner is None and scope["path"] not in PUBLIC_PATHS:
             await _send_error(send, 401, "a valid token is needed: Authorization: Bearer TOKEN",

@@ -46,6 +46,7 @@ class ServeConfig:
     allow_urls: bool = False
     allow_private_urls: bool = False
     allow_paths: list[Path] = field(default_factory=list)
+    allow_hosts: list[str] = field(default_factory=list)  # Host names accepted without tokens, beside host and localhost
     engine: str = "local"
     ray_address: str | None = None
     device: Any = "cpu"  # resolved (a torch.device) at the edge
@@ -58,6 +59,12 @@ class ServeConfig:
     webhook_attempts: int = WEBHOOK_ATTEMPTS
     webhook_backoff: float = WEBHOOK_BACKOFF
     webhook_timeout: float = WEBHOOK_TIMEOUT
+
+    def host_names(self) -> tuple[str, ...]:
+        """The ``Host`` names a request without tokens may give: the bound address, localhost, ``allow_hosts``."""
+        from .security import LOOPBACK_HOSTS
+
+        return (self.host, *LOOPBACK_HOSTS, *self.allow_hosts)
 
     def defaults(self) -> dict[str, Any]:
         """The parameters of a job that sets none."""

@@ -9,6 +9,11 @@
   public (no loopback, private, link-local, multicast, reserved or unspecified address)
   unless private addresses are allowed; redirects are checked the same way, hop by hop.
   A download stops past a byte cap and a time cap.
+- **Host names** (without tokens): a request whose ``Host`` header names neither the bound
+  address nor localhost (nor an allowed name) is refused. A page of a hostile site can reach
+  a server on 127.0.0.1 through a name it makes resolve to 127.0.0.1 (DNS rebinding); the
+  browser then sends that name as ``Host``, so the check stops it. With tokens the page has
+  no token to send, and the check is not needed.
 - **Webhook signature**: ``X-Violence-Detect-Signature: t=UNIX,v1=HEX``, HEX being the
   HMAC-SHA256 of ``"UNIX." + body`` under the server's secret (Stripe's scheme: the
   timestamp lets a receiver refuse replays).
@@ -33,11 +38,30 @@ from ..errors import InputError, ViolenceDetectError
 SIGNATURE_HEADER = "X-Violence-Detect-Signature"
 SECRET_FILE = "webhook-secret"  # DATA/webhook-secret: the HMAC key of webhook signatures (0600)
 SCHEMES = ("http", "https")
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")  # the names of this machine a browser sends as Host
 _CHUNK = 1 << 16
 
 
 class Refused(ViolenceDetectError):
     """A request asks for something the server's settings do not allow (HTTP 403)."""
+
+
+def host_name(header: str) -> str:
+    """The name in a ``Host`` header, without its port and brackets, lower-cased
+    (``[::1]:8750`` -> ``::1``, ``Localhost:8750`` -> ``localhost``)."""
+    text = header.strip().lower()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    name, colon, port = text.rpartition(":")
+    return name if colon and port.isdigit() and ":" not in name else text
+
+
+def host_allowed(header: str | None, allowed: tuple[str, ...] | list[str]) -> bool:
+    """Whether a request's ``Host`` header names one of ``allowed`` (a request without one,
+    which no browser sends, is let through: rebinding is a browser's attack)."""
+    if header is None:
+        return True
+    return host_name(header) in {name.lower() for name in allowed}
 
 
 def token_digest(token: str) -> str:
