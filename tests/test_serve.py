@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -463,6 +464,71 @@ def test_refuses_another_host_without_tokens(tmp_path) -> None:
     assert lines[0] == "error: --host 0.0.0.0: serving beyond this machine needs tokens", result.stderr
     assert "--token-file" in lines[1] and "Traceback" not in result.stderr
     assert not (tmp_path / "d").exists()
+
+
+# --------------------------------------------------------------------------- --engine ray
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """A local Ray cluster started here (127.0.0.1, two CPUs, no dashboard); its GCS address.
+    Skipped where Ray is not installed, except under CI=true (.ci/run installs the ray extra)."""
+    ray = require_module("ray", "the ray extra runs serve --engine ray (pip install -e '.[ray]')")
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(REPO) + (os.pathsep + before if before else "")  # the actors import this checkout
+    try:
+        context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
+    yield context.address_info["gcs_address"]
+    ray.shutdown()
+
+
+def test_ray_engine_equals_local_and_cancels_in_the_actor(ray_address, tmp_path_factory, weights_dir, clips,
+                                                           detect_json) -> None:  # fmt: skip
+    """serve --engine ray on a Ray cluster: the same documents as detect --json; progress comes
+    back from the actor while it scores, a cancel stops the job there; the networks load once."""
+    folder = tmp_path_factory.mktemp("ray-serve")
+    long_clip = make_clip(folder / "long.mp4", 60.0, size=(64, 48))
+    server = ServeProcess(folder / "data", weights_dir, "--engine", "ray", "--ray-address", ray_address)
+    try:
+        ids = [upload(server.base, clips[n]).json()["id"] for n in (13, 14)]
+        for n, job_id in zip((13, 14), ids, strict=True):
+            job = wait_job(server.base, job_id, timeout=300)
+            assert job["status"] == "done", job
+            assert_same_result(job["result"], detect_json.results()[clips[n].name], clips[n].name)
+            assert job["progress"] == pytest.approx(job["result"]["video"]["duration"])
+        long = upload(server.base, long_clip).json()
+        after = upload(server.base, clips[15]).json()  # queued behind it on the one worker
+        job = wait_job(server.base, long["id"], until=("running",), timeout=120)
+        deadline = time.monotonic() + 120
+        while job["progress"] <= 0:  # the actor's progress, read back while it scores
+            assert time.monotonic() < deadline and job["status"] == "running", job
+            time.sleep(0.1)
+            job = call("GET", f"{server.base}/v1/jobs/{long['id']}").json()
+        seen, seen_at = job["progress"], time.monotonic()
+        while job["progress"] == seen and time.monotonic() < seen_at + 60:
+            time.sleep(0.1)
+            job = call("GET", f"{server.base}/v1/jobs/{long['id']}").json()
+        rate = (job["progress"] - seen) / (time.monotonic() - seen_at)  # s of video scored per s (an upper bound)
+        assert 0 < job["progress"] < 30, job  # cancelled before half the video
+        cancelled_at = time.time()
+        assert call("DELETE", f"{server.base}/v1/jobs/{long['id']}").json()["status"] == "cancelled"
+        done = wait_job(server.base, after["id"], timeout=300)
+        assert done["status"] == "done"
+        # the actor stopped the cancelled job: the next one started long before the rest could have been scored
+        waited = datetime.fromisoformat(done["started"].replace("Z", "+00:00")).timestamp() - cancelled_at
+        assert waited < (60.0 - job["progress"]) / rate / 2, (waited, job["progress"], rate)
+        assert wait_job(server.base, long["id"])["status"] == "cancelled"
+        assert not (server.data / "jobs" / long["id"] / "result").exists()
+        values = dict(line.rsplit(" ", 1) for line in call("GET", f"{server.base}/metrics").text.splitlines()
+                      if not line.startswith("#"))  # fmt: skip
+        assert values["violence_detect_model_load_seconds_count"] == "1"  # one actor, its networks loaded once
+    finally:
+        assert server.stop() == 0, server.output
 
 
 # --------------------------------------------------------------------------- the page

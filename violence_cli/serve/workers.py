@@ -42,6 +42,7 @@ RESULT_NAME = "result"  # its record: result/result.json
 INPUT_DIR = "input"  # DATA/jobs/ID/input/video.EXT: an upload or a download (the report plays it)
 INPUT_STEM = "video"
 PROGRESS_EVERY = 0.5  # s: a running job's progress is written at most this often
+STOP_WAIT = 5.0  # s: how long a Ray worker waits for its actor to stop a cancelled job
 # the extension a stored video gets from its container as the demuxer names it (not the client's name)
 _EXTENSIONS = {"mp4": ".mp4", "mov": ".mp4", "matroska": ".mkv", "webm": ".webm", "avi": ".avi", "mpegts": ".ts",
                "flv": ".flv", "asf": ".wmv", "ogg": ".ogv", "mpeg": ".mpg", "3gp": ".3gp"}
@@ -219,10 +220,11 @@ class _Runner:
         duration = self._check_duration(row, video.path)
         self.store.set_progress(row.id, 0.0, duration)
         (job_dir / RESULT_DIR).mkdir(parents=True, exist_ok=True)
+        progress = self._progress(row, float(row.params["start"]))
         if self.config.engine == "ray":
-            return self._ray_worker(job, row.params).process(job, video)
+            return self._ray_job(job, row, video, progress)
         worker = DetectWorker(job, self.config.device, detector=self._detector(job, row.params))
-        return worker.process(video, self._progress(row, float(row.params["start"])))
+        return worker.process(video, progress)
 
     def _key(self, job: DetectJob, params: dict[str, Any]) -> tuple[Any, ...]:
         return (job.crops, params["model"])
@@ -245,13 +247,20 @@ class _Runner:
             self.metrics.loaded(time.perf_counter() - started)
         return self.detectors[key]
 
-    def _ray_worker(self, job: DetectJob, params: dict[str, Any]) -> Any:
-        key = self._key(job, params)
+    def _ray_job(self, job: DetectJob, row: JobRow, video: VideoInput, progress: Callable[[int, int | None], None]) -> Any:
+        """The job scored by this worker's actor for its model options (made at the first such job)."""
+        key = self._key(job, row.params)
         if key not in self.detectors:
             started = time.perf_counter()
             self.detectors[key] = RayWorker(job, self.config)
             self.metrics.loaded(time.perf_counter() - started)
-        return self.detectors[key]
+        from ray.exceptions import RayActorError
+
+        try:
+            return self.detectors[key].process(job, video, row.id, progress)
+        except RayActorError as exc:  # the actor died (its node lost, out of memory): the next job makes a new one
+            del self.detectors[key]
+            raise ViolenceDetectError(f"{video.path}: the Ray actor scoring it stopped ({type(exc).__name__})") from None
 
     def _progress(self, row: JobRow, start: float) -> Callable[[int, int | None], None]:
         last = [0.0]
@@ -271,7 +280,9 @@ class _Runner:
 
 
 class _ServeActor:
-    """A Ray actor: one set of networks, kept; scores the jobs a serve worker sends it."""
+    """A Ray actor: one set of networks, loaded once and kept; scores the jobs a serve worker
+    sends it. It runs two calls at once (``max_concurrency=2``), so that while :meth:`process`
+    scores, the worker can read :meth:`progress` and :meth:`cancel` the job."""
 
     def __init__(self, job: DetectJob, device: Any) -> None:
         from ..pipeline import Detector
@@ -279,13 +290,45 @@ class _ServeActor:
         self.detector = Detector(
             model=job.model, device=device, crops=job.crops, batch_size=job.batch_size, precision=job.precision, weights=job.weights
         )
+        self.done: dict[str, int] = {}  # ticket -> snippets scored so far
+        self.cancelled: set[str] = set()
 
-    def process(self, job: DetectJob, video: VideoInput) -> Any:
-        return DetectWorker(job, self.detector.device, detector=self.detector).process(video)
+    def ready(self) -> int:
+        """The actor's process id, once the networks are loaded (a load error is raised here)."""
+        import os
+
+        return os.getpid()
+
+    def process(self, job: DetectJob, video: VideoInput, ticket: str) -> Any:
+        """The job's outcome (a failure as a failed outcome, as the local engine records it);
+        None when it was cancelled while it ran."""
+
+        def progress(done: int, total: int | None) -> None:
+            self.done[ticket] = done
+            if ticket in self.cancelled:
+                raise Stopped()
+
+        try:
+            return DetectWorker(job, self.detector.device, detector=self.detector).process(video, progress)
+        except Stopped:
+            return None
+        except Exception as exc:  # noqa: BLE001 - the job's failure goes back as its outcome, the actor goes on
+            return failed_outcome(video, exc)
+        finally:
+            self.done.pop(ticket, None)
+            self.cancelled.discard(ticket)
+
+    def progress(self, ticket: str) -> int:
+        return self.done.get(ticket, 0)
+
+    def cancel(self, ticket: str) -> None:
+        if ticket in self.done:  # running here: its next progress call stops it
+            self.cancelled.add(ticket)
 
 
 class RayWorker:
-    """A serve worker's Ray actor (``--engine ray``), made once and kept."""
+    """A serve worker's Ray actor (``--engine ray``), made once and kept: the networks load in
+    it once; each job is sent to it, its progress read back and its cancel passed on."""
 
     def __init__(self, job: DetectJob, config: ServeConfig) -> None:
         from ..runner.ray_engine import connect
@@ -294,10 +337,32 @@ class RayWorker:
         device = config.device
         resources = {"num_gpus": 1} if getattr(device, "type", str(device)) == "cuda" else {"num_cpus": 1}
         self._ray = ray
-        self.actor = ray.remote(**resources)(_ServeActor).remote(job, device)
+        self.actor = ray.remote(max_concurrency=2, **resources)(_ServeActor).remote(job, device)
+        try:
+            ray.get(self.actor.ready.remote())  # loaded (the load time is the worker's), or its error now
+        except ray.exceptions.RayTaskError as exc:  # e.g. a weights file missing on the actor's node
+            ray.kill(self.actor)
+            cause = getattr(exc, "cause", None) or exc
+            raise ViolenceDetectError(
+                f"the Ray actor could not load the networks: {getattr(cause, 'message', None) or cause}"
+            ) from None
 
-    def process(self, job: DetectJob, video: VideoInput) -> Any:
-        return self._ray.get(self.actor.process.remote(job, video))
+    def process(self, job: DetectJob, video: VideoInput, ticket: str, progress: Callable[[int, int | None], None]) -> Any:
+        """The outcome of ``video``; ``progress(snippets, None)`` about every :data:`PROGRESS_EVERY`
+        seconds while the actor scores; a :class:`Stopped` it raises cancels the job in the actor."""
+        ray = self._ray
+        ref = self.actor.process.remote(job, video, ticket)
+        while not ray.wait([ref], timeout=PROGRESS_EVERY)[0]:
+            try:
+                progress(ray.get(self.actor.progress.remote(ticket)), None)
+            except Stopped:
+                self.actor.cancel.remote(ticket)
+                ray.wait([ref], timeout=STOP_WAIT)  # it stops at its next snippet batch
+                raise
+        outcome = ray.get(ref)
+        if outcome is None:
+            raise Stopped()
+        return outcome
 
 
 class WebhookSender:
