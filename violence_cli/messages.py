@@ -28,15 +28,15 @@ def unpublished_warning(name: str, path: object, why: str, *, features: bool = F
 
 def unpublished_warnings(weights: Iterable[Any], problems: dict[str, str | None] | None = None) -> list[str]:
     """:func:`unpublished_warning` for each of ``weights`` (resolved or used weights files) that is
-    not the published file, the check that failed from ``problems`` or else its sha256. A
-    checkpoint the user trained is left out: it is named once, as the user's own model."""
+    not the published file. The check that failed is the file's own ``problem`` (resolved
+    weights carry it) or ``problems[name]``, else its sha256. A checkpoint the user trained is
+    left out: it is named once, as the user's own model."""
     from .weights import short_hash
 
-    return [
-        unpublished_warning(w.name, w.path, (problems or {}).get(w.name) or f"sha256 {short_hash(w.sha256)}")
-        for w in weights
-        if not w.verified and w.trained is None
-    ]
+    def why(w: Any) -> str:
+        return (problems or {}).get(w.name) or getattr(w, "problem", None) or f"sha256 {short_hash(w.sha256)}"
+
+    return [unpublished_warning(w.name, w.path, why(w)) for w in weights if not w.verified and w.trained is None]
 
 
 __all__ = ["no_audio_warning", "unpublished_warning", "unpublished_warnings"]
