@@ -308,7 +308,9 @@ class _ServeActor:
             if ticket in self.cancelled:
                 raise Stopped()
 
+        self.done[ticket] = 0
         try:
+            progress(0, None)  # cancelled before it began
             return DetectWorker(job, self.detector.device, detector=self.detector).process(video, progress)
         except Stopped:
             return None
@@ -322,8 +324,8 @@ class _ServeActor:
         return self.done.get(ticket, 0)
 
     def cancel(self, ticket: str) -> None:
-        if ticket in self.done:  # running here: its next progress call stops it
-            self.cancelled.add(ticket)
+        """Stop the job ``ticket`` at its next progress call (a cancel may come before it starts)."""
+        self.cancelled.add(ticket)
 
 
 class RayWorker:
