@@ -3,7 +3,8 @@ from upload to result on an idle server.
 
 Makes N short clips (2 s, 64x48, H.264 + AAC) and one 10 s clip, with random test weights in
 the published layouts (so the scores mean nothing; the timings are those of the real
-networks), one crop, CPU, fp32, one worker:
+networks), one crop, CPU, fp32, one worker, torch's default threads in both (the tests run theirs
+with one):
 
 - **CLI**: ``violence-detect detect`` (a subprocess) over 1 clip and over all N clips;
   (wall(N) - wall(1)) / (N - 1) is the CLI's time per video without its start and network load;
@@ -80,7 +81,7 @@ def main() -> None:
         many = cli_seconds(clips, weights, root / "clin")
         cli_per_video = (many - one) / (n - 1)
 
-        server = ServeProcess(root / "data", weights, "--workers", "1")
+        server = ServeProcess(root / "data", weights, "--workers", "1", threads=None)  # torch's threads, as the CLI
         try:
             warm = upload(server.base, clips[0]).json()["id"]
             wait_job(server.base, warm, timeout=300)

@@ -4,11 +4,15 @@ small HTTP client (standard library only) that uploads multipart forms.
 ``ServeProcess(data, weights_dir, *options)`` starts the server and waits until it listens
 (its stderr line ``listening on http://127.0.0.1:PORT``); ``stop()`` sends SIGTERM,
 ``kill()`` SIGKILL (by its PID). The servers use the random test weights, one crop, the CPU
-and fp32 (so their scores equal ``detect --json`` with the same options).
+and fp32 (so their scores equal ``detect --json`` with the same options), and one torch
+thread (``OMP_NUM_THREADS=1``, :func:`process_env`): on two cores shared by several test
+processes, a second thread per process only spins waiting for a core (the CPU time of a
+10-clip ``detect`` fell from 23 s to 10 s with it, at load 12).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -16,19 +20,31 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_ARGS = ["--crops", "1", "--device", "cpu", "--precision", "fp32", "--no-download"]
+TEST_THREADS = 1  # torch threads of each test's server and CLI process
+
+
+def process_env(threads: int | None = TEST_THREADS) -> dict[str, str]:
+    """The environment of a server or CLI subprocess: this checkout first on the path; ``threads``
+    torch threads (None: torch's default, one per core)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
 
 
 class ServeProcess:
-    def __init__(self, data: Path, weights_dir: Path, *options: str, timeout: float = 180.0) -> None:
+    def __init__(
+        self, data: Path, weights_dir: Path, *options: str, timeout: float = 180.0, threads: int | None = TEST_THREADS
+    ) -> None:
         self.data = Path(data)
+        self.threads = threads
         self.command = [sys.executable, "-m", "violence_cli", "serve", "--port", "0", "--data", str(data)]
         self.command += ["--weights-dir", str(weights_dir), *MODEL_ARGS, *options]
         self.timeout = timeout
@@ -40,7 +56,7 @@ class ServeProcess:
 
     def _start(self) -> None:
         self.log = self.data.parent / f"{self.data.name}.serve-{uuid.uuid4().hex[:6]}.log"
-        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env = process_env(self.threads)
         self.stderr = open(self.log, "w+")  # noqa: SIM115 - closed in stop()/kill()
         self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=self.stderr, env=env)
         deadline = time.monotonic() + self.timeout
@@ -92,19 +108,28 @@ class Answer:
 
 def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, token: str | None = None,
          timeout: float = 60) -> Answer:
-    """One request; ``body``: a dict (sent as JSON), bytes, or an iterable of bytes (sent chunked)."""
-    headers = dict(headers or {})
+    """One request; ``body``: a dict (sent as JSON), bytes, or an iterable of bytes (sent chunked
+    when ``headers`` say so). A server may answer before it has read the whole body (a refused
+    upload) and close: the answer is read even when sending the rest failed, as curl does."""
+    headers = {"Connection": "close", **(headers or {})}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     if isinstance(body, dict):
         body = json.dumps(body).encode("utf-8")
         headers.setdefault("Content-Type", "application/json")
-    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return Answer(response.status, response.headers, response.read())
-    except urllib.error.HTTPError as exc:
-        return Answer(exc.code, exc.headers, exc.read())
+        chunked = any(k.lower() == "transfer-encoding" for k in headers)
+        try:
+            connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), body, headers,
+                               encode_chunked=chunked)  # fmt: skip
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered (and closed) before the whole body was sent
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        connection.close()
 
 
 def multipart(fields: dict[str, str], file_name: str, content: bytes) -> tuple[bytes, str]:

@@ -28,7 +28,7 @@ for _module in ("fastapi", "uvicorn", "python_multipart"):
 
 from fakeweights import save_fake_weights  # noqa: E402
 from mediagen import make_clip  # noqa: E402
-from servehelp import MODEL_ARGS, REPO, ServeProcess, call, upload, wait_job  # noqa: E402
+from servehelp import MODEL_ARGS, REPO, ServeProcess, call, process_env, upload, wait_job  # noqa: E402
 
 from violence_cli.serve import security  # noqa: E402
 
@@ -104,11 +104,10 @@ class DetectJson:
     server's jobs); :meth:`results` waits for it once: file name -> result document."""
 
     def __init__(self, clips: list[Path], weights_dir: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "violence_cli", "detect", *map(str, clips), "--json", "--weights-dir",
              str(weights_dir), *MODEL_ARGS],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=process_env(),
         )  # fmt: skip
         self._results: dict[str, dict] | None = None
 
@@ -280,12 +279,14 @@ def test_digests_only_and_constant_time_match() -> None:
 def test_oversize_upload_is_413_and_leaves_nothing(guarded) -> None:
     before = _job_dirs(guarded)
     big = os.urandom(700 * 1024)  # past --max-upload-mb 0.5
-    answer = upload(guarded.base, Path("big.mp4"), TOKEN_A, content=big)
-    assert answer.status == 413 and answer.json()["error"]["code"] == "too_large"
-    # chunked, no Content-Length: refused while streaming, the partial file removed
     from servehelp import multipart
 
     body, kind = multipart({}, "big.mp4", big)
+    # a declared length past the limit: answered from the headers alone, before any of the body is sent
+    answer = call("POST", f"{guarded.base}/v1/jobs", None, {"Content-Type": kind, "Content-Length": str(len(body))},
+                  TOKEN_A)  # fmt: skip
+    assert answer.status == 413 and answer.json()["error"]["code"] == "too_large"
+    # chunked, no Content-Length: refused while streaming, the partial file removed
     chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
     answer = call("POST", f"{guarded.base}/v1/jobs", chunks, {"Content-Type": kind, "Transfer-Encoding": "chunked"},
                   TOKEN_A)  # fmt: skip
