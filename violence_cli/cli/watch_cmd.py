@@ -346,7 +346,7 @@ def _print_event(event: Any, json_out: bool, view: LiveView | None = None) -> No
             f"{when}  violence #{event.segment} ended: {clock(event.start)}-{clock(event.end or event.start)} "
             f"(peak {event.peak:.2f}, mean {event.mean:.2f}{', stopped' if event.reason == 'stopped' else ''})"
         )
-    if view is not None and sys.stdout.isatty():
+    if view is not None and view.shares_stdout:
         view.above(line)
     else:
         typer.echo(line)
@@ -383,6 +383,10 @@ class LiveView:
         self.alerts: deque[str] = deque(maxlen=5)
         self.last: Any = None
         self.state = "connecting"
+        # asked before the view starts: Live replaces sys.stdout with a proxy whose isatty() is
+        # always False before rich 15 (Textualize/rich#4041), and the alert lines then went
+        # straight to the terminal, into the view
+        self.shares_stdout = sys.stdout.isatty()  # stdout is a terminal too: alert lines go above the view
         self.live = Live(self._render(), console=console.stderr, refresh_per_second=4, transient=False)
         self.live.start()
 
@@ -408,8 +412,12 @@ class LiveView:
         self.live.update(self._render())
 
     def above(self, line: str) -> None:
-        """A line of plain text above the view (the view is redrawn below it)."""
-        self.live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        """A line of plain text above the view (the view is redrawn below it). A Text, not
+        ``markup=False``: print's options also render the view redrawn with the line, whose
+        own markup then showed as text ("[dim]connected[/]") until the next refresh."""
+        from rich.text import Text
+
+        self.live.console.print(Text(line))
 
     def stop(self) -> None:
         self.live.stop()
