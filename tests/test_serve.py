@@ -478,7 +478,8 @@ def ray_address():
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(REPO) + (os.pathsep + before if before else "")  # the actors import this checkout
     try:
-        context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                           _node_ip_address="127.0.0.1")  # fmt: skip  ("local": a new cluster, never another test's)
     finally:
         if before is None:
             del os.environ["PYTHONPATH"]
