@@ -361,6 +361,11 @@ def test_cli_extract_skip_overwrite_and_failures(weights, cli_extractor: list[di
         ("vggish", False, 64),
     ]
     assert res.stderr.count("not the published file") == 2  # once per file, not once per video
+    from violence_cli.weights import resolve_weight_files
+
+    for name, found in resolve_weight_files({n: weights[n] for n in ("i3d_rgb_imagenet", "vggish")}).items():
+        assert found.problem and f"{name} weights {found.path} are not the published file ({found.problem})" in res.stderr
+    assert res.stderr.count("these features are not those of the published protocol") == 2
 
     # missing weights stop the run with the registry's one-line error
     res = runner.invoke(app, [*base, "--i3d-weights", str(tmp_path / "absent.pt"), str(good), "--overwrite"])

@@ -26,17 +26,23 @@ def unpublished_warning(name: str, path: object, why: str, *, features: bool = F
     return f"{name} weights {path} are not the published file ({why}): {consequence}"
 
 
-def unpublished_warnings(weights: Iterable[Any], problems: dict[str, str | None] | None = None) -> list[str]:
+def unpublished_warnings(
+    weights: Iterable[Any], problems: dict[str, str | None] | None = None, *, features: bool = False
+) -> list[str]:
     """:func:`unpublished_warning` for each of ``weights`` (resolved or used weights files) that is
     not the published file. The check that failed is the file's own ``problem`` (resolved
     weights carry it) or ``problems[name]``, else its sha256. A checkpoint the user trained is
-    left out: it is named once, as the user's own model."""
+    left out: it is named once, as the user's own model. ``features``: as for extracted features."""
     from .weights import short_hash
 
     def why(w: Any) -> str:
         return (problems or {}).get(w.name) or getattr(w, "problem", None) or f"sha256 {short_hash(w.sha256)}"
 
-    return [unpublished_warning(w.name, w.path, why(w)) for w in weights if not w.verified and w.trained is None]
+    return [
+        unpublished_warning(w.name, w.path, why(w), features=features)
+        for w in weights
+        if not w.verified and w.trained is None
+    ]
 
 
 __all__ = ["no_audio_warning", "unpublished_warning", "unpublished_warnings"]

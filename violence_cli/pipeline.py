@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .devices import resolve_device
 from .errors import InputError, UsageError
-from .messages import no_audio_warning, unpublished_warning
+from .messages import no_audio_warning, unpublished_warnings
 from .models import DEFAULT_MODEL, MACIL_SD, MODEL_WEIGHTS, check_model, checkpoint_map, load_scorer
 from .protocol import (
     DEFAULT_CROPS,
@@ -33,7 +33,6 @@ from .protocol import (
 )
 from .schema import DetectionParams, DetectionResult, VideoFacts, WeightsUsed
 from .segments import DEFAULT_THRESHOLD, check_params, find_segments, make_snippets
-from .weights import short_hash
 
 if TYPE_CHECKING:
     import torch
@@ -312,8 +311,5 @@ def result_warnings(
             f"{name}: only {decoded:.1f} s of {wanted:.1f} s could be decoded; "
             f"{video.scored_duration:.1f} s were scored"
         )
-    for w in weights:
-        if not w.verified and not w.own_model:  # the user's own trained model is named once, by the CLI
-            why = (problems or {}).get(w.name) or f"sha256 {short_hash(w.sha256)}"
-            out.append(unpublished_warning(w.name, w.path, why))
+    out += unpublished_warnings(weights, problems)  # the user's own trained model is named once, by the CLI
     return out

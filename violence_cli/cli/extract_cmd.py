@@ -19,10 +19,9 @@ import typer
 
 from .. import console
 from ..errors import UsageError
-from ..messages import unpublished_warning
+from ..messages import unpublished_warnings
 from ..runner.records import DETECT_FIELDS, FAILED, FAILED_BEFORE, STATUSES, Outcome
 from ..schema import WeightsUsed, document_header
-from ..weights import short_hash
 from ._app import app, cli_errors, exit_code
 from .options import (
     DEFAULT_CROPS_CHOICE,
@@ -176,9 +175,8 @@ def extract_command(
                 {I3D_WEIGHTS: i3d_weights, VGGISH_WEIGHTS: vggish_weights}, weights_dir=weights_dir, download=download
             )
             used[:] = [WeightsUsed(w.name, str(w.path), w.sha256, w.verified, w.trained) for w in weights.values()]
-            for w in used:
-                if not w.verified:  # once per run, before the first video's lines
-                    console.warn(unpublished_warning(w.name, w.path, f"sha256 {short_hash(w.sha256)}", features=True))
+            for line in unpublished_warnings(weights.values(), features=True):  # once, before the videos' lines
+                console.warn(line)
             job = ExtractJob(out, weights, n_crops, batch_size, video_stream, audio_stream, resolved_precision)
             job.precision_asked = getattr(precision, "value", precision)
             job.decode_workers = workers
