@@ -226,8 +226,8 @@ def test_three_hour_video_stays_under_2_gb() -> None:
     """T = 16,200 snippets: one whole T x T float64 matrix is 2 GiB (the published code builds
     two per crop). All five crops are scored, one after the other: with row blocks under glibc's
     32 MiB mmap threshold the heap grew from crop to crop (5.2 GB peak; 64 MiB blocks: 1.5 GB,
-    once 2.2 GB inside a loaded CI run; embedding 1,024 snippets at a time and trimming the heap
-    between crops: 1.1 GB, +260 MiB over the inputs)."""
+    once 2.2 GB inside a loaded CI run; embedding 2,048 snippets at a time and trimming the heap
+    between crops: 1.1 GB, +270 MiB over the inputs)."""
     script = textwrap.dedent(
         """
         import resource, torch

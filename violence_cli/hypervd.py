@@ -33,7 +33,7 @@ which kept growing from crop to crop: a 3-hour video at 5 crops peaked at 5.2 GB
 blocks at 1.5 GB, and once 2.2 GB inside a loaded test run, as what one crop freed stayed
 resident in the heap. So each crop's features are cast and embedded :data:`EMBED_ROWS`
 snippets at a time (no whole float64 copy) and the heap is trimmed between crops
-(:func:`release_free_memory`): 1.1 GB peak, 230-260 MiB over the inputs. Cutting the temporal matrix to a band (``exp(-|i - j| / e)`` underflows to 0.0
+(:func:`release_free_memory`): 1.1 GB peak, 230-270 MiB over the inputs. Cutting the temporal matrix to a band (``exp(-|i - j| / e)`` underflows to 0.0
 far from the diagonal) would change the order of the sums and is not done.
 
 The state dict matches the published ``Model`` key for key (27 tensors), including tensors
@@ -63,7 +63,7 @@ DIST_MIN = {torch.float32: 1e-6, torch.float64: 1e-8}  # the published clamp of 
 DIST_MAX = 200.0
 BLOCK_BYTES = 64 * 2**20  # bytes of one (B, rows, T) block of a T x T matrix built at a time (> 32 MiB: see above)
 DTYPE = torch.float64  # what the network computes in (see the module docstring)
-EMBED_ROWS = 1024  # snippets cast and embedded at a time (HyperVD.embed): 8 MiB of float64 input each
+EMBED_ROWS = 2048  # snippets cast and embedded at a time (HyperVD.embed): 16 MiB of float64 input each
 
 
 @dataclass(frozen=True)
