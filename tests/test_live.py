@@ -116,8 +116,8 @@ class Sender:
 def sender_factory():
     senders: list[Sender] = []
 
-    def make(seconds: float, *extra: str) -> Sender:
-        s = Sender(_free_udp_port(), seconds, *extra)
+    def make(seconds: float, *extra: str, port: int | None = None) -> Sender:
+        s = Sender(port or _free_udp_port(), seconds, *extra)
         senders.append(s)
         return s
 
@@ -146,7 +146,10 @@ def _scores(updates) -> list[SnippetScore]:
 
 
 def test_udp_stream_scores_arrive_while_it_plays(detector, sender_factory) -> None:
-    sender = sender_factory(7.0)
+    """Scores come while the source sends; once it stops, the stall ends the watch. The
+    source plays until three scores are in (however slow a loaded machine makes them), and
+    is then stopped by the test: a 7 s source once ended before the first score."""
+    sender = sender_factory(120.0)
     monitor = LiveMonitor(parse_source(sender.url), detector, LiveOptions(timeout=3.0, reconnect=False))
     playing_at_first_score = None
     updates = []
@@ -154,6 +157,9 @@ def test_udp_stream_scores_arrive_while_it_plays(detector, sender_factory) -> No
         updates.append((time.monotonic(), update))
         if isinstance(update, SnippetScore) and playing_at_first_score is None:
             playing_at_first_score = sender.playing()
+        if len(_scores(updates)) == 3 and sender.playing():
+            sender.stop()  # the source goes silent: without reconnect, the stall must end the watch
+        assert updates[-1][0] - updates[0][0] < 120, "no three scores while the source played"
     assert playing_at_first_score is True  # scores came while the source was still sending
     scores = _scores(updates)
     assert len(scores) >= 3
@@ -181,8 +187,13 @@ def test_stall_is_detected_within_the_timeout_and_reconnected(detector, sender_f
     # a stall noticed only when the frames come back would take pause_for: the bound sits
     # halfway between the timeout and that, so the watchdog must beat the sender's return
     bound = timeout + (pause_for - timeout) / 2
-    sender = sender_factory(9.0, "--pause-at", str(pause_at), "--pause-for", str(pause_for))
-    monitor = LiveMonitor(parse_source(sender.url), detector, LiveOptions(timeout=timeout))
+    # the networks' set-up before the sender starts: on a loaded machine it once lasted into
+    # the pause, and the first connection then failed ("no answer"); the sender plays on
+    # after the pause until the test has its score from after the gap (the fixture stops it)
+    port = _free_udp_port()
+    monitor = LiveMonitor(parse_source(f"udp://127.0.0.1:{port}"), detector, LiveOptions(timeout=timeout))
+    monitor.scorer.warm_up()
+    sender_factory(120.0, "--pause-at", str(pause_at), "--pause-for", str(pause_for), port=port)
     seen: list[tuple[float, object]] = []
     stall_delay = None
     gen = monitor.updates()
@@ -494,16 +505,13 @@ def _default_sigint() -> None:
 def test_ctrl_c_stops_cleanly(weights: Path, sender_factory) -> None:
     """A real process: SIGINT while watching ends the open segment, prints the summary, exits 0.
 
-    The source is a live stream that outlasts the test (the sender plays for minutes and is
-    stopped by the fixture), so the watch cannot end on its own before the signal lands,
-    however late a loaded machine delivers it: a 5 s file played in real time once ended
-    first under load. The signal goes when the first snippet's line is out, i.e. once the
-    networks are loaded, the source is connected and the scoring loop is running.
-
     The child gets SIGINT's default disposition, as a command in a terminal's foreground has:
-    one started from a job in the background (``cmd &`` in a script, nohup) inherits SIGINT
-    ignored, Python then installs no KeyboardInterrupt handler, and the signal did nothing
-    (the file played to its end and the watch said "done")."""
+    one started from a job in the background (``cmd &`` in a script) inherits SIGINT ignored,
+    Python then installs no KeyboardInterrupt handler and the signal does nothing (CI's
+    failure: the 5 s file this test used played to its end and the watch said "done").
+    The source is a live stream that outlasts the test (the fixture stops it), so only the
+    signal can end the watch, however late a loaded machine delivers it; it is sent once the
+    first snippet's line is out (networks loaded, source connected, scoring under way)."""
     import os
     import signal
     import threading
