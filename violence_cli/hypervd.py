@@ -30,10 +30,10 @@ of the product; up to 64 MiB, T < 2,896 snippets, the matrix is built in one blo
 block is above glibc's largest mmap threshold (32 MiB): each temporary of that size is mapped
 and unmapped on its own. Blocks just under it (32 MiB was tried) come from the heap instead,
 which kept growing from crop to crop: a 3-hour video at 5 crops peaked at 5.2 GB, with 64 MiB
-blocks at 1.5 GB, and once 2.2 GB inside a loaded test run, as what one crop freed stayed
-resident in the heap. So each crop's features are cast and embedded :data:`EMBED_ROWS`
-snippets at a time (no whole float64 copy) and the heap is trimmed between crops
-(:func:`release_free_memory`): 1.1 GB peak, 230-270 MiB over the inputs. Cutting the temporal matrix to a band (``exp(-|i - j| / e)`` underflows to 0.0
+blocks at 1.5 GB, with RSS still 270 MB above the inputs between crops (freed heap kept
+resident). So each crop's features are cast and embedded :data:`EMBED_ROWS` snippets at a time
+(no whole float64 copy) and the heap is trimmed between crops (:func:`release_free_memory`):
+1.1 GB peak, 230-270 MiB over the inputs. Cutting the temporal matrix to a band (``exp(-|i - j| / e)`` underflows to 0.0
 far from the diagonal) would change the order of the sums and is not done.
 
 The state dict matches the published ``Model`` key for key (27 tensors), including tensors
