@@ -11,22 +11,19 @@ keeps what a crop freed in the C heap (no ``malloc_trim`` between crops).
 from __future__ import annotations
 
 import argparse
-import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from violence_cli import hypervd
-from violence_cli.hypervd import BLOCK_BYTES, EMBED_ROWS, HyperVD, hypervd_probabilities
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_hostile import vm_hwm_mb  # noqa: E402 - this process's own peak RSS
 
-def peak_kib() -> int:
-    """This process's peak RSS in KiB: VmHWM (``ru_maxrss`` also counts a parent's RSS over exec)."""
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+from violence_cli import hypervd  # noqa: E402
+from violence_cli.hypervd import BLOCK_BYTES, EMBED_ROWS, HyperVD, hypervd_probabilities  # noqa: E402
 
 
 def main() -> None:
@@ -46,14 +43,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rgb = rng.random((args.snippets, args.crops, 1024), dtype=np.float32)
     audio = rng.random((args.snippets, 128), dtype=np.float32)
-    before = peak_kib()
+    before = vm_hwm_mb()
     start = time.perf_counter()
     hypervd_probabilities(model, rgb, audio)
     seconds = time.perf_counter() - start
-    peak = peak_kib()
+    peak = vm_hwm_mb()
     print(
-        f"block {args.block_mib:g} MiB, embed {hypervd.EMBED_ROWS} rows, trim {not args.no_trim}, {args.crops} crops, T = {args.snippets}: peak RSS {peak / 1024:,.0f} MiB "
-        f"(+{(peak - before) / 1024:,.0f} MiB while scoring), {seconds:.1f} s"
+        f"block {args.block_mib:g} MiB, embed {hypervd.EMBED_ROWS} rows, trim {not args.no_trim}, {args.crops} crops, T = {args.snippets}: peak RSS {peak:,.0f} MiB "
+        f"(+{peak - before:,.0f} MiB while scoring), {seconds:.1f} s"
     )
 
 

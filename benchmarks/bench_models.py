@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_hostile import vm_hwm_mb  # noqa: E402 - this process's own peak RSS
 
 from violence_cli.models import MODEL_NAMES, MODEL_WEIGHTS, load_scorer  # noqa: E402
 from violence_cli.protocol import AUDIO_DIM, RGB_DIM, SNIPPET_SECONDS  # noqa: E402
@@ -40,14 +42,6 @@ def synthetic_features(snippets: int, crops: int, seed: int = 0) -> tuple[np.nda
     rgb = np.abs(rs.standard_normal((snippets, crops, RGB_DIM), dtype=np.float32)) * 0.6
     audio = np.maximum(rs.standard_normal((snippets, AUDIO_DIM), dtype=np.float32) * 0.25, 0)
     return rgb, audio
-
-
-def peak_kib() -> int:
-    """This process's peak RSS in KiB: VmHWM (``ru_maxrss`` also counts a parent's RSS over exec)."""
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main() -> None:
@@ -69,7 +63,7 @@ def main() -> None:
         paths = {w: resolve_weights(w, None, weights_dir=args.weights_dir) for w in MODEL_WEIGHTS[name]}
         scorer = load_scorer(name, paths, device=args.device)
         scorer.score(rgb[:8], audio[:8])  # warm-up: one-time library set-up is not the model's cost
-        before = peak_kib()
+        before = vm_hwm_mb()
         times = []
         for _ in range(args.repeat):
             started = time.perf_counter()
@@ -77,7 +71,7 @@ def main() -> None:
             if torch.device(args.device).type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - started)
-        grown = (peak_kib() - before) / 1024
+        grown = vm_hwm_mb() - before
         best = min(times)
         rows.append(
             {
