@@ -224,7 +224,7 @@ def test_short_hashes_on_the_terminal(tmp_path: Path) -> None:
 
 
 def test_own_trained_checkpoint_is_named_not_alarmed(own_model: Path) -> None:
-    from violence_cli.cli.detect_cmd import weights_notes
+    from violence_cli.messages import own_model_notes
     from violence_cli.pipeline import result_warnings
     from violence_cli.schema import VideoFacts, WeightsUsed
 
@@ -233,13 +233,39 @@ def test_own_trained_checkpoint_is_named_not_alarmed(own_model: Path) -> None:
     used = WeightsUsed("macil_sd", str(own_model), info["sha256"], False, info["trained"])
     video = VideoFacts("a.mp4", 2.0, 24.0, 64, 48, True, 0, 1, n_frames=48, n_snippets=2, scored_duration=4 / 3)
     assert result_warnings(video, [used]) == []  # no alarm per video
-    (note,) = weights_notes([used])
+    (note,) = own_model_notes([used])
     assert "your own model" in note and "epoch 4 of 10" in note and "AP 0.8750" in note and "/d/train" in note
 
     stranger = WeightsUsed("macil_sd", "/x.pkl", "ab" * 32, False, None)
-    assert len(result_warnings(video, [stranger])) == 1 and weights_notes([stranger]) == []
+    assert len(result_warnings(video, [stranger])) == 1 and own_model_notes([stranger]) == []
     own_model.write_bytes(own_model.read_bytes() + b"\0")  # another file now: the sidecar no longer vouches
     assert registry.describe_weights(own_model, "macil_sd")["trained"] is None
+
+
+def test_watch_words_weights_as_detect_does(own_model: Path, tmp_path: Path) -> None:
+    """watch names the user's own model once (not an unpublished-weights warning) and warns
+    about random I3D/VGGish files with the check that failed, in detect's words."""
+    from fakeweights import save_fake_weights
+    from mediagen import make_clip
+
+    weights = tmp_path / "w"
+    save_fake_weights(weights)
+    clip = make_clip(tmp_path / "c.mp4", seconds=1.0, fps=24, size=(64, 48))
+    common = ["--weights-dir", str(weights), "--no-download", "--device", "cpu", "--crops", "1",
+              "--precision", "fp32", "--checkpoint", str(own_model)]  # fmt: skip
+    watch = runner.invoke(app, ["watch", str(clip), "--json", *common])
+    detect = runner.invoke(app, ["detect", str(clip), "--json", *common])
+    assert watch.exit_code == 0 and detect.exit_code == 0, (watch.output, detect.output)
+    assert watch.stderr.count("using your own model") == 1 and "macil_sd weights" not in watch.stderr
+
+    def unpublished(stderr: str) -> list[str]:
+        lines = [line for line in stderr.splitlines() if "are not the published file" in line]
+        return sorted(line.split("warning: ", 1)[-1] for line in lines)
+
+    said = unpublished(watch.stderr)
+    assert len(said) == 2 and all("sha256" in line or "expected" in line for line in said), said
+    assert said == unpublished(detect.stderr)
+    assert "using your own model" not in runner.invoke(app, ["watch", str(clip), "--json", "--quiet", *common]).stderr
 
 
 # --- eval: features as XD-Violence ships them, quiet, weights options, JSON -------------------

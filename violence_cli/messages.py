@@ -45,4 +45,16 @@ def unpublished_warnings(
     ]
 
 
-__all__ = ["no_audio_warning", "unpublished_warning", "unpublished_warnings"]
+def own_model_notes(weights: Iterable[Any]) -> list[str]:
+    """One line for each of ``weights`` that is a checkpoint the user trained with ``train``:
+    named once per run, as information, never warned about as unpublished."""
+    from .weights import describe_trained
+
+    return [
+        f"using your own model {w.path} ({describe_trained(w.trained)})"
+        for w in weights
+        if not w.verified and w.trained is not None
+    ]
+
+
+__all__ = ["no_audio_warning", "own_model_notes", "unpublished_warning", "unpublished_warnings"]

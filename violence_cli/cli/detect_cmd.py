@@ -19,6 +19,7 @@ import typer
 
 from .. import atomic, console
 from ..errors import UsageError, ViolenceDetectError
+from ..messages import own_model_notes
 from ..models import DEFAULT_MODEL
 from ..protocol import DEFAULT_THRESHOLD
 from ..runner.inputs import STDIN, Discovery
@@ -323,7 +324,7 @@ def detect_command(
                 download=download,
                 progress=_download_progress(bar),
             )
-            for note in weights_notes(job.weights.values()):
+            for note in own_model_notes(job.weights.values()):
                 console.info(note, quiet=quiet)
             job.crops, job.batch_size, job.precision = int(crops.value), batch_size, resolved_precision
             job.precision_asked, job.decode_workers = getattr(precision, "value", precision), workers
@@ -428,17 +429,6 @@ def _write_index(
         failed.append((str(job.index), message))
         return
     console.info(f"wrote {job.index}", quiet=quiet)
-
-
-def weights_notes(weights: Any) -> list[str]:
-    """One line per checkpoint the user trained with ``train`` (named once per run, not warned about)."""
-    from ..weights import describe_trained
-
-    return [
-        f"using your own model {w.path} ({describe_trained(w.trained)})"
-        for w in weights
-        if not w.verified and w.trained
-    ]
 
 
 def _download_progress(bar: Any) -> Any:

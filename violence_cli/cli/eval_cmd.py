@@ -10,7 +10,7 @@ import typer
 
 from .. import console
 from ..errors import UsageError
-from ..messages import unpublished_warning
+from ..messages import own_model_notes, unpublished_warnings
 from ._app import app, cli_errors
 from .options import (
     DEFAULT_MODEL_CHOICE,
@@ -111,7 +111,7 @@ def eval_command(
     from ..evaluate import save_scores as write_scores
     from ..provenance import describe, read_provenance, unverified_warning
     from ..schema import WeightsUsed, document_header
-    from ..weights import describe_trained, describe_weights, resolve_weights, short_hash
+    from ..weights import describe_weights, resolve_weights, short_hash
     from ..xdfeatures import discover_folder, read_lists
 
     if features and (rgb_list is not None or audio_list is not None):
@@ -155,11 +155,10 @@ def eval_command(
             on_warning=console.warn,
             window=window,
         )
-    for w in used:
-        if w.own_model:
-            console.info(f"using your own model {w.path} ({describe_trained(w.trained or {})})", quiet=quiet)
-        elif not w.verified:
-            console.warn(unpublished_warning(w.name, w.path, str(described[w.name]["problem"])))
+    for note in own_model_notes(used):
+        console.info(note, quiet=quiet)
+    for warning in unpublished_warnings(used, {name: d["problem"] for name, d in described.items()}):
+        console.warn(warning)
     if save_scores is not None:
         save_scores.parent.mkdir(parents=True, exist_ok=True)
         write_scores(result, save_scores)

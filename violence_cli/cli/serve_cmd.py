@@ -15,7 +15,7 @@ import typer
 
 from .. import console
 from ..errors import UsageError
-from ..messages import unpublished_warnings
+from ..messages import own_model_notes, unpublished_warnings
 from ._app import app, cli_errors
 from .options import (
     DEFAULT_CROPS_CHOICE,
@@ -148,7 +148,6 @@ def serve_command(
     from ..serve import ServeConfig, check_config, serve
     from ..serve.security import read_tokens
     from ..weights import resolve_weight_files
-    from .detect_cmd import weights_notes
 
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: expected a positive number")
@@ -187,7 +186,7 @@ def serve_command(
         weights_dir=weights_dir,
         download=download,
     )
-    for note in weights_notes(config.weights.values()):
+    for note in own_model_notes(config.weights.values()):
         console.info(note)
     for warning in unpublished_warnings(config.weights.values()):
         console.warn(warning)

@@ -21,7 +21,7 @@ import typer
 
 from .. import console
 from ..errors import UsageError
-from ..messages import unpublished_warning
+from ..messages import own_model_notes, unpublished_warnings
 from ..protocol import DEFAULT_THRESHOLD
 from ..timefmt import clock
 from ._app import app, cli_errors
@@ -217,11 +217,10 @@ def watch_command(
         weights_dir=weights_dir,
         download=download,
     )
-    for w in detector.weights:
-        if not w.verified:
-            from ..weights import short_hash
-
-            console.warn(unpublished_warning(w.name, w.path, f"sha256 {short_hash(w.sha256)}"))
+    for note in own_model_notes(detector.weights):
+        say(note)
+    for warning in unpublished_warnings(detector.weights, detector.weights_problems):
+        console.warn(warning)
 
     monitor: LiveMonitor
     hook = AlertHook(hook_argv, lambda m: monitor.note("warning", cli_words(m, ("on_alert",)))) if hook_argv else None
