@@ -30,8 +30,8 @@ from violence_cli.timefmt import clock
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ["", "detect", "extract", "eval", "train", "serve", "weights", "weights list", "weights download",
-            "weights verify", "weights path"]  # fmt: skip
+COMMANDS = ["", "detect", "extract", "eval", "train", "serve", "watch", "weights", "weights list",
+            "weights download", "weights verify", "weights path"]  # fmt: skip
 
 
 def cli(*args: str, env: dict[str, str] | None = None, columns: int = 80) -> subprocess.CompletedProcess[str]:
@@ -131,10 +131,10 @@ def _example_lines(text: str) -> list[str]:
 
 
 def test_examples_never_wrap_at_80_columns() -> None:
-    from violence_cli.cli import detect_cmd, eval_cmd, extract_cmd, serve_cmd, train_cmd
+    from violence_cli.cli import detect_cmd, eval_cmd, extract_cmd, serve_cmd, train_cmd, watch_cmd
 
     sources = {"detect": detect_cmd.HELP, "extract": extract_cmd.HELP, "eval": eval_cmd.HELP, "train": train_cmd.HELP,
-               "serve": serve_cmd.HELP}  # fmt: skip
+               "serve": serve_cmd.HELP, "watch": watch_cmd.HELP}  # fmt: skip
     for command, source in sources.items():
         examples = _example_lines(source)
         assert examples, command

@@ -67,13 +67,13 @@ event (printed, passed to --on-alert, clipped by --save-clips). Stop with Ctrl-C
 
 Examples:
 
-  violence-detect watch rtsp://camera.local/stream --on-alert "notify-send violence"
-
+\b
+  violence-detect watch rtsp://camera.local/stream --on-alert ./alert.sh
   violence-detect watch udp://127.0.0.1:5000 --json > scores.jsonl
-
-  violence-detect watch clip.mp4 --realtime --save-clips alerts/ --min-duration 2
-
-  violence-detect watch rtsp://camera.local/stream --model hypervd   # one forward per snippet
+  violence-detect watch clip.mp4 --realtime --save-clips alerts/ \\
+      --min-duration 2
+  violence-detect watch rtsp://camera.local/stream --model hypervd
+      (HyperVD instead of MACIL-SD: one forward per snippet)
 """
 
 
