@@ -35,6 +35,29 @@ def test_snippet_times_follow_16_frames_at_24_fps() -> None:
     assert snippets[1].audio_score == 0.0 and snippets[1].visual_score == 1.0
 
 
+def test_snippet_times_are_rounded_to_the_microsecond() -> None:
+    snippets = make_snippets([0.1] * 4)
+    assert [s.start for s in snippets] == [0.0, 0.666667, 1.333333, 2.0]
+    assert [s.end for s in snippets] == [0.666667, 1.333333, 2.0, 2.666667]
+
+
+def test_snippet_times_start_where_the_scored_part_starts() -> None:
+    snippets = make_snippets([0.1, 0.9], start=10.0)
+    assert [(s.start, s.end) for s in snippets] == [(10.0, 10.666667), (10.666667, 11.333333)]
+    assert [s.index for s in snippets] == [0, 1]
+    (seg,) = find_segments(snippets)
+    assert (seg.start, seg.end) == (10.666667, 11.333333)
+
+
+def test_each_head_score_is_kept_or_left_out_on_its_own() -> None:
+    only_visual = make_snippets([0.5, 0.6], visual_scores=[0.7, 0.8])
+    assert [(s.audio_score, s.visual_score) for s in only_visual] == [(None, 0.7), (None, 0.8)]
+    only_audio = make_snippets([0.5, 0.6], audio_scores=[0.2, 0.3])
+    assert [(s.audio_score, s.visual_score) for s in only_audio] == [(0.2, None), (0.3, None)]
+    neither = make_snippets([0.5])
+    assert (neither[0].audio_score, neither[0].visual_score) == (None, None)
+
+
 def test_make_snippets_rejects_unequal_lengths() -> None:
     with pytest.raises(ValueError):
         make_snippets([0.1, 0.2], [0.1], [0.1, 0.2])
@@ -95,6 +118,33 @@ def test_merge_gap_equal_to_the_gap_merges() -> None:
     assert spans(segs([0.9, 0.1, 0.9], merge_gap=D * 0.99)) == [(0, 1), (2, 3)]
 
 
+def test_merge_gap_of_one_snippet_merges_wherever_the_gap_falls() -> None:
+    for k in range(1, 7):
+        scores = [0.1] * 8
+        scores[k - 1] = scores[k + 1] = 0.9
+        assert spans(segs(scores, merge_gap=D)) == [(k - 1, k + 2)], k
+
+
+def test_merge_gap_just_under_the_gap_keeps_segments_apart() -> None:
+    assert spans(segs([0.9, 0.1, 0.9], merge_gap=0.6665)) == [(0, 1), (2, 3)]
+    assert spans(segs([0.9, 0.9, 0.1, 0.9], merge_gap=0.6665)) == [(0, 2), (3, 4)]
+
+
+def test_min_duration_of_one_snippet_keeps_a_lone_snippet_wherever_it_falls() -> None:
+    for k in range(8):
+        scores = [0.1] * 8
+        scores[k] = 0.9
+        assert spans(segs(scores, min_duration=D)) == [(k, k + 1)], k
+        assert spans(segs(scores, min_duration=0.666667)) == [(k, k + 1)], k
+
+
+def test_min_duration_just_over_one_snippet_drops_a_lone_snippet() -> None:
+    for k in range(4):
+        scores = [0.1] * 4
+        scores[k] = 0.9
+        assert segs(scores, min_duration=0.6675) == [], k
+
+
 def test_min_duration_drops_short_segments() -> None:
     scores = [0.9, 0.1, 0.8, 0.8, 0.8, 0.1]
     assert spans(segs(scores, min_duration=1.0)) == [(2, 5)]
@@ -133,6 +183,25 @@ def test_segments_use_the_snippets_own_times() -> None:
 def test_bad_parameters_are_rejected(kw) -> None:
     with pytest.raises(ValueError):
         segs([0.5, 0.6], **kw)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"threshold": -0.1}, "threshold -0.1: expected a score between 0 and 1"),
+        ({"min_duration": -1.0}, "min_duration -1: expected a finite number of seconds >= 0"),
+        ({"merge_gap": -0.5}, "merge_gap -0.5: expected a finite number of seconds >= 0"),
+    ],
+)
+def test_bad_parameter_messages_start_with_the_parameter_name_and_value(kw, message) -> None:
+    with pytest.raises(ValueError) as info:
+        segs([0.5, 0.6], **kw)
+    assert str(info.value) == message
+
+
+def test_threshold_bounds_zero_and_one_are_accepted() -> None:
+    assert spans(segs([0.0, 0.3], threshold=0.0)) == [(0, 2)]
+    assert spans(segs([0.99, 1.0], threshold=1.0)) == [(1, 2)]
 
 
 def test_nan_scores_are_rejected() -> None:
