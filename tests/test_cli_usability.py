@@ -211,7 +211,7 @@ def test_train_config_error_names_parameters_and_the_cli_flags(tmp_path) -> None
     assert "--ema-start must be in [0, 1]" in r.stderr, r.stderr
 
 
-LIBRARY = ["training", "live", "runner", "weights.py", "devices.py"]
+LIBRARY = ["training", "live", "runner", "weights", "devices.py"]
 
 
 def _strings(path: Path) -> list[tuple[int, str]]:

@@ -101,7 +101,7 @@ def registry(server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[st
         "vggish": entry("vggish", "vggish-abc.pth", prefix=sha[:8]),
         "vggish_pca": entry("vggish_pca", "pca.pth", sha256=sha),  # served corrupted
     }
-    monkeypatch.setattr(weights, "_registry", lambda: entries)
+    monkeypatch.setattr(weights.manifest, "_registry", lambda: entries)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv(weights.WEIGHTS_ENV, raising=False)
     monkeypatch.delenv(weights.WEIGHTS_URL_ENV, raising=False)

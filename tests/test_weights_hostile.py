@@ -146,7 +146,7 @@ def endless(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         "i3d_rgb_imagenet": entry("i3d_rgb_imagenet", "rgb_imagenet.pt", None),
         "vggish": entry("vggish", "liar.pkl", 1_000_000),
     }
-    monkeypatch.setattr(weights, "_registry", lambda: entries)
+    monkeypatch.setattr(weights.manifest, "_registry", lambda: entries)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     yield handler
     httpd.shutdown()
@@ -166,7 +166,7 @@ def test_download_stops_once_it_passes_the_manifest_size(endless, name: str, wha
 
 
 def test_download_of_unknown_size_stops_at_the_cap(endless, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(weights, "DOWNLOAD_CAP_BYTES", 3 * 2**20)
+    monkeypatch.setattr(weights.download, "DOWNLOAD_CAP_BYTES", 3 * 2**20)
     with pytest.raises(WeightsError, match=r"sent more than 3,145,728 bytes \(the cap for a file of unknown size"):
         weights.download_weights("i3d_rgb_imagenet")
     assert list(weights.cache_dir().iterdir()) == []
@@ -186,7 +186,7 @@ def test_verify_records_the_full_sha256_and_catches_a_later_change(fake, tmp_pat
     entry = weights.WeightsEntry(
         "vggish", "v.pth", "http://127.0.0.1:9/v.pth", None, None, sha[:8], None, "t", "MIT", {}
     )
-    monkeypatch.setattr(weights, "_registry", lambda: {"vggish": entry})
+    monkeypatch.setattr(weights.manifest, "_registry", lambda: {"vggish": entry})
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
 
     result = runner.invoke(app, ["weights", "verify", "--weights-dir", str(folder)])
@@ -196,7 +196,7 @@ def test_verify_records_the_full_sha256_and_catches_a_later_change(fake, tmp_pat
 
     # a forged file that keeps the published 8-digit prefix (simulated: the prefix check is patched to pass)
     (folder / "v.pth").write_bytes(data + b"\0")
-    monkeypatch.setattr(weights, "integrity_problem", lambda path, entry: None)
+    monkeypatch.setattr(weights.verify, "integrity_problem", lambda path, entry: None)
     result = runner.invoke(app, ["weights", "verify", "--weights-dir", str(folder), "--json"])
     assert result.exit_code == 1
     (check,) = json.loads(result.stdout)["weights"]

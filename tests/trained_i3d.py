@@ -110,7 +110,7 @@ def fetch(dest: Path | None = None) -> Path:
 
 def _admitted() -> dict[tuple[str, str], Any]:
     """(module, name) -> object for each global a numeric numpy array pickle may name."""
-    from violence_cli.weights import _numpy_array_globals
+    from violence_cli.weights.load import _numpy_array_globals
 
     admitted = {}
     for item in _numpy_array_globals():
