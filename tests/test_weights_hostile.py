@@ -203,6 +203,40 @@ def test_verify_records_the_full_sha256_and_catches_a_later_change(fake, tmp_pat
     assert not check["verified"] and f"sha256 was {sha}" in check["problem"]
 
 
+def test_verify_says_when_it_cannot_record_the_digests(fake, tmp_path: Path, monkeypatch) -> None:
+    """A cache that cannot be written (here its folder is a file): the checks still pass and
+    one warning names the record's path and the consequence, instead of saying nothing."""
+    data = fake["macil_sd"].read_bytes()
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "m.pkl").write_bytes(data)
+    entry = weights.WeightsEntry(
+        "macil_sd",
+        "m.pkl",
+        "http://127.0.0.1:9/m.pkl",
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        None,
+        None,
+        "t",
+        "MIT",
+        {},
+    )
+    monkeypatch.setattr(weights.manifest, "_registry", lambda: {"macil_sd": entry})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "xdg").mkdir()
+    weights.cache_dir().write_text("a file where the cache folder should be")
+
+    told: list[str] = []
+    (check,) = weights.verify_weights(weights_dir=folder, on_warning=told.append)
+    assert check.verified
+    (warning,) = told
+    assert warning.startswith(f"{weights.cache_dir() / weights.VERIFIED_FILE}: ") and "cannot tell" in warning
+    result = runner.invoke(app, ["weights", "verify", "--weights-dir", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("could not be recorded") == 1 and "Traceback" not in result.stderr
+
+
 # --- training states ---------------------------------------------------------------------
 
 

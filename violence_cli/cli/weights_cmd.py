@@ -183,7 +183,9 @@ def verify_command(
     Looks in --weights-dir, $VIOLENCE_DETECT_WEIGHTS and the cache.
     Example: violence-detect weights verify
     """
-    checks = registry.verify_weights([n.value for n in names] if names else None, weights_dir=weights_dir)
+    checks = registry.verify_weights(
+        [n.value for n in names] if names else None, weights_dir=weights_dir, on_warning=console.warn
+    )
     if json_mode:
         items = [
             {

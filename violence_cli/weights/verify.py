@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,14 +32,18 @@ class WeightsCheck:
 
 
 def verify_weights(
-    names: list[str] | None = None, *, weights_dir: str | os.PathLike[str] | None = None
+    names: list[str] | None = None,
+    *,
+    weights_dir: str | os.PathLike[str] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> list[WeightsCheck]:
     """Check every registry file present in weights_dir, $VIOLENCE_DETECT_WEIGHTS and the cache.
 
     Beside the manifest (whose check is weak for some files: an 8-hex-digit sha256 prefix
     for VGGish), each file's full sha256 is recorded in :data:`VERIFIED_FILE` in the cache
     the first time it passes; a later verify reports a file whose content has changed
-    since, even where the manifest's check would still pass.
+    since, even where the manifest's check would still pass. Where that record cannot be
+    written (a read-only cache), the checks still stand and ``on_warning`` is told why.
     """
     checks: list[WeightsCheck] = []
     folders = _search_folders(weights_dir)
@@ -60,8 +65,8 @@ def verify_weights(
                     record[key] = sha
                     changed = True
                 checks.append(WeightsCheck(name, candidate, origin, sha, problem is None, problem))
-    if changed:
-        _write_verified(record_path, record)
+    if changed and (problem := _write_verified(record_path, record)) is not None and on_warning is not None:
+        on_warning(problem)
     return checks
 
 
@@ -75,10 +80,15 @@ def _read_verified(path: Path) -> dict[str, str]:
         return {}
 
 
-def _write_verified(path: Path, record: dict[str, str]) -> None:
+def _write_verified(path: Path, record: dict[str, str]) -> str | None:
+    """Write the record; what went wrong (one line naming ``path``), or None."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"schema_version": 1, "about": _VERIFIED_ABOUT, "files": record}, indent=2, sort_keys=True)
         atomic_write_text(path, text + "\n")
-    except OSError:
-        pass  # a read-only cache: verification itself still reported
+    except OSError as exc:
+        return (
+            f"{path}: the verified files' sha256 could not be recorded ({exc.strerror or exc}); "
+            "a later verify cannot tell whether they changed"
+        )
+    return None
