@@ -51,3 +51,153 @@ def test_quick_start_at_most_20_lines():
     assert len(lines) <= 20, f"quick start is {len(lines)} lines"
     for needed in ("VIOLENCE_DETECT_WEIGHTS", "weights download"):
         assert needed in quick.group(1)
+
+
+# --------------------------------------------------------------------------- docs against the CLI
+# What the docs name (options in example commands, JSON fields, CSV headers) is checked against
+# the real commands: their click parameters, and the outputs of a tiny run that scores feature
+# files (random features, a randomly initialised MACIL-SD: nothing decoded, a second or two).
+
+
+def _commands() -> tuple[dict[str, set[str]], set[str]]:
+    """'detect', 'weights list', ... -> every option spelling it takes; and the root's options."""
+    import typer.main
+
+    from violence_cli.cli import app
+
+    def spellings(command) -> set[str]:
+        names = {"-h", "--help"}
+        for param in command.params:
+            names.update(param.opts)
+            names.update(getattr(param, "secondary_opts", ()))
+        return names
+
+    root = typer.main.get_command(app)
+    commands: dict[str, set[str]] = {}
+    for name, command in root.commands.items():
+        for sub, subcommand in getattr(command, "commands", {}).items():
+            commands[f"{name} {sub}"] = spellings(subcommand)
+        commands[name] = spellings(command)
+    return commands, spellings(root)
+
+
+def _documented_runs(text: str) -> list[str]:
+    """Every `violence-detect ...` command line in a doc (code blocks and inline code), with
+    backslash continuations joined, up to a comment, a pipe or the end of the code span."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    return [m.group(1).strip() for m in re.finditer(r"violence-detect((?: [^`\n#|;)]*)?)", text)]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_option_in_a_documented_command_exists(doc: Path):
+    commands, root = _commands()
+    bad = []
+    for run in _documented_runs(doc.read_text()):
+        words = run.split()
+        command, rest = ("detect", words)  # `violence-detect clip.mp4` is detect
+        if words and words[0] in commands:
+            command, rest = words[0], words[1:]
+            if rest and f"{command} {rest[0]}" in commands:
+                command, rest = f"{command} {rest[0]}", rest[1:]
+        for word in rest:
+            option = word.split("=")[0].rstrip(".,:")
+            if option.startswith("-") and option != "-" and option not in commands[command] | root:
+                bad.append(f"{command} has no {option} ({run[:80]})")
+    assert not bad, f"{doc.name}: " + "; ".join(bad)
+
+
+def _fields(listing: str) -> dict[str, list[str]]:
+    """A doc's field list such as "`a`, `b` (`x`, `y`), `c` (what it is, `z`)": the top-level
+    names under "", and for each name followed by parentheses the names inside them."""
+    out: dict[str, list[str]] = {"": []}
+    depth, last, inner = 0, "", None
+    for token in re.finditer(r"`([^`]+)`|\(|\)", listing):
+        if token.group(0) == "(":
+            depth += 1
+            if depth == 1:
+                inner = out.setdefault(last, [])
+        elif token.group(0) == ")":
+            depth -= 1
+        elif re.fullmatch(r"[a-z_0-9]+", token.group(1)):
+            if depth == 0:
+                last = token.group(1)
+                out[""].append(last)
+            elif depth == 1 and inner is not None:
+                inner.append(token.group(1))
+    return out
+
+
+def _between(path: Path, start: str, end: str) -> str:
+    text = path.read_text()
+    found = re.search(re.escape(start) + "(.*?)" + re.escape(end), text, flags=re.S)
+    assert found, f"{path.name}: no text between {start!r} and {end!r}"
+    return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def feature_run(tmp_path_factory) -> dict[str, Path]:
+    """Random features of one video (T = 6) in the XD-Violence layout and a randomly
+    initialised MACIL-SD checkpoint: what `detect --features` needs, nothing to decode."""
+    import numpy as np
+    import torch
+    from fakeweights import random_macil_state_dict
+
+    root = tmp_path_factory.mktemp("feature-run")
+    feats = root / "feats"
+    feats.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(feats / "clip__0.npy", rng.normal(0, 1, (6, 1024)).astype(np.float32))
+    np.save(feats / "clip__vggish.npy", rng.uniform(0, 0.3, (6, 128)).astype(np.float32))
+    checkpoint = root / "macil_sd.pkl"
+    torch.save(random_macil_state_dict(), checkpoint)
+    return {"root": root, "feats": feats, "checkpoint": checkpoint}
+
+
+def _detect(feature_run: dict[str, Path], *args: object):
+    from typer.testing import CliRunner
+
+    from violence_cli.cli import app
+
+    base = ["--features", feature_run["feats"], "--checkpoint", feature_run["checkpoint"], "--device", "cpu"]
+    result = CliRunner().invoke(app, [str(a) for a in [*base, "--no-download", *args]])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_detect_json_fields_are_those_documented(feature_run):
+    import json
+
+    doc = json.loads(_detect(feature_run, "--json").stdout)
+    listed = _fields(_between(ROOT / "docs" / "detect.md", "- **json**, key by key:", "- **csv**"))
+    optional = {"scores_note", "features"}  # only for a model without the two heads / with --output-dir
+    assert [k for k in listed[""] if k not in optional or k in doc] == list(doc)
+    for key in ("video", "params"):
+        assert listed[key] == list(doc[key]), key
+    for key in ("weights", "segments", "snippets"):
+        assert doc[key], f"the run gave no {key}: nothing to compare"
+        assert listed[key] == list(doc[key][0]), key
+
+
+def _header(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def test_csv_headers_are_those_documented(feature_run):
+    out = feature_run["root"] / "out"
+    _detect(feature_run, "--output-dir", out, "-f", "csv", "-f", "segments-csv", "--threshold", "0")
+    detect_md, batch_md = ROOT / "docs" / "detect.md", ROOT / "docs" / "batch.md"
+    expected = {
+        "clip.csv": _between(detect_md, "- **csv**: one row per snippet: `", "`"),
+        "clip.segments.csv": _between(detect_md, "- **segments-csv**: one row per segment: `", "`"),
+        "results.csv": _between(batch_md, "one row per video (`", "`"),
+    }
+    for name, header in expected.items():
+        assert (out / name).read_text().splitlines()[0] == _header(header), name
+
+
+def test_plot_to_a_missing_folder_named_with_a_slash(feature_run):
+    """detect.md: missing folders are created, `--plot DIR/` included, even for one video
+    (a Path option used to drop the slash: the PNG was written to a file named DIR)."""
+    plots = feature_run["root"] / "plots"
+    _detect(feature_run, "--plot", f"{plots}/", "-q")
+    assert plots.is_dir() and [p.name for p in plots.iterdir()] == ["clip.timeline.png"]

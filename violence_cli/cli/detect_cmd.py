@@ -153,7 +153,7 @@ def detect_command(
         ),
     ] = None,
     plot: Annotated[
-        Path | None,
+        str | None,  # not Path: Path("out/") drops the slash that says "a folder to be created"
         typer.Option(
             "--plot",
             metavar="FILE|DIR",
@@ -449,7 +449,7 @@ def plan_outputs(
     output: list[Path] | None,
     output_dir: Path | None,
     formats: list[OutputFormat] | None,
-    plot: Path | None,
+    plot: str | os.PathLike[str] | None,
     report_proxy: bool = False,
 ) -> DetectJob:
     """Check every output location before any work: one-line errors, exit 1 (2 for misuse)."""
@@ -476,7 +476,8 @@ def plan_outputs(
         raise UsageError("--report-proxy goes with an HTML report: -o report.html or --output-dir DIR --format html")
     job.report_proxy = report_proxy
     if plot is not None:
-        if not plot.exists() and (str(plot).endswith(("/", os.sep)) or (batch and not plot.suffix)):
+        as_given, plot = os.fspath(plot), Path(plot)  # a trailing slash marks a folder, even a missing one
+        if not plot.exists() and (as_given.endswith(("/", os.sep)) or (batch and not plot.suffix)):
             _check_writable_dir(plot, "--plot", create=True)  # a folder to be: created
         if plot.is_dir():
             _check_writable_dir(plot, "--plot")
