@@ -153,15 +153,19 @@ def feature_run(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "feats": feats, "checkpoint": checkpoint}
 
 
-def _detect(feature_run: dict[str, Path], *args: object):
+def _invoke(*args: object):
     from typer.testing import CliRunner
 
     from violence_cli.cli import app
 
-    base = ["--features", feature_run["feats"], "--checkpoint", feature_run["checkpoint"], "--device", "cpu"]
-    result = CliRunner().invoke(app, [str(a) for a in [*base, "--no-download", *args]])
+    result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     return result
+
+
+def _detect(feature_run: dict[str, Path], *args: object):
+    base = ["--features", feature_run["feats"], "--checkpoint", feature_run["checkpoint"], "--device", "cpu"]
+    return _invoke(*base, "--no-download", *args)
 
 
 def test_detect_json_fields_are_those_documented(feature_run):
@@ -201,3 +205,48 @@ def test_plot_to_a_missing_folder_named_with_a_slash(feature_run):
     plots = feature_run["root"] / "plots"
     _detect(feature_run, "--plot", f"{plots}/", "-q")
     assert plots.is_dir() and [p.name for p in plots.iterdir()] == ["clip.timeline.png"]
+
+
+@pytest.fixture(scope="module")
+def labelled_features(feature_run) -> dict[str, Path]:
+    """Two videos, one violent (its first 32 frames annotated) and one normal: what eval and
+    train need, beside the same random MACIL-SD."""
+    import numpy as np
+
+    feats = feature_run["root"] / "labelled"
+    feats.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("fight", "walk_label_A"):
+        np.save(feats / f"{name}__0.npy", rng.normal(0, 1, (6, 1024)).astype(np.float32))
+        np.save(feats / f"{name}__vggish.npy", rng.uniform(0, 0.3, (6, 128)).astype(np.float32))
+    annotations = feature_run["root"] / "annotations.txt"
+    annotations.write_text("fight 0 32\n")
+    return {**feature_run, "feats": feats, "annotations": annotations}
+
+
+def test_eval_json_fields_are_those_documented(labelled_features):
+    import json
+
+    run = labelled_features
+    doc = json.loads(
+        _invoke("eval", "--features", run["feats"], "--annotations", run["annotations"], "--checkpoint",
+                run["checkpoint"], "--device", "cpu", "--no-download", "--json", "--save-scores",
+                run["root"] / "scores.npz").stdout
+    )  # fmt: skip
+    listed = _fields(
+        _between(ROOT / "docs" / "research.md", "`--json` prints one document (", "`--save-scores` writes")
+    )
+    assert listed[""] == list(doc)
+
+
+def test_train_json_fields_are_those_documented(labelled_features):
+    import json
+
+    run = labelled_features
+    doc = json.loads(
+        _invoke("train", "--features", run["feats"], "--val-features", run["feats"], "--val-annotations",
+                run["annotations"], "--epochs", "1", "--batch-size", "2", "--device", "cpu", "--json",
+                "--out", run["root"] / "train").stdout
+    )  # fmt: skip
+    listed = _fields(_between(ROOT / "docs" / "research.md", "`--json` prints one summary (", "). Also"))
+    assert listed[""] == list(doc)
