@@ -27,7 +27,8 @@ The model is scored after every epoch on the validation set with the paper's met
 (frame-level PR-AUC "AP", ROC-AUC beside it); the best epoch is kept.
 
 Writes into --out: best.pt and last.pt (plain state dicts in the published layout: use them
-with 'detect --checkpoint' and 'eval --checkpoint'), train_log.jsonl (one line per epoch)
+with 'detect --checkpoint' and 'eval --checkpoint'; best.pt.json and last.pt.json beside them
+record the data, epoch and AP), train_log.jsonl (one line per epoch)
 and state.pt (everything --resume needs; written after every epoch, so Ctrl-C keeps the
 last complete epoch). Epochs count from 0, as in the published log.
 

@@ -99,7 +99,7 @@ def watch_command(
         bool | None,
         typer.Option(
             "--reconnect/--no-reconnect",
-            help="Reconnect after a disconnect, stall or end of stream [default: on for URLs and devices, off for files].",
+            help="Reconnect after a disconnect, stall or end of stream.  [default: on for URLs and devices, off for files].",
             show_default=False,
             rich_help_panel=PANEL_SOURCE,
         ),
