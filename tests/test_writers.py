@@ -25,10 +25,11 @@ from violence_cli.writers import (
 )
 
 
-def make_result(scores, threshold=0.5, **kw) -> DetectionResult:
+def make_result(scores, threshold=0.5, heads=None, **kw) -> DetectionResult:
     rng = np.random.default_rng(1)
     scores = np.asarray(scores, dtype=np.float64)
-    snippets = make_snippets(scores, rng.random(len(scores)), rng.random(len(scores)))
+    audio, visual = (rng.random(len(scores)), rng.random(len(scores))) if heads is None else heads
+    snippets = make_snippets(scores, audio, visual)
     params = DetectionParams(threshold=threshold, crops=1, device="cpu", **kw)
     segments = find_segments(snippets, threshold, params.min_duration, params.merge_gap)
     video = VideoFacts(
@@ -53,6 +54,14 @@ def result() -> DetectionResult:
     # segments: snippets 2-4 and the last two (a segment at the very end)
     scores = [0.1, 0.2, 0.7, 0.95, 0.6, 0.3, 0.1, 0.1, 0.8, 0.9]
     return make_result(scores)
+
+
+@pytest.fixture
+def exact() -> DetectionResult:
+    # segments: snippets 1-2 (0.666667-2.0 s, peak 0.9, mean 0.85) and 4 (2.666667-3.333333 s)
+    scores = [0.2, 0.8, 0.9, 0.1, 0.7, 0.1]
+    heads = ([0.25, 0.5, 0.125, 0.0, 0.6, 0.0], [1.0, 0.75, 1 / 3, 0.0, 0.2, 0.0])
+    return make_result(scores, heads=heads)
 
 
 def parse_cues(text: str, decimal: str) -> list[tuple[float, float, str]]:
@@ -130,6 +139,81 @@ def test_subtitles_one_cue_per_segment(result, tmp_path, fmt, decimal) -> None:
         assert f"{seg.peak:.2f}" in label
 
 
+def test_json_is_indented_and_ends_with_a_newline(result) -> None:
+    text = get_writer("json").to_string(result)
+    assert text.startswith('{\n  "schema_version": ') and text.endswith("}\n")
+
+
+def test_json_refuses_nan_and_leaves_no_file(tmp_path) -> None:
+    broken = make_result([0.1, 0.9])
+    broken.snippets[0].score = float("nan")
+    with pytest.raises(ValueError):
+        get_writer("json").write(broken, tmp_path / "r.json")
+    assert os.listdir(tmp_path) == []
+
+
+def test_json_keeps_a_non_utf8_file_name_as_an_escape(result, tmp_path) -> None:
+    name = os.fsdecode(b"/videos/\xff\xfe.mp4")
+    result.video.path = name
+    path = get_writer("json").write(result, tmp_path / "r.json")
+    assert "\\udcff\\udcfe.mp4" in path.read_text(encoding="utf-8")
+    assert json.loads(path.read_text(encoding="utf-8"))["video"]["path"] == name
+
+
+def test_snippet_csv_exact_text(exact) -> None:
+    assert get_writer("csv").to_string(exact) == (
+        "index,start,end,score,audio_score,visual_score,in_segment\n"
+        "0,0.000,0.667,0.2000,0.2500,1.0000,0\n"
+        "1,0.667,1.333,0.8000,0.5000,0.7500,1\n"
+        "2,1.333,2.000,0.9000,0.1250,0.3333,1\n"
+        "3,2.000,2.667,0.1000,0.0000,0.0000,0\n"
+        "4,2.667,3.333,0.7000,0.6000,0.2000,1\n"
+        "5,3.333,4.000,0.1000,0.0000,0.0000,0\n"
+    )
+
+
+def test_snippet_csv_without_head_scores_says_why_above_the_header() -> None:
+    headless = make_result([0.2, 0.8], heads=(None, None), model="hypervd")
+    assert headless.scores_note
+    lines = get_writer("csv").to_string(headless).splitlines()
+    assert lines == [
+        f"# audio_score and visual_score are empty: {headless.scores_note}",
+        "index,start,end,score,audio_score,visual_score,in_segment",
+        "0,0.000,0.667,0.2000,,,0",
+        "1,0.667,1.333,0.8000,,,1",
+    ]
+
+
+def test_segments_csv_exact_text(exact) -> None:
+    rows = [
+        "segment,start,end,duration,peak,mean",
+        "1,0.667,2.000,1.333,0.9000,0.8500",
+        "2,2.667,3.333,0.667,0.7000,0.7000",
+    ]
+    assert get_writer("segments-csv").to_string(exact) == "".join(f"{row}\n" for row in rows)
+
+
+def test_vtt_exact_text(exact) -> None:
+    assert get_writer("vtt").to_string(exact) == (
+        "WEBVTT\n\n"
+        "1\n00:00:00.667 --> 00:00:02.000\nviolence (peak 0.90, mean 0.85)\n\n"
+        "2\n00:00:02.667 --> 00:00:03.333\nviolence (peak 0.70, mean 0.70)\n\n"
+    )
+
+
+def test_srt_exact_text(exact) -> None:
+    assert get_writer("srt").to_string(exact) == (
+        "1\n00:00:00,667 --> 00:00:02,000\nviolence (peak 0.90, mean 0.85)\n\n"
+        "2\n00:00:02,667 --> 00:00:03,333\nviolence (peak 0.70, mean 0.70)\n\n"
+    )
+
+
+def test_vtt_without_segments_names_the_highest_score_and_the_threshold() -> None:
+    quiet = make_result([0.1, 0.34, 0.2], threshold=0.45)
+    note = "NOTE no violent segment: highest score 0.34 < threshold 0.45"
+    assert get_writer("vtt").to_string(quiet) == f"WEBVTT\n\n{note}\n"
+
+
 def test_subtitles_without_segments_are_valid(tmp_path) -> None:
     quiet = make_result([0.1, 0.2, 0.3])
     assert quiet.verdict == "non-violent"
@@ -155,7 +239,7 @@ def test_format_from_extension(name, fmt) -> None:
     assert Path(get_writer(fmt).file_name("a")).suffix == Path(name.lower()).suffix
 
 
-@pytest.mark.parametrize("name", ["a.txt", "a", ".csv"])
+@pytest.mark.parametrize("name", ["a.txt", "a", ".csv", "out/.json"])
 def test_unknown_extension_is_a_usage_error(name) -> None:
     with pytest.raises(UsageError):
         format_for_path(name)
@@ -185,10 +269,16 @@ def test_atomic_write_permissions_follow_umask(result, tmp_path) -> None:
 
 
 def test_batch_document(result) -> None:
-    doc = batch_document([result], [("bad.mp4", "bad.mp4: not a video")])
+    doc = batch_document([result], [("bad.mp4", "bad.mp4: not a video"), ("b.mkv", "b.mkv: no video stream")])
     assert doc["schema_version"] == SCHEMA_VERSION
+    assert doc["weights"] == [
+        {"name": "macil_sd", "path": "/w/macil_sd.pkl", "sha256": "ab" * 32, "verified": False, "trained": None}
+    ]
     assert doc["results"][0]["video"]["path"] == result.video.path
-    assert doc["errors"] == [{"path": "bad.mp4", "error": "bad.mp4: not a video"}]
+    assert doc["errors"] == [
+        {"path": "bad.mp4", "error": "bad.mp4: not a video"},
+        {"path": "b.mkv", "error": "b.mkv: no video stream"},
+    ]
     json.dumps(doc, allow_nan=False)
 
 
