@@ -28,6 +28,21 @@ def test_timestamp_span_elapsed() -> None:
     assert elapsed(252) == "4 min 12 s" and elapsed(9 * 3600 + 41 * 60) == "9 h 41 min"
 
 
+def test_clock_without_hours_counts_minutes_past_sixty_and_pads_decimals() -> None:
+    assert clock(3725, 0, hours=False) == "62:05"
+    assert clock(3599.96, hours=False) == "60:00.0"
+    assert clock(60.05, 2) == "1:00.05" and clock(3600.5, 3) == "1:00:00.500"
+
+
+def test_negative_times_and_lengths_are_zero() -> None:
+    assert timestamp(-0.5) == "00:00:00.000" and timestamp(-0.5, ",") == "00:00:00,000"
+    assert span(-3.0) == "0.0 s" and elapsed(-3.0) == "0.0 s"
+
+
+def test_span_in_thousands_of_hours_groups_digits() -> None:
+    assert span(5_400_000) == "1,500.0 h"
+
+
 def test_subtitles(tmp_path) -> None:
     from violence_cli.writers import get_writer
 
