@@ -59,8 +59,9 @@ def test_quick_start_at_most_20_lines():
 # files (random features, a randomly initialised MACIL-SD: nothing decoded, a second or two).
 
 
-def _commands() -> tuple[dict[str, set[str]], set[str]]:
-    """'detect', 'weights list', ... -> every option spelling it takes; and the root's options."""
+def _commands() -> tuple[dict[str, set[str]], dict[str, str]]:
+    """'detect', 'weights list', ... -> every option spelling it takes ('' is the root, whose
+    options go anywhere); and each command's help text."""
     import typer.main
 
     from violence_cli.cli import app
@@ -73,37 +74,48 @@ def _commands() -> tuple[dict[str, set[str]], set[str]]:
         return names
 
     root = typer.main.get_command(app)
-    commands: dict[str, set[str]] = {}
+    options, helps = {"": spellings(root)}, {"": root.help or ""}
     for name, command in root.commands.items():
         for sub, subcommand in getattr(command, "commands", {}).items():
-            commands[f"{name} {sub}"] = spellings(subcommand)
-        commands[name] = spellings(command)
-    return commands, spellings(root)
+            options[f"{name} {sub}"], helps[f"{name} {sub}"] = spellings(subcommand), subcommand.help or ""
+        options[name], helps[name] = spellings(command), command.help or ""
+    return options, helps
 
 
-def _documented_runs(text: str) -> list[str]:
-    """Every `violence-detect ...` command line in a doc (code blocks and inline code), with
-    backslash continuations joined, up to a comment, a pipe or the end of the code span."""
-    text = re.sub(r"\\\n\s*", " ", text)
-    return [m.group(1).strip() for m in re.finditer(r"violence-detect((?: [^`\n#|;)]*)?)", text)]
+def _unknown_options(text: str, options: dict[str, set[str]]) -> list[str]:
+    """Every `violence-detect ...` command line in ``text`` (backslash continuations joined, up
+    to a comment, a pipe or the end of a code span): the options its command does not take."""
+    bad = []
+    for m in re.finditer(r"violence-detect((?: [^`\n#|;)]*)?)", re.sub(r"\\\n\s*", " ", text)):
+        run = m.group(1).strip()
+        words = run.split()
+        command, rest = ("detect", words)  # `violence-detect clip.mp4` is detect
+        if words and words[0] in options:
+            command, rest = words[0], words[1:]
+            if rest and f"{command} {rest[0]}" in options:
+                command, rest = f"{command} {rest[0]}", rest[1:]
+        for word in rest:
+            option = word.split("=")[0].rstrip(".,:")
+            if option.startswith("-") and option != "-" and option not in options[command] | options[""]:
+                bad.append(f"{command} has no {option} ({run[:80]})")
+    return bad
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_option_in_a_documented_command_exists(doc: Path):
-    commands, root = _commands()
-    bad = []
-    for run in _documented_runs(doc.read_text()):
-        words = run.split()
-        command, rest = ("detect", words)  # `violence-detect clip.mp4` is detect
-        if words and words[0] in commands:
-            command, rest = words[0], words[1:]
-            if rest and f"{command} {rest[0]}" in commands:
-                command, rest = f"{command} {rest[0]}", rest[1:]
-        for word in rest:
-            option = word.split("=")[0].rstrip(".,:")
-            if option.startswith("-") and option != "-" and option not in commands[command] | root:
-                bad.append(f"{command} has no {option} ({run[:80]})")
+    bad = _unknown_options(doc.read_text(), _commands()[0])
     assert not bad, f"{doc.name}: " + "; ".join(bad)
+
+
+def test_every_option_in_a_help_example_exists():
+    options, helps = _commands()
+    bad = [
+        f"{name or 'violence-detect'} --help: {b}"
+        for name, text in helps.items()
+        for b in _unknown_options(text, options)
+    ]
+    assert not bad, "; ".join(bad)
+    assert sum("violence-detect" in text for text in helps.values()) >= 8, "the help examples were not found"
 
 
 def _fields(listing: str) -> dict[str, list[str]]:
