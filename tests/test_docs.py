@@ -53,6 +53,22 @@ def test_quick_start_at_most_20_lines():
         assert needed in quick.group(1)
 
 
+def test_readme_starts_with_install_run_and_test():
+    """The README's first code blocks: the install command, the main run command, then the
+    test command CI runs (.ci/run), with its extras."""
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"^```\w*\n(.*?)^```", text, flags=re.S | re.M)
+    assert len(blocks) >= 2
+    first = [line.split("#")[0].strip() for line in blocks[0].splitlines()]
+    assert first[0].startswith("pip install ") and first[1].startswith("violence-detect "), first
+    assert blocks[1].strip() == "python -m pytest -q -n 2"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "\nCI=true python -m pytest -q -n 2\n" in ci
+    extras = re.search(r"pip install -e '(\.\[[a-z,]+\])'", text[: text.index("## ")])
+    assert extras and f'-e "{extras.group(1)}"' in ci, "the README's test install is not CI's"
+    assert text.index(blocks[1]) < text.index("## "), "the test command is not before the first section"
+
+
 # --------------------------------------------------------------------------- docs against the CLI
 # What the docs name (options in example commands, JSON fields, CSV headers) is checked against
 # the real commands: their click parameters, and the outputs of a tiny run that scores feature
