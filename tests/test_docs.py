@@ -278,3 +278,17 @@ def test_train_json_fields_are_those_documented(labelled_features):
     )  # fmt: skip
     listed = _fields(_between(ROOT / "docs" / "research.md", "`--json` prints one summary (", "). Also"))
     assert listed[""] == list(doc)
+
+
+@pytest.mark.parametrize(
+    "argv", [["detect", "x.mp4"], ["extract", "x.mp4", "--out", "o"], ["watch", "x.mp4"], ["serve"]]
+)
+def test_a_bad_choice_is_worded_as_detect_md_says(argv):
+    """detect.md, one set of rules for every command: `--crops 3: expected one of 5, 1`, exit 2
+    (watch took --crops as a number and answered 'crops 3: expected 5 or 1', the library's words)."""
+    from typer.testing import CliRunner
+
+    from violence_cli.cli import app
+
+    result = CliRunner().invoke(app, [*argv, "--crops", "3"])
+    assert result.exit_code == 2 and "--crops 3: expected one of 5, 1" in result.output, result.output

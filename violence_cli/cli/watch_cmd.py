@@ -31,6 +31,7 @@ from .options import (
     PANEL_MODEL,
     AudioStreamOpt,
     CheckpointOpt,
+    Crops,
     DeviceOpt,
     DownloadOpt,
     I3dWeightsOpt,
@@ -99,7 +100,7 @@ def watch_command(
         bool | None,
         typer.Option(
             "--reconnect/--no-reconnect",
-            help="Reconnect after a disconnect, stall or end of stream.  [default: on for URLs and devices, off for files].",
+            help="Reconnect after a disconnect, stall or end of stream.  [default: on for URLs and devices, off for files]",
             show_default=False,
             rich_help_panel=PANEL_SOURCE,
         ),
@@ -166,8 +167,13 @@ def watch_command(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
     crops: Annotated[
-        int | None,
-        typer.Option(help="5 or 1 [default: 1 on a CPU, 5 on a GPU].", show_default=False, rich_help_panel=PANEL_MODEL),
+        Crops | None,  # the choices detect takes, so a bad one is the same usage error
+        typer.Option(
+            metavar="5|1",
+            help="Crops per snippet, as for detect.  [default: 1 on a CPU, 5 on a GPU]",
+            show_default=False,
+            rich_help_panel=PANEL_MODEL,
+        ),
     ] = None,
     model: ModelOpt = DEFAULT_MODEL_CHOICE,
     checkpoint: CheckpointOpt = None,
@@ -181,7 +187,6 @@ def watch_command(
     from ..devices import resolve_device
     from ..live import AlertHook, ClipRecorder, LiveMonitor, LiveOptions, parse_source
     from ..pipeline import Detector
-    from ..protocol import check_crops
     from .options import resolve_precision_option
 
     _check_numbers(timeout, duration, threshold, min_duration, clip_before, clip_after)
@@ -191,7 +196,7 @@ def watch_command(
         _check_writable_dir(save_clips, "--save-clips", create=True)
     torch_device = resolve_device(device)
     resolved_precision = resolve_precision_option(precision, torch_device)
-    n_crops = check_crops(crops if crops is not None else (5 if torch_device.type == "cuda" else 1))
+    n_crops = int(crops.value) if crops is not None else (5 if torch_device.type == "cuda" else 1)
     options = LiveOptions(
         window=window,
         threshold=threshold,
