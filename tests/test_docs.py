@@ -280,15 +280,30 @@ def test_train_json_fields_are_those_documented(labelled_features):
     assert listed[""] == list(doc)
 
 
-@pytest.mark.parametrize(
-    "argv", [["detect", "x.mp4"], ["extract", "x.mp4", "--out", "o"], ["watch", "x.mp4"], ["serve"]]
-)
-def test_a_bad_choice_is_worded_as_detect_md_says(argv):
-    """detect.md, one set of rules for every command: `--crops 3: expected one of 5, 1`, exit 2
-    (watch took --crops as a number and answered 'crops 3: expected 5 or 1', the library's words)."""
+BAD_VALUES = [
+    (["detect", "x.mp4", "--crops", "3"], "--crops 3: expected one of 5, 1"),
+    (["extract", "x.mp4", "--out", "o", "--crops", "3"], "--crops 3: expected one of 5, 1"),
+    (["watch", "x.mp4", "--crops", "3"], "--crops 3: expected one of 5, 1"),  # was 'crops 3: expected 5 or 1'
+    (["serve", "--crops", "3"], "--crops 3: expected one of 5, 1"),
+    (["serve", "--port", "-1"], "--port -1: expected 0 or more"),  # was an 'unexpected error (OverflowError...)'
+    (
+        ["eval", "--features", "f", "--window", "0"],
+        "--window 0: expected 1 or more",
+    ),  # was 'expected a greater than...'
+    (["train", "--features", "f", "--out", "o", "--cache-gb", "-1"], "--cache-gb -1: expected 0 or more"),  # was run
+    (["detect", "x.mp4", "--shard", "3/2"], "--shard 3/2: expected I/N with 0 <= I < N"),  # was 'shard '3/2': ...'
+    (["detect", "x.mp4", "--device", "tpu"], "--device tpu: expected auto, cpu, cuda or cuda:N"),  # 'unknown device'
+    (["eval", "--features", "f", "--annotations", "a", "--device", "tpu"], "--device tpu: expected auto, cpu, cuda"),
+]
+
+
+@pytest.mark.parametrize(("argv", "line"), BAD_VALUES, ids=[" ".join(argv) for argv, _ in BAD_VALUES])
+def test_a_bad_value_is_worded_as_detect_md_says(argv, line):
+    """detect.md, one set of rules for every command: the option and its value first, then what
+    was expected (`--crops 3: expected one of 5, 1`), exit 2, on every command."""
     from typer.testing import CliRunner
 
     from violence_cli.cli import app
 
-    result = CliRunner().invoke(app, [*argv, "--crops", "3"])
-    assert result.exit_code == 2 and "--crops 3: expected one of 5, 1" in result.output, result.output
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2 and f"error: {line}" in result.output, result.output

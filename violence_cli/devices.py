@@ -24,7 +24,7 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", text)
     if match is None:
-        raise UsageError(f"unknown device {spec!r}", hint="use auto, cpu, cuda or cuda:N")
+        raise UsageError(f"device {spec}: expected auto, cpu, cuda or cuda:N", params=("device",))
     if not torch.cuda.is_available():
         raise UsageError(f"device {spec!r} requested but CUDA is not available here", hint="use device='cpu'")
     index = int(match.group(1) or 0)

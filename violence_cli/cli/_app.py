@@ -154,7 +154,18 @@ def _validation_error(exc: Any) -> tuple[str, str] | None:
     if not msg.startswith("Input should be "):
         return None
     what = msg.removeprefix("Input should be ").split(",")[0].replace("valid ", "")
+    for bound, words in _BOUNDS:  # a range: no article ("a greater than or equal to 1")
+        if what.startswith(bound):
+            return str(first.get("input", "")), words.format(what.removeprefix(bound))
     return str(first.get("input", "")), _article(what.removeprefix("a ").removeprefix("an "))
+
+
+_BOUNDS = (
+    ("greater than or equal to ", "{} or more"),
+    ("less than or equal to ", "{} or less"),
+    ("greater than ", "more than {}"),
+    ("less than ", "less than {}"),
+)
 
 
 def _article(what: str) -> str:

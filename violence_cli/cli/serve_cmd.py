@@ -69,7 +69,12 @@ def _default_data() -> Path:
 @cli_errors
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.", rich_help_panel=PANEL_SERVER)] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).", rich_help_panel=PANEL_SERVER)] = 8750,
+    port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535, metavar="N", help="Port to listen on (0: any free port).", rich_help_panel=PANEL_SERVER
+        ),
+    ] = 8750,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -94,7 +99,8 @@ def serve_command(
         float, typer.Option(metavar="MB", help="Largest upload or download, in MiB.", rich_help_panel=PANEL_LIMITS)
     ] = 2048.0,
     max_duration_min: Annotated[
-        float, typer.Option(metavar="MIN", help="Longest video a job may have, in minutes.", rich_help_panel=PANEL_LIMITS)
+        float,
+        typer.Option(metavar="MIN", help="Longest video a job may have, in minutes.", rich_help_panel=PANEL_LIMITS),
     ] = 240.0,
     max_queue: Annotated[
         int, typer.Option(help="Jobs queued or running at most; more are refused (429).", rich_help_panel=PANEL_LIMITS)

@@ -230,6 +230,8 @@ def train_command(
 ) -> None:
     from ..training import TrainConfig, read_state, resolve_device, train
 
+    if cache_gb < 0:  # 0 is allowed: nothing kept, every bag read again each epoch
+        raise UsageError(f"--cache-gb {cache_gb:g}: expected 0 or more")
     options = {name: ctx.params[name] for name in (*_RECIPE, *_SOURCES)}
     options["pairing"] = pairing.value
     state_extra: dict[str, Any] = {}

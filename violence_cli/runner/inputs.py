@@ -215,9 +215,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         i, n = (int(part) for part in text.split("/"))
     except ValueError:
-        raise UsageError(f"shard {text!r}: expected I/N, e.g. 0/4") from None
+        raise UsageError(f"shard {text}: expected I/N, e.g. 0/4", params=("shard",)) from None
     if not (n >= 1 and 0 <= i < n):
-        raise UsageError(f"shard {text!r}: expected 0 <= I < N")
+        raise UsageError(f"shard {text}: expected I/N with 0 <= I < N", params=("shard",))
     return i, n
 
 
