@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,12 @@ from violence_cli.evaluate import (
     evaluate,
     gt_from_annotations,
     load_gt,
+    paper_metrics,
     read_annotations,
+    save_scores,
 )
 from violence_cli.model import MacilSD
+from violence_cli.models import MacilScorer
 from violence_cli.xdfeatures import discover_folder
 
 runner = CliRunner()
@@ -111,13 +115,39 @@ def test_xd_annotations_parse(xd_annotations: Path) -> None:
 
 @pytest.mark.parametrize(
     "text, message",
-    [("a 1 2 3\n", "odd number"), ("a 1 x\n", "must be integers"), ("a 5 2\n", "bad interval"), ("\n\n", "no annotations")],
+    [
+        ("a 1 2 3\n", "odd number"),
+        ("a 1 x\n", "must be integers"),
+        ("a 5 2\n", "bad interval"),
+        ("a -1 5\n", "bad interval"),
+        ("\n\n", "no annotations"),
+    ],
 )
 def test_bad_annotations(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "ann.txt"
     path.write_text(text)
     with pytest.raises(InputError, match=message):
         read_annotations(path)
+
+
+def test_annotations_keep_empty_intervals_and_join_repeated_names(tmp_path: Path) -> None:
+    path = tmp_path / "ann.txt"
+    path.write_text("a 5 5\nb 0 16\n\na 20 30 40 48\n")
+    assert read_annotations(path) == {"a": [(5, 5), (20, 30), (40, 48)], "b": [(0, 16)]}
+
+
+def test_bad_annotation_message_names_the_line_counting_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "ann.txt"
+    path.write_text("a 0 16\n\nb 5 2\n")
+    with pytest.raises(InputError) as info:
+        read_annotations(path)
+    assert str(info.value) == f"{path}:3: bad interval 5 2 for 'b' (need 0 <= start <= end)"
+
+
+def test_a_violent_video_listed_without_intervals_counts_as_annotated() -> None:
+    gt, unannotated = gt_from_annotations([("v=zzz_label_B1", 2)], {"v=zzz_label_B1": []})
+    np.testing.assert_array_equal(gt, np.zeros(32, np.float32))
+    assert unannotated == []
 
 
 def test_gt_from_annotations_matches_frame_by_frame(tmp_path: Path) -> None:
@@ -175,6 +205,133 @@ def test_gt_without_violence_is_an_error(dataset, tmp_path: Path) -> None:
     np.save(tmp_path / "gt.npy", np.zeros(16 * TOTAL_T))
     with pytest.raises(InputError, match="no violent frames"):
         evaluate(entries, gt=tmp_path / "gt.npy", checkpoint=dataset["ckpt"])
+
+
+def test_load_gt_refuses_what_is_not_a_1d_array_of_0_and_1(tmp_path: Path) -> None:
+    np.save(tmp_path / "square.npy", np.zeros((4, 16)))
+    with pytest.raises(InputError, match=r"square\.npy: ground truth of shape \(4, 16\).*expected a 1-D array"):
+        load_gt(tmp_path / "square.npy")
+    np.save(tmp_path / "mixed.npy", np.array([0.0, 1.0, 0.5, 1.0]))
+    with pytest.raises(InputError, match="only 0 and 1"):
+        load_gt(tmp_path / "mixed.npy")
+    with pytest.raises(InputError, match=r"absent\.npy: no such ground-truth file"):
+        load_gt(tmp_path / "absent.npy")
+
+
+def test_load_gt_never_unpickles(tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    np.save(tmp_path / "evil.npy", np.array([Payload()], dtype=object), allow_pickle=True)
+    with pytest.raises(InputError, match=r"evil\.npy: not a readable \.npy file"):
+        load_gt(tmp_path / "evil.npy")
+    assert not marker.exists()
+
+
+def test_load_gt_gives_float32(tmp_path: Path) -> None:
+    np.save(tmp_path / "gt.npy", np.array([0, 1, 1, 0], dtype=np.int64))
+    gt = load_gt(tmp_path / "gt.npy")
+    assert gt.dtype == np.float32
+    np.testing.assert_array_equal(gt, [0.0, 1.0, 1.0, 0.0])
+
+
+def test_paper_metrics_refuses_one_class_and_mismatched_lengths() -> None:
+    with pytest.raises(InputError, match="the ground truth has only violent frames"):
+        paper_metrics(np.ones(32, np.float32), np.array([0.2, 0.8]))
+    with pytest.raises(InputError, match="the ground truth has no violent frames"):
+        paper_metrics(np.zeros(32, np.float32), np.array([0.2, 0.8]))
+    with pytest.raises(InputError, match="^16 frame scores for 32 ground-truth frames$"):
+        paper_metrics(np.r_[np.zeros(16), np.ones(16)].astype(np.float32), np.array([0.2]))
+
+
+def test_evaluate_refuses_bad_arguments_before_loading_anything(dataset, tmp_path: Path) -> None:
+    entries = discover_folder(dataset["feats"])
+    gt = _reference_gt([(e.name, dict(VIDEOS)[e.name]) for e in entries], ANNOTATIONS)
+    missing = tmp_path / "missing.pkl"
+    with pytest.raises(ValueError, match="exactly one of gt and annotations"):
+        evaluate(entries, checkpoint=missing)
+    with pytest.raises(ValueError, match="exactly one of gt and annotations"):
+        evaluate(entries, gt=gt, annotations=dataset["ann"], checkpoint=missing)
+    with pytest.raises(InputError, match="no videos to evaluate"):
+        evaluate([], gt=gt, checkpoint=missing)
+    with pytest.raises(ValueError, match="window must be >= 1 snippet, got 0"):
+        evaluate(entries, gt=gt, checkpoint=missing, window=0)
+
+
+def test_violent_named_videos_without_annotation_are_named_in_one_warning(dataset, tmp_path: Path) -> None:
+    names = [f"v=n{i}__#1_label_B1-0-0" for i in range(5)]
+    _write_features(tmp_path / "feats", [(n, 2) for n in names] + [("News__#1_label_A", 2)])
+    entries = discover_folder(tmp_path / "feats")
+    heard: list[str] = []
+    result = evaluate(entries, annotations={names[0]: [(0, 16)]}, checkpoint=dataset["ckpt"], on_warning=heard.append)
+    want = (
+        "4 of 6 videos are not named normal (_label_A) but have no annotation; their ground truth is all "
+        f"normal: {names[1]!r}, {names[2]!r}, {names[3]!r} ..."
+    )
+    assert heard == [want] and result.warnings == [want] and result.to_dict()["warnings"] == [want]
+    three = evaluate(entries[:5], annotations={names[0]: [(0, 16)]}, checkpoint=dataset["ckpt"])
+    assert three.warnings[0].startswith("3 of 5 videos")
+    assert three.warnings[0].endswith(f"all normal: {names[1]!r}, {names[2]!r}, {names[3]!r}")
+
+
+def test_progress_reports_each_video_done(dataset) -> None:
+    calls: list[tuple[int, int]] = []
+    entries = discover_folder(dataset["feats"])
+    evaluate(entries, annotations=dataset["ann"], checkpoint=dataset["ckpt"], progress=lambda *a: calls.append(a))
+    assert calls == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+
+
+def test_cpu_scoring_runs_on_one_thread_and_restores_the_count(dataset) -> None:
+    model = MacilSD()
+    model.load_state_dict(torch.load(dataset["ckpt"], weights_only=True))
+    model.eval()
+    seen: list[int] = []
+
+    class Recording(MacilScorer):
+        def score(self, rgb, audio):
+            seen.append(torch.get_num_threads())
+            return super().score(rgb, audio)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        entries = discover_folder(dataset["feats"])
+        evaluate(entries, annotations=dataset["ann"], model=Recording(model, torch.device("cpu")))
+        assert seen == [1] * 5
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_gt_array_fits_a_video_whose_visual_features_are_one_snippet_longer(dataset, tmp_path: Path) -> None:
+    feats = tmp_path / "feats"
+    _write_features(feats, [("v=eee__#1_label_B1-0-0", 6)])
+    np.save(feats / "v=eee__#1_label_B1-0-0__vggish.npy", np.zeros((5, 128), np.float32))
+    gt = np.r_[np.ones(32), np.zeros(48)].astype(np.float32)
+    result = evaluate(discover_folder(feats), gt=gt, checkpoint=dataset["ckpt"])
+    assert result.n_snippets == 5 and result.n_frames == 80
+    assert result.warnings == ["video 'v=eee__#1_label_B1-0-0': 6 visual vs 5 audio snippets; trimmed to 5"]
+
+
+def test_an_unreadable_feature_file_with_a_gt_is_named_by_the_loader(dataset, tmp_path: Path) -> None:
+    feats = tmp_path / "feats"
+    _write_features(feats, [("v=fff__#1_label_B1-0-0", 4)])
+    (feats / "v=fff__#1_label_B1-0-0__0.npy").write_bytes(b"not a numpy file")
+    gt = np.r_[np.ones(32), np.zeros(32)].astype(np.float32)
+    with pytest.raises(InputError, match=r"v=fff__#1_label_B1-0-0__0\.npy: not a readable \.npy feature file"):
+        evaluate(discover_folder(feats), gt=gt, checkpoint=dataset["ckpt"])
+
+
+def test_save_scores_into_a_missing_folder_is_an_input_error(dataset, tmp_path: Path) -> None:
+    result = evaluate(discover_folder(dataset["feats"]), annotations=dataset["ann"], checkpoint=dataset["ckpt"])
+    target = tmp_path / "absent" / "scores.npz"
+    with pytest.raises(InputError) as info:
+        save_scores(result, target)
+    assert str(info.value) == f"{target}: the folder {tmp_path / 'absent'} does not exist"
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- the command -------------------------------------------------------------------------
