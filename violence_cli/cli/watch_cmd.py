@@ -158,11 +158,16 @@ def watch_command(
     ] = None,
     clip_before: Annotated[
         float,
-        typer.Option(help="Seconds of video before a segment in its clip.", rich_help_panel=PANEL_ALERTS),
+        typer.Option(
+            help=f"Seconds of video before a segment in its clip (at most {CLIP_LIMIT:g}).",
+            rich_help_panel=PANEL_ALERTS,
+        ),
     ] = 3.0,
     clip_after: Annotated[
         float,
-        typer.Option(help="Seconds of video after a segment in its clip.", rich_help_panel=PANEL_ALERTS),
+        typer.Option(
+            help=f"Seconds of video after a segment in its clip (at most {CLIP_LIMIT:g}).", rich_help_panel=PANEL_ALERTS
+        ),
     ] = 3.0,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.auto,
