@@ -58,7 +58,9 @@ HELP = """Extract I3D RGB + VGGish audio features in the XD-Violence layout.
 For each video NAME (files, the videos inside a folder, -r: and its subfolders) writes into --out:
 NAME__0.npy .. NAME__4.npy, the I3D features of the centre, top-left, top-right,
 bottom-left and bottom-right crops, (T, 1024) float32 each, and NAME__vggish.npy, the
-audio features, (T, 128) float32; T = floor((frames at 24 fps - 1) / 16). `eval` and
+audio features, (T, 128) float32; T = floor((frames at 24 fps - 1) / 16); then
+NAME.extract.json (what made them: a rerun skips the video while it matches). The folder
+also gets features.json (the weights and protocol, every video) and results.csv. `eval` and
 `train` read these folders like the published XD-Violence features.
 
 Examples:
