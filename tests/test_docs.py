@@ -307,3 +307,11 @@ def test_a_bad_value_is_worded_as_detect_md_says(argv, line):
 
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 2 and f"error: {line}" in result.output, result.output
+
+
+def test_watch_md_names_every_source_scheme():
+    from violence_cli.live.source import NETWORK_SCHEMES
+
+    text = (ROOT / "docs" / "watch.md").read_text().replace("http(s)://", "http:// https://")
+    missing = sorted(s for s in NETWORK_SCHEMES if not re.search(rf"(?<![\w+.-]){s}://", text))
+    assert not missing, f"watch.md does not name {missing}"
