@@ -315,3 +315,18 @@ def test_watch_md_names_every_source_scheme():
     text = (ROOT / "docs" / "watch.md").read_text().replace("http(s)://", "http:// https://")
     missing = sorted(s for s in NETWORK_SCHEMES if not re.search(rf"(?<![\w+.-]){s}://", text))
     assert not missing, f"watch.md does not name {missing}"
+
+
+def test_detect_md_lists_every_export_format():
+    """The -o row of detect.md's outputs table and its per-format bullets name exactly the
+    writers there are (writers.FORMATS), with the file names they write."""
+    from violence_cli.writers import FORMATS, get_writer
+
+    text = (ROOT / "docs" / "detect.md").read_text()
+    row = re.search(r"^\| `-o clip\.json`(.*?)\|", text, flags=re.M)
+    assert row, "detect.md has no '-o clip.json' row"
+    documented = ["clip.json", *(f"clip{ext}" for ext in re.findall(r"`(\.[a-z.]+)`", row.group(1)))]
+    assert documented == [get_writer(f).file_name("clip") for f in FORMATS]
+    listed = _between(ROOT / "docs" / "detect.md", "\n- **json**", "\nTimes are seconds")
+    bullets = re.findall(r"^- \*\*([a-z /-]+)\*\*", "- **json**" + listed, flags=re.M)
+    assert [name for bullet in bullets for name in bullet.split(" / ")] == list(FORMATS)
