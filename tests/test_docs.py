@@ -330,3 +330,21 @@ def test_detect_md_lists_every_export_format():
     listed = _between(ROOT / "docs" / "detect.md", "\n- **json**", "\nTimes are seconds")
     bullets = re.findall(r"^- \*\*([a-z /-]+)\*\*", "- **json**" + listed, flags=re.M)
     assert [name for bullet in bullets for name in bullet.split(" / ")] == list(FORMATS)
+
+
+def test_watch_json_fields_are_those_documented():
+    """watch.md's fields of a --json snippet line and of an alert event, against the objects
+    that write them (watch prints ``to_dict()`` of each, one per line)."""
+    from violence_cli.live.alerts import AlertEvent
+    from violence_cli.live.scorer import SnippetScore
+
+    event = AlertEvent("start", 1, 0.0, None, 0.7, 0.7, 0.5, 0.0, "udp://127.0.0.1:5000")
+    snippet = SnippetScore(0, 0.0, 2 / 3, 0.7, 0.6, 0.5, 0.0, 0.1, 0, 1, [event])
+    watch_md = ROOT / "docs" / "watch.md"
+
+    def listed(start: str, end: str) -> list[str]:
+        text = re.sub(r'`(\w+): "\w+"`', r"`\1`", _between(watch_md, start, end))  # `type: "snippet"`
+        return _fields(text)[""]
+
+    assert listed("per snippet: ", "\n  An end event") == list(snippet.to_dict())
+    assert listed("Each event is a JSON object: ", "\n- `--on-alert") == list(event.to_dict())
