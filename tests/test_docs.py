@@ -348,3 +348,25 @@ def test_watch_json_fields_are_those_documented():
 
     assert listed("per snippet: ", "\n  An end event") == list(snippet.to_dict())
     assert listed("Each event is a JSON object: ", "\n- `--on-alert") == list(event.to_dict())
+
+
+def test_every_option_is_documented_somewhere():
+    """Each option of each command is named in the README or docs/ (in one of its spellings:
+    `-o` for --output, `--no-check` for --check ...), so none exists only in --help."""
+    import typer.main
+
+    from violence_cli.cli import app
+
+    text = " ".join(doc.read_text() for doc in DOCS)
+    root = typer.main.get_command(app)
+    commands = {f"{n} {s}": c for n, g in root.commands.items() for s, c in getattr(g, "commands", {}).items()}
+    commands.update((n, c) for n, c in root.commands.items() if not hasattr(c, "commands"))
+    missing = []
+    for name, command in commands.items():
+        for param in command.params:
+            spellings = [*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())]
+            if getattr(param, "param_type_name", "") != "option" or "--version" in spellings:
+                continue
+            if not any(re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", text) for s in spellings):
+                missing.append(f"{name} {spellings[0]}")
+    assert not missing, "not in the docs: " + ", ".join(missing)
