@@ -370,3 +370,16 @@ def test_every_option_is_documented_somewhere():
             if not any(re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", text) for s in spellings):
                 missing.append(f"{name} {spellings[0]}")
     assert not missing, "not in the docs: " + ", ".join(missing)
+
+
+def test_extract_refuses_urls_and_stdin_as_detect_md_says(tmp_path):
+    """detect.md: only detect reads URLs and stdin. extract said so only in the library: its
+    Path arguments turned http://h/a.mp4 into http:/h/a.mp4, 'no such file or folder'."""
+    from typer.testing import CliRunner
+
+    from violence_cli.cli import app
+
+    for source in ("http://127.0.0.1:9/a.mp4", "-"):
+        result = CliRunner().invoke(app, ["extract", source, "--out", str(tmp_path / "o"), "--no-download"])
+        assert result.exit_code == 1, result.output
+        assert f"{source}: URLs and stdin are read by detect only" in result.output, result.output

@@ -91,7 +91,7 @@ def extract_command(
         ),
     ],
     inputs: Annotated[
-        list[Path] | None,
+        list[str] | None,  # not Path: Path("http://h/a.mp4") is "http:/h/a.mp4", no longer a URL to refuse
         typer.Argument(metavar="VIDEO...", help="Video files or folders of videos.", show_default=False),
     ] = None,
     json_out: Annotated[
