@@ -383,3 +383,18 @@ def test_extract_refuses_urls_and_stdin_as_detect_md_says(tmp_path):
         result = CliRunner().invoke(app, ["extract", source, "--out", str(tmp_path / "o"), "--no-download"])
         assert result.exit_code == 1, result.output
         assert f"{source}: URLs and stdin are read by detect only" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "option", [["--crops", "1"], ["--precision", "bf16"], ["--i3d-weights", "x.pt"], ["--start", "1"]]
+)
+def test_features_refuse_what_makes_or_decodes_features(feature_run, option):
+    """detect.md: with --features nothing is decoded or made, so the options that decode or make
+    features are usage errors (--crops 1 used to be ignored: every crop file was still scored)."""
+    from typer.testing import CliRunner
+
+    from violence_cli.cli import app
+
+    base = ["--features", str(feature_run["feats"]), "--checkpoint", str(feature_run["checkpoint"]), "--no-download"]
+    result = CliRunner().invoke(app, [*base, *option])
+    assert result.exit_code == 2 and f"error: {option[0]}" in result.output, result.output

@@ -254,7 +254,7 @@ def detect_command(
     span = parse_span(start, end)
     checkpoints = model_checkpoints(model.value, checkpoint)
     if features:
-        _check_features_options(inputs, from_list, span, report_proxy, video_stream, audio_stream)
+        _check_features_options(ctx, inputs, from_list, span, report_proxy, video_stream, audio_stream)
     elif not inputs and from_list is None:
         raise UsageError("VIDEO...: missing; expected video files or folders (or --from-list FILE)")
     if STDIN in (inputs or []) and (len(inputs or []) > 1 or from_list is not None):
@@ -373,6 +373,7 @@ def detect_command(
 
 
 def _check_features_options(
+    ctx: typer.Context,
     inputs: list[str] | None,
     from_list: Path | None,
     span: tuple[float, float | None],
@@ -390,6 +391,18 @@ def _check_features_options(
     ):
         if given:
             raise UsageError(f"{flag} choose what is decoded from a video; --features DIR decodes nothing")
+    from .options import given
+
+    # what makes features from frames: silently ignored before (--crops 1 still scored every crop file)
+    making = [f"--{n.replace('_', '-')}" for n in _FEATURE_MAKING if given(ctx, n)]
+    if making:
+        raise UsageError(
+            f"{making[0]} makes features from a video; --features DIR scores the files as they are "
+            "(their NAME.extract.json says what made them)"
+        )
+
+
+_FEATURE_MAKING = ("crops", "precision", "batch_size", "i3d_weights", "vggish_weights", "decode_workers")
 
 
 def _features_job(job: DetectJob, entries: list[Any]) -> DetectJob:

@@ -54,6 +54,12 @@ CheckpointOpt = Annotated[
 ]
 
 
+def given(ctx: typer.Context, name: str) -> bool:
+    """Was option ``name`` given on the command line (not left at its default)?"""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def model_checkpoints(model: str, checkpoint: list[Path] | None) -> dict[str, Path | None]:
     """Registry name -> ``--checkpoint`` file for ``--model``; a UsageError naming the options
     when more files are given than the model has weights."""
@@ -72,7 +78,9 @@ def model_checkpoints(model: str, checkpoint: list[Path] | None) -> dict[str, Pa
 DeviceOpt = Annotated[
     str,
     typer.Option(
-        metavar="DEVICE", help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).", rich_help_panel=PANEL_MODEL
+        metavar="DEVICE",
+        help="auto, cpu, cuda or cuda:N (auto picks CUDA when available).",
+        rich_help_panel=PANEL_MODEL,
     ),
 ]
 CropsOpt = Annotated[
@@ -97,7 +105,8 @@ VggishWeightsOpt = Annotated[
     Path | None,
     typer.Option(
         metavar="FILE",
-        help="VGGish weights file (default: vggish-10086976.pth from the registry).", rich_help_panel=PANEL_MODEL
+        help="VGGish weights file (default: vggish-10086976.pth from the registry).",
+        rich_help_panel=PANEL_MODEL,
     ),
 ]
 WeightsDirOpt = Annotated[
@@ -116,11 +125,15 @@ DownloadOpt = Annotated[
 ]
 VideoStreamOpt = Annotated[
     int | None,
-    typer.Option(metavar="N", help="Index of the video stream to use (default: the best one).", rich_help_panel=PANEL_MODEL),
+    typer.Option(
+        metavar="N", help="Index of the video stream to use (default: the best one).", rich_help_panel=PANEL_MODEL
+    ),
 ]
 AudioStreamOpt = Annotated[
     int | None,
-    typer.Option(metavar="N", help="Index of the audio stream to use (default: the best one).", rich_help_panel=PANEL_MODEL),
+    typer.Option(
+        metavar="N", help="Index of the audio stream to use (default: the best one).", rich_help_panel=PANEL_MODEL
+    ),
 ]
 
 _TIME = re.compile(r"(?:(?:(?P<h>\d+):(?P<m2>[0-5]\d))|(?P<m>\d+)):(?P<s>[0-5]\d(?:\.\d+)?)|(?P<secs>\d*\.?\d+)")
@@ -193,6 +206,8 @@ def resolve_precision_option(precision: Precision | str, device: torch.device | 
     if warning:
         console.warn(warning)
     return resolved
+
+
 PANEL_RUN = "Many videos"
 
 DecodeWorkersOpt = Annotated[

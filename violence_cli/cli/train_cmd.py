@@ -16,6 +16,7 @@ import typer
 from .. import console
 from ..errors import UsageError
 from ._app import app, cli_errors
+from .options import given as _given
 
 HELP = """Train MACIL-SD on I3D + VGGish features in the XD-Violence layout.
 
@@ -68,12 +69,6 @@ _SOURCES = (
     "features", "rgb_list", "audio_list", "labels", "val_features", "val_rgb_list", "val_audio_list",
     "val_gt", "val_annotations",
 )  # fmt: skip
-
-
-def _given(ctx: typer.Context, name: str) -> bool:
-    """Was option ``name`` given on the command line (not left at its default)?"""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 @app.command("train", help=HELP, no_args_is_help=True)
