@@ -90,6 +90,7 @@ def test_resized_size() -> None:
     assert resized_size(160, 120) == (341, 256)
     assert resized_size(18, 32) == (256, 455)  # tiny frames are upscaled
     assert resized_size(256, 256) == (256, 256)
+    assert resized_size(280, 400) == (256, 365) and resized_size(400, 280) == (365, 256)  # 365.7: truncated
 
 
 def test_resize_is_bilinear_without_antialiasing() -> None:
@@ -111,6 +112,17 @@ def test_crop_boxes_order() -> None:
     assert crop_boxes(256, 341, crops=1) == [(16, 58)]
     with pytest.raises(UsageError):
         crop_boxes(256, 256, crops=3)
+
+
+def test_crop_centre_rounds_halves_to_even() -> None:
+    assert crop_boxes(259, 341)[0] == (18, 58)  # 35 / 2 = 17.5 -> 18, 117 / 2 = 58.5 -> 58
+    assert crop_boxes(257, 343)[0] == (16, 60)  # 16.5 -> 16, 59.5 -> 60
+
+
+@pytest.mark.parametrize("size", [(300, 200), (200, 300)])
+def test_crop_boxes_refuse_frames_smaller_than_the_crop(size: tuple[int, int]) -> None:
+    with pytest.raises(ValueError, match="smaller than the 224x224 crop"):
+        crop_boxes(*size)
 
 
 def test_make_clips_corner_order_and_scale() -> None:

@@ -220,6 +220,19 @@ def test_25_to_24_fps_drops_frame_12(tmp_path: Path) -> None:
     assert _indices(path) == list(range(12)) + list(range(13, 25))
 
 
+def test_48_fps_halves_round_up_so_output_n_shows_frame_2n(tmp_path: Path) -> None:
+    """By hand: source frame 2k + 1 has tick k + 0.5, which rounds away from zero to k + 1 (as
+    FFmpeg's fps filter does), so frames 2k and 2k + 1 never both show: output n is frame 2n."""
+    path = make_clip(tmp_path / "clip.mp4", 1.0, fps=48, pattern="index", audio=False)
+    assert _indices(path) == list(range(0, 48, 2))
+
+
+def test_round_near_rounds_halves_away_from_zero() -> None:
+    halves = [Fraction(n, 2) for n in (-5, -3, -1, 1, 3, 5)]
+    assert [media.round_near(x) for x in halves] == [-3, -2, -1, 1, 2, 3]
+    assert [media.round_near(Fraction(n, 3)) for n in (-4, -1, 0, 1, 2, 4)] == [-1, 0, 0, 0, 1, 1]
+
+
 def test_other_output_rates(tmp_path: Path) -> None:
     path = make_clip(tmp_path / "clip.mp4", 1.0, fps=30, pattern="index", audio=False)
     assert _indices(path, fps=30) == list(range(30))  # same rate: every frame once
@@ -590,6 +603,14 @@ def test_frames_beyond_the_size_limit_are_refused(tmp_path: Path, width: int, he
         media.probe(path)
     with pytest.raises(InputError, match="too large"):
         list(media.iter_frames(path))
+
+
+def test_frames_at_the_size_limit_are_accepted() -> None:
+    media.check_frame_size(Path("wide.mp4"), 16384, 16384)
+    with pytest.raises(InputError, match=r"^wide\.mp4: frames of 16385x16384 pixels are too large"):
+        media.check_frame_size(Path("wide.mp4"), 16385, 16384)
+    with pytest.raises(InputError, match="16384x16385 pixels"):
+        media.check_frame_size(Path("wide.mp4"), 16384, 16385)
 
 
 def test_metadata_that_is_not_utf8_still_opens(tmp_path: Path) -> None:

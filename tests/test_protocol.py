@@ -27,6 +27,30 @@ def test_snippet_constants_agree() -> None:
         crop_boxes(256, 256, crops=2)
 
 
+def test_constants_are_the_published_xd_violence_protocol() -> None:
+    assert (protocol.VIDEO_FPS, protocol.SNIPPET_FRAMES, protocol.AUDIO_RATE) == (24, 16, 16000)
+    assert (protocol.RESIZE_SHORT, protocol.CROP_SIZE) == (256, 224)
+    assert (protocol.RGB_DIM, protocol.AUDIO_DIM) == (1024, 128)
+    assert protocol.DEFAULT_CROPS == len(protocol.CROP_NAMES) == 5
+    assert protocol.DEFAULT_THRESHOLD == 0.5
+
+
+def test_crop_names_describe_crop_boxes_in_order() -> None:
+    boxes = crop_boxes(256, 341)
+    bottom, right = 256 - 224, 341 - 224
+    for name, (top, left) in zip(protocol.CROP_NAMES, boxes, strict=True):
+        if name == "centre":
+            assert (top, left) == (bottom // 2, right // 2)
+        else:
+            vertical, horizontal = name.split("-")
+            assert top == {"top": 0, "bottom": bottom}[vertical]
+            assert left == {"left": 0, "right": right}[horizontal]
+
+
+def test_check_crops_returns_the_choice() -> None:
+    assert [protocol.check_crops(c) for c in (5, 1)] == [5, 1]
+
+
 def test_load_model_accepts_auto_and_torch_devices(tmp_path) -> None:
     from violence_cli.model import load_model
 
