@@ -398,3 +398,21 @@ def test_features_refuse_what_makes_or_decodes_features(feature_run, option):
     base = ["--features", str(feature_run["feats"]), "--checkpoint", str(feature_run["checkpoint"]), "--no-download"]
     result = CliRunner().invoke(app, [*base, *option])
     assert result.exit_code == 2 and f"error: {option[0]}" in result.output, result.output
+
+
+def test_environment_variables_documented_and_real():
+    """Every VIOLENCE_DETECT_* variable the package or the tests read is in the docs, and every
+    one the docs name is read somewhere."""
+    name = re.compile(r"VIOLENCE_DETECT_[A-Z0-9_]*[A-Z0-9]")
+    code = {ROOT / "violence_cli", ROOT / "tests", ROOT / "benchmarks"}
+    used = {
+        v
+        for folder in code
+        for f in folder.rglob("*.py")
+        if f.name != "test_docs.py"
+        for v in name.findall(f.read_text())
+    }
+    documented = {v for doc in DOCS for v in name.findall(doc.read_text())}
+    assert used and used == documented, (
+        f"undocumented: {sorted(used - documented)}; unused: {sorted(documented - used)}"
+    )
