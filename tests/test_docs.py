@@ -416,3 +416,17 @@ def test_environment_variables_documented_and_real():
     assert used and used == documented, (
         f"undocumented: {sorted(used - documented)}; unused: {sorted(documented - used)}"
     )
+
+
+def test_detect_json_of_several_videos_is_as_documented(labelled_features):
+    """detect.md's --json row: several inputs give {"schema_version", "version", "weights",
+    "results": [...], "errors": [{"path", "error"}]}."""
+    import json
+
+    run = labelled_features
+    doc = json.loads(_detect(run, "--json").stdout)
+    row = _between(ROOT / "docs" / "detect.md", "| `--json` | exactly one JSON document", "|\n")
+    shape = re.search(r"`(\{.*\})`", row)
+    assert shape, "detect.md's --json row shows no document"
+    names = re.findall(r'"(\w+)"', shape.group(1))
+    assert names == [*doc, "path", "error"] and len(doc["results"]) == 2 and doc["errors"] == []
