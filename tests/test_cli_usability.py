@@ -206,9 +206,10 @@ def test_train_config_error_names_parameters_and_the_cli_flags(tmp_path) -> None
 
     with pytest.raises(UsageError) as caught:
         TrainConfig(ema_start=2.0).check()
-    assert caught.value.message.startswith("ema_start must be in [0, 1]") and caught.value.params == ("ema_start",)
+    assert caught.value.message == "ema_start 2: expected a number between 0 and 1"
+    assert caught.value.params == ("ema_start",)
     r = run("train", "--features", tmp_path, "--labels", tmp_path / "l.csv", "--ema-start", "2", "--out", tmp_path / "o")
-    assert "--ema-start must be in [0, 1]" in r.stderr, r.stderr
+    assert "--ema-start 2: expected a number between 0 and 1" in r.stderr, r.stderr
 
 
 LIBRARY = ["training", "live", "runner", "weights", "devices.py"]

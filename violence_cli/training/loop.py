@@ -72,20 +72,18 @@ class TrainConfig:
     pairing: str = "published"
 
     def check(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise UsageError("epochs and batch_size must be at least 1", params=("epochs", "batch_size"))
-        if self.lr <= 0 or self.teacher_lr_divisor <= 0:
-            raise UsageError("lr and teacher_lr_divisor must be positive", params=("lr", "teacher_lr_divisor"))
-        if self.max_seqlen < 1 or self.t_max < 1 or self.ema_epochs < 1:
-            raise UsageError(
-                "max_seqlen, t_max and ema_epochs must be at least 1", params=("max_seqlen", "t_max", "ema_epochs")
-            )
-        if self.temperature <= 0:
-            raise UsageError(f"temperature must be positive, got {self.temperature}", params=("temperature",))
+        """A :class:`UsageError` naming the first parameter that cannot be used, its value, then
+        what was expected (``epochs 0: expected 1 or more``)."""
+        for name in ("epochs", "batch_size", "max_seqlen", "t_max", "ema_epochs"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} {getattr(self, name)}: expected 1 or more", params=(name,))
+        for name in ("lr", "teacher_lr_divisor", "temperature"):
+            if not getattr(self, name) > 0:
+                raise UsageError(f"{name} {getattr(self, name):g}: expected a number > 0", params=(name,))
         if not 0.0 <= self.ema_start <= 1.0:
-            raise UsageError(f"ema_start must be in [0, 1], got {self.ema_start}", params=("ema_start",))
+            raise UsageError(f"ema_start {self.ema_start:g}: expected a number between 0 and 1", params=("ema_start",))
         if self.pairing not in ("published", "matched"):
-            raise UsageError(f"pairing must be 'published' or 'matched', got {self.pairing!r}", params=("pairing",))
+            raise UsageError(f"pairing {self.pairing!r}: expected 'published' or 'matched'", params=("pairing",))
 
 
 def lambda_at(epoch: int, maximum: float, step: float) -> float:
