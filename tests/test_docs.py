@@ -295,6 +295,10 @@ BAD_VALUES = [
         ["train", "--features", "f", "--out", "o", "--epochs", "0"],
         "--epochs 0: expected 1 or more",
     ),  # was '... must be'
+    (
+        ["detect", "x.mp4", "--audio-stream", "-1"],
+        "--audio-stream -1: expected 0 or more",
+    ),  # was 'no stream #-1', exit 1
     (["detect", "x.mp4", "--shard", "3/2"], "--shard 3/2: expected I/N with 0 <= I < N"),  # was 'shard '3/2': ...'
     (["detect", "x.mp4", "--device", "tpu"], "--device tpu: expected auto, cpu, cuda or cuda:N"),  # 'unknown device'
     (["eval", "--features", "f", "--annotations", "a", "--device", "tpu"], "--device tpu: expected auto, cpu, cuda"),

@@ -126,13 +126,19 @@ DownloadOpt = Annotated[
 VideoStreamOpt = Annotated[
     int | None,
     typer.Option(
-        metavar="N", help="Index of the video stream to use (default: the best one).", rich_help_panel=PANEL_MODEL
+        min=0,
+        metavar="N",
+        help="Index of the video stream to use (default: the best one).",
+        rich_help_panel=PANEL_MODEL,
     ),
 ]
 AudioStreamOpt = Annotated[
     int | None,
     typer.Option(
-        metavar="N", help="Index of the audio stream to use (default: the best one).", rich_help_panel=PANEL_MODEL
+        min=0,
+        metavar="N",
+        help="Index of the audio stream to use (default: the best one).",
+        rich_help_panel=PANEL_MODEL,
     ),
 ]
 
