@@ -607,3 +607,15 @@ def test_ctrl_c_stops_cleanly(weights: Path, sender_factory) -> None:
 def test_cli_number_ranges(option: str, value: str) -> None:
     result = runner.invoke(app, ["watch", "udp://127.0.0.1:9", option, value])
     assert result.exit_code == 2 and f"{option} " in result.stderr, result.output
+
+
+@pytest.mark.parametrize(("option", "value"), [("--threshold", "1.5"), ("--min-duration", "-1")])
+def test_segment_options_refused_in_detects_words(option: str, value: str, tmp_path: Path) -> None:
+    """One rule and one message for the segment options (the library's), in watch and detect."""
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")  # refused before any input is read
+    said = [
+        runner.invoke(app, [*command, option, value]).stderr.splitlines()[0]
+        for command in (["watch", "udp://127.0.0.1:9"], ["detect", str(video)])
+    ]
+    assert said[0] == said[1] and said[0].startswith(f"error: {option} {value}: expected"), said

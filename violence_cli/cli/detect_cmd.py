@@ -61,6 +61,7 @@ from .options import (
     VggishWeightsOpt,
     VideoStreamOpt,
     WeightsDirOpt,
+    check_segment_options,
     decode_workers_option,
     model_checkpoints,
     parse_span,
@@ -241,14 +242,9 @@ def detect_command(
 ) -> None:
     from ..protocol import I3D_WEIGHTS, VGGISH_WEIGHTS
     from ..runner import discover, parse_shard, select_shard
-    from ..segments import check_params
     from ..weights import resolve_weight_files
 
-    try:
-        check_params(threshold, min_duration, merge_gap)
-    except ValueError as exc:  # "merge_gap -1: expected ..." -> "--merge-gap -1: expected ..."
-        name, _, rest = str(exc).partition(" ")
-        raise UsageError(f"--{name.replace('_', '-')} {rest}") from None
+    check_segment_options(threshold, min_duration, merge_gap)
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size {batch_size}: expected a positive number")
     span = parse_span(start, end)

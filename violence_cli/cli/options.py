@@ -158,6 +158,18 @@ EndOpt = Annotated[
 ]
 
 
+def check_segment_options(threshold: float, min_duration: float, merge_gap: float = 0.0) -> None:
+    """--threshold / --min-duration / --merge-gap checked by the library's own rule
+    (:func:`violence_cli.segments.check_params`), its message given the option's name."""
+    from ..segments import check_params
+
+    try:
+        check_params(threshold, min_duration, merge_gap)
+    except ValueError as exc:  # "merge_gap -1: expected ..." -> "--merge-gap -1: expected ..."
+        name, _, rest = str(exc).partition(" ")
+        raise UsageError(f"--{name.replace('_', '-')} {rest}") from None
+
+
 def parse_time(option: str, text: str | None) -> float | None:
     """Seconds from ``90``, ``12.5``, ``1:30``, ``1:02:03.5`` (None stays None); a UsageError
     naming ``option`` otherwise (``--start 5:99: expected seconds or h:mm:ss``)."""

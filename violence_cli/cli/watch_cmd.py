@@ -41,6 +41,7 @@ from .options import (
     VggishWeightsOpt,
     VideoStreamOpt,
     WeightsDirOpt,
+    check_segment_options,
     model_checkpoints,
 )
 from .wording import cli_words
@@ -280,10 +281,7 @@ def _check_numbers(
         raise UsageError(f"--timeout {timeout:g}: expected a positive number of seconds")
     if duration is not None and duration < 0:
         raise UsageError(f"--duration {duration:g}: expected seconds >= 0")
-    if not 0.0 <= threshold <= 1.0:
-        raise UsageError(f"--threshold {threshold:g}: expected a score between 0 and 1")
-    if min_duration < 0:
-        raise UsageError(f"--min-duration {min_duration:g}: expected seconds >= 0")
+    check_segment_options(threshold, min_duration)
     for name, value in (("--clip-before", before), ("--clip-after", after)):
         if not 0.0 <= value <= CLIP_LIMIT:
             raise UsageError(f"{name} {value:g}: expected seconds between 0 and {CLIP_LIMIT:g}")
