@@ -22,7 +22,7 @@ from fakeweights import save_fake_weights
 from mediagen import make_clip
 
 from violence_cli.errors import InputError
-from violence_cli.features.decode_pool import DecodePool, default_workers
+from violence_cli.features.decode_pool import DecodePool, default_workers, segment_name
 from violence_cli.features.extract import FeatureExtractor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,9 +39,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _segments() -> set[str]:
+def _segments(pids: list[int]) -> set[str]:
+    """The shared-memory segments made by these decode workers (not by other tests running beside)."""
     shm = Path("/dev/shm")
-    return {p.name for p in shm.iterdir() if p.name.startswith("psm_")} if shm.is_dir() else set()
+    mine = tuple(segment_name(pid)[: -len("12345678")] for pid in pids)
+    return {p.name for p in shm.iterdir() if p.name.startswith(mine)} if shm.is_dir() else set()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,6 @@ def test_default_from_the_cores() -> None:
 def test_pooled_features_equal_in_process_decoding(weights: dict[str, Path], videos: list[Path]) -> None:
     fx = FeatureExtractor(weights["i3d_rgb_imagenet"], weights["vggish"], device="cpu", crops=1)
     want = [fx.extract(v) for v in videos]
-    before = _segments()
     pooled = FeatureExtractor(weights["i3d_rgb_imagenet"], weights["vggish"], device="cpu", crops=1, decode_workers=2)
     pooled.i3d, pooled.vggish = fx.i3d, fx.vggish  # the same networks: only the decoding differs
     try:
@@ -83,7 +84,7 @@ def test_pooled_features_equal_in_process_decoding(weights: dict[str, Path], vid
         assert b.warnings == a.warnings
     time.sleep(0.2)
     assert not any(_alive(p) for p in pids)
-    assert _segments() <= before  # every shared buffer unlinked
+    assert not _segments(pids)  # every shared buffer unlinked
 
 
 def test_a_failing_video_fails_alone(weights: dict[str, Path], videos: list[Path], tmp_path: Path) -> None:
@@ -142,7 +143,6 @@ def test_sigterm_leaves_no_worker_and_no_shared_memory(
     """)
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    before = _segments()
     cmd = [sys.executable, str(script)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()
@@ -152,12 +152,12 @@ def test_sigterm_leaves_no_worker_and_no_shared_memory(
         assert proc.poll() is None, proc.stderr.read()
     for _ in range(3):  # the long video's buffers exist while it runs
         proc.stdout.readline()
-    assert _segments() - before, "no shared buffer while a video is decoded"
+    assert _segments(pids), "no shared buffer while a video is decoded"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     time.sleep(0.5)
     assert not any(_alive(p) for p in pids)
-    assert not (_segments() - before), "shared memory left behind"
+    assert not _segments(pids), "shared memory left behind"
 
 
 def test_cli_default_decodes_in_process_for_one_video(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import secrets
 import threading
 import traceback
 from multiprocessing import shared_memory
@@ -38,6 +39,14 @@ from ..errors import InputError
 
 JOIN_SECONDS = 5.0  # a worker asked to stop has this long before it is terminated, then killed
 POLL = 0.1  # s: how often blocked waits look at the stop flag
+
+
+SEGMENT_PREFIX = "vd-"  # /dev/shm/vd-PID-XXXXXXXX: the decode worker that made it (short: macOS allows 31)
+
+
+def segment_name(pid: int | None = None) -> str:
+    """A new shared-memory name that says which process made it (``pid``: this one)."""
+    return f"{SEGMENT_PREFIX}{os.getpid() if pid is None else pid}-{secrets.token_hex(4)}"
 
 
 def default_workers(cores: int | None = None) -> int:
@@ -74,7 +83,7 @@ class _ShmStaging:
                 continue
             if len(self.segments) < self.count:
                 size = int(np.prod(shape))
-                shm = shared_memory.SharedMemory(create=True, size=max(size, 1))
+                shm = shared_memory.SharedMemory(name=segment_name(), create=True, size=max(size, 1))
                 self.segments[shm.name] = shm
                 t = torch.from_numpy(np.ndarray(shape, np.uint8, buffer=shm.buf))
                 self.tensors[shm.name] = t
