@@ -7,6 +7,8 @@
   ``pca_means`` (128,)).
 - ``save_fake_weights(dir)``: all of them (plus a random MACIL-SD state dict when
   ``violence_cli.model`` exists) under the registry's file names, for ``weights_dir=``.
+- ``fake_weights_folder(tmp_path_factory, name)``: the same in a new temporary folder that
+  is removed when the ``with`` block ends, for module-scoped fixtures.
 
 Values are scaled so activations neither vanish nor explode through the networks
 (He-style conv weights, batch-norm statistics near identity), and depend only on ``seed``.
@@ -15,7 +17,10 @@ Values are scaled so activations neither vanish nor explode through the networks
 from __future__ import annotations
 
 import math
+import shutil
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -133,6 +138,20 @@ def save_fake_weights(directory: str | Path, seed: int = 0) -> dict[str, Path]:
         torch.save(state, path)
         paths[name] = path
     return paths
+
+
+@contextmanager
+def fake_weights_folder(tmp_path_factory, name: str = "fake-weights", seed: int = 0) -> Iterator[dict[str, Path]]:
+    """``save_fake_weights`` into ``tmp_path_factory.mktemp(name)``, removed when the block ends.
+
+    One set is 326 MB (VGGish alone 288 MB). A module fixture's folder from ``mktemp`` stays
+    until the session ends: twenty of them kept 7 GB in /tmp at the end of a whole run.
+    """
+    folder = tmp_path_factory.mktemp(name)
+    try:
+        yield save_fake_weights(folder, seed)
+    finally:
+        shutil.rmtree(folder)
 
 
 def cli_weight_args(paths: dict[str, Path]) -> list[str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import missing
-from fakeweights import cli_weight_args, save_fake_weights, share_detectors
+from fakeweights import cli_weight_args, fake_weights_folder, share_detectors
 from mediagen import make_clip
 from typer.testing import CliRunner, Result
 
@@ -30,8 +30,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> dict[str, Path]:
-    return save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
+def weights(tmp_path_factory):
+    with fake_weights_folder(tmp_path_factory, "fake-weights") as w:
+        yield w
 
 
 @pytest.fixture(autouse=True)

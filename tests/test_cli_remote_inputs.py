@@ -19,7 +19,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from fakeweights import save_fake_weights
+from fakeweights import fake_weights_folder
 from mediagen import make_clip
 from typer.testing import CliRunner
 
@@ -29,12 +29,12 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def weight_args(tmp_path_factory) -> list[str]:
-    w = save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
-    return [
-        "--checkpoint", str(w["macil_sd"]), "--i3d-weights", str(w["i3d_rgb_imagenet"]),
-        "--vggish-weights", str(w["vggish"]), "--crops", "1", "--device", "cpu", "--no-download",
-    ]  # fmt: skip
+def weight_args(tmp_path_factory):
+    with fake_weights_folder(tmp_path_factory, "fake-weights") as w:
+        yield [
+            "--checkpoint", str(w["macil_sd"]), "--i3d-weights", str(w["i3d_rgb_imagenet"]),
+            "--vggish-weights", str(w["vggish"]), "--crops", "1", "--device", "cpu", "--no-download",
+        ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

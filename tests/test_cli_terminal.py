@@ -11,6 +11,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,15 +112,16 @@ def run_in_terminal(args: list[str], cwd: Path, width: int = 100, timeout: float
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def setup(tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("tty")
     weights = save_fake_weights(d / "w")
-    return {
+    yield {
         "dir": d,
         "a": make_clip(d / "riot1.mp4", seconds=2.0, fps=24),
         "b": make_clip(d / "calm2.mp4", seconds=1.5, fps=24),
         **{k: v for k, v in weights.items()},
     }
+    shutil.rmtree(d)  # 326 MB of weights: not kept for the rest of the session
 
 
 def _weights(s: dict[str, Path]) -> list[str]:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from fakeweights import cli_weight_args, save_fake_weights, share_detectors
+from fakeweights import cli_weight_args, fake_weights_folder, share_detectors
 from mediagen import make_clip
 from typer.testing import CliRunner
 
@@ -25,8 +25,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "violence_cli"
 
 
 @pytest.fixture(scope="module")
-def weight_args(tmp_path_factory) -> list[str]:
-    return cli_weight_args(save_fake_weights(tmp_path_factory.mktemp("fake-weights")))
+def weight_args(tmp_path_factory):
+    with fake_weights_folder(tmp_path_factory, "fake-weights") as w:
+        yield cli_weight_args(w)
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakeweights import save_fake_weights
+from fakeweights import fake_weights_folder
 from mediagen import make_clip
 
 from violence_cli.errors import InputError
@@ -47,8 +47,9 @@ def _segments(pids: list[int]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_fake_weights(tmp_path_factory.mktemp("weights"))
+def weights(tmp_path_factory: pytest.TempPathFactory):
+    with fake_weights_folder(tmp_path_factory, "weights") as w:
+        yield w
 
 
 @pytest.fixture(scope="module")

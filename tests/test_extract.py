@@ -16,7 +16,7 @@ import hostile
 import numpy as np
 import pytest
 import torch
-from fakeweights import save_fake_weights
+from fakeweights import fake_weights_folder
 from mediagen import make_clip
 from typer.testing import CliRunner
 
@@ -60,8 +60,9 @@ class ProbeI3D(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_fake_weights(tmp_path_factory.mktemp("weights"))
+def weights(tmp_path_factory: pytest.TempPathFactory):
+    with fake_weights_folder(tmp_path_factory, "weights") as w:
+        yield w
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from fakeweights import save_fake_weights
+from fakeweights import fake_weights_folder
 from mediagen import AMPLITUDE, make_clip, make_cover_and_data
 from typer.testing import CliRunner
 
@@ -36,10 +36,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("fake-weights")
-    save_fake_weights(folder)
-    return folder
+def weights(tmp_path_factory):
+    with fake_weights_folder(tmp_path_factory, "fake-weights") as w:
+        yield w["vggish"].parent
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakeweights import save_fake_weights
+from fakeweights import fake_weights_folder
 from mediagen import make_clip
 from typer.testing import CliRunner
 
@@ -43,8 +43,9 @@ def features() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def fake(tmp_path_factory) -> dict[str, Path]:
-    return save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
+def fake(tmp_path_factory):
+    with fake_weights_folder(tmp_path_factory, "fake-weights") as w:
+        yield w
 
 
 @pytest.fixture(scope="module")

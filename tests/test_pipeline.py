@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
-from fakeweights import save_fake_weights
+from fakeweights import fake_weights_folder
 from mediagen import make_clip
 
 from violence_cli.devices import resolve_device
@@ -23,9 +23,10 @@ from violence_cli.segments import find_segments
 from violence_cli.weights import file_sha256
 
 
-@pytest.fixture(scope="session")
-def fake_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
+@pytest.fixture(scope="module")
+def fake_weights(tmp_path_factory: pytest.TempPathFactory):
+    with fake_weights_folder(tmp_path_factory, "fake-weights") as w:
+        yield w
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fakeweights import save_fake_weights
+from fakeweights import fake_weights_folder
 from fidelity import THRESHOLD, Fidelity, compare, trim
 
 from violence_cli import precision
@@ -125,8 +125,9 @@ def test_torch_query_matches_cpuinfo_here() -> None:
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_fake_weights(tmp_path_factory.mktemp("weights"))
+def weights(tmp_path_factory: pytest.TempPathFactory):
+    with fake_weights_folder(tmp_path_factory, "weights") as w:
+        yield w
 
 
 def test_loaders_run_in_the_precision_asked(weights: dict[str, Path]) -> None:

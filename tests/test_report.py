@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 import pytest
-from fakeweights import cli_weight_args, save_fake_weights, share_detectors
+from fakeweights import cli_weight_args, fake_weights_folder, share_detectors
 from mediagen import make_clip
 from test_writers import make_result
 from typer.testing import CliRunner
@@ -276,9 +276,9 @@ def _load_networks_once(monkeypatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def weight_args(tmp_path_factory) -> list[str]:
-    w = save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
-    return [*cli_weight_args(w), "--quiet"]
+def weight_args(tmp_path_factory):
+    with fake_weights_folder(tmp_path_factory, "fake-weights") as w:
+        yield [*cli_weight_args(w), "--quiet"]
 
 
 def run(*args):

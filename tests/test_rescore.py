@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakeweights import cli_weight_args, save_fake_weights, share_detectors
+from fakeweights import cli_weight_args, fake_weights_folder, share_detectors
 from mediagen import make_clip
 from typer.testing import CliRunner, Result
 
@@ -31,14 +31,16 @@ FP32 = ["--precision", "fp32"]
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> dict[str, Path]:
-    return save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
+def weights(tmp_path_factory):
+    with fake_weights_folder(tmp_path_factory, "fake-weights") as w:
+        yield w
 
 
 @pytest.fixture(scope="module")
-def other_i3d(tmp_path_factory) -> Path:
+def other_i3d(tmp_path_factory):
     """I3D weights of another seed: features made with them are other features."""
-    return save_fake_weights(tmp_path_factory.mktemp("other-weights"), seed=1)["i3d_rgb_imagenet"]
+    with fake_weights_folder(tmp_path_factory, "other-weights", seed=1) as w:
+        yield w["i3d_rgb_imagenet"]
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fakeweights import save_fake_weights
+from fakeweights import fake_weights_folder
 from mediagen import make_clip
 
 from violence_cli import atomic
@@ -29,8 +29,9 @@ NAMES = ["a", "corrupt", "mute", "x/clip", "y/clip"]
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> dict[str, Path]:
-    return save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
+def weights(tmp_path_factory):
+    with fake_weights_folder(tmp_path_factory, "fake-weights") as w:
+        yield w
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from conftest import missing, require_module
 for _module in ("fastapi", "uvicorn", "python_multipart"):
     require_module(_module, "the serve extra (pip install -e '.[serve]')")
 
-from fakeweights import save_fake_weights  # noqa: E402
+from fakeweights import fake_weights_folder  # noqa: E402
 from mediagen import make_clip  # noqa: E402
 from servehelp import MODEL_ARGS, REPO, ServeProcess, call, process_env, upload, wait_job  # noqa: E402
 
@@ -38,10 +38,9 @@ N_CONCURRENT = 20
 
 
 @pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("serve-weights")
-    save_fake_weights(folder)
-    return folder
+def weights_dir(tmp_path_factory):
+    with fake_weights_folder(tmp_path_factory, "serve-weights") as w:
+        yield w["vggish"].parent
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakeweights import cli_weight_args, save_fake_weights
+from fakeweights import cli_weight_args, fake_weights_folder
 from mediagen import make_clip, read_index
 from typer.testing import CliRunner
 
@@ -27,8 +27,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> dict[str, Path]:
-    return save_fake_weights(tmp_path_factory.mktemp("fake-weights"))
+def weights(tmp_path_factory):
+    with fake_weights_folder(tmp_path_factory, "fake-weights") as w:
+        yield w
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from fakeweights import save_fake_weights
+from fakeweights import fake_weights_folder
 from typer.testing import CliRunner
 
 from violence_cli import weights
@@ -37,8 +37,9 @@ LOADERS = {
 
 
 @pytest.fixture(scope="module")
-def fake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return save_fake_weights(tmp_path_factory.mktemp("fake"))
+def fake(tmp_path_factory: pytest.TempPathFactory):
+    with fake_weights_folder(tmp_path_factory, "fake") as w:
+        yield w
 
 
 def _damaged(source: Path, out: Path, change) -> tuple[Path, str]:
