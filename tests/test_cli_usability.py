@@ -287,6 +287,27 @@ def test_runner_core_and_ray_engine_do_not_import_each_other() -> None:
     assert "core" not in imports(PACKAGE / "runner" / "ray_engine.py")
 
 
+def test_counted_nouns_are_made_in_one_place() -> None:
+    """"1 alert", "2 alerts", "1,200 snippets": messages.count, not a hand-made "(s)" or
+    's' if n != 1 in each message."""
+    import re
+
+    from violence_cli.messages import count
+
+    assert [count(1, "alert"), count(0, "alert"), count(2, "clip"), count(1200, "snippet")] == [
+        "1 alert", "0 alerts", "2 clips", "1,200 snippets"
+    ]  # fmt: skip
+    by_hand = re.compile(r"""\}[\w ]*[a-z]\(s\)|['"]s['"] if .+ [!=]= 1 else""")  # "{n} frame(s)"
+    homes = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "messages.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if by_hand.search(line)
+    ]
+    assert homes == []
+
+
 def test_shared_messages_are_worded_once() -> None:
     from violence_cli.messages import no_audio_warning, unpublished_warning
     from violence_cli.pipeline import result_warnings

@@ -432,6 +432,9 @@ def test_cli_json_on_alert_and_save_clips(shared_detector, watch_args, clip: Pat
     middle = samples[4000:-4000]
     assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.15)
     assert "clip written" in result.stderr
+    (summary,) = [line for line in result.stderr.splitlines() if line.startswith("done: ")]
+    assert summary.startswith("done: 7 snippets in ") and " 0 frames dropped (0 snippets skipped), " in summary
+    assert summary.endswith(", 0 reconnects, 1 alert, 1 clip"), summary  # counted nouns, as detect says them
 
 
 def test_cli_usage_errors(shared_detector, watch_args, tmp_path: Path) -> None:

@@ -171,7 +171,7 @@ def test_eval_reports_provenance_and_warns_once(extracted: Path, macil_checkpoin
     res = _eval(extracted, macil_checkpoint, tmp_path, "--features", str(extracted))
     assert res.exit_code == 0, res.output
     line = next(x for x in res.stdout.splitlines() if x.startswith("features "))
-    assert "i3d_rgb_imagenet" in line and "unverified" in line and "fp32" in line and "1 crop" in line
+    assert "i3d_rgb_imagenet" in line and "unverified" in line and line.endswith("; fp32; 1 crop; 2 videos"), line
 
 
 def test_eval_without_a_manifest_says_nothing(extracted: Path, macil_checkpoint: Path, tmp_path: Path) -> None:

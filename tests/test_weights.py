@@ -361,7 +361,7 @@ def test_check_state_dict_names_missing_unexpected_and_shapes() -> None:
         weights.check_state_dict(sd, {"a": (3, 2), "b": (4,), "c": (1,)}, "m.pt")
     message = err.value.message
     assert message.startswith("m.pt: ")
-    assert "1 missing key(s): c" in message and "1 unexpected key(s): extra" in message
+    assert "1 missing key: c" in message and "1 unexpected key: extra" in message
     assert "a (2, 3) instead of (3, 2)" in message
 
 

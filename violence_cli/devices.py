@@ -7,6 +7,7 @@ import re
 import torch
 
 from .errors import UsageError
+from .messages import count
 
 
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
@@ -29,5 +30,5 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
         raise UsageError(f"device {spec!r} requested but CUDA is not available here", hint="use device='cpu'")
     index = int(match.group(1) or 0)
     if index >= torch.cuda.device_count():
-        raise UsageError(f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+        raise UsageError(f"device {spec!r} requested but this machine has {count(torch.cuda.device_count(), 'CUDA device')}")
     return torch.device("cuda", index)

@@ -64,6 +64,7 @@ import av
 import numpy as np
 
 from .errors import InputError
+from .messages import count
 from .protocol import AUDIO_RATE, MAX_FRAME_GAP, MAX_FRAME_SIDE, VIDEO_FPS  # noqa: F401  (media.VIDEO_FPS / AUDIO_RATE: the rates it decodes at)  # noqa: F401  (media.MAX_FRAME_*: the limits it applies)
 
 _DECODE_BUDGET = 512 * 2**20  # bytes of decoded frames the decoder's threads may hold at once
@@ -623,7 +624,7 @@ def _report(
     if damage.error:
         problem += f": {damage.error}"
     if damage.bad_packets:
-        problem += f"; {damage.bad_packets} unreadable packet(s) skipped"
+        problem += f"; {count(damage.bad_packets, 'unreadable packet')} skipped"
     on_warning(f"{path}: {kind} stops at {where} ({problem}); using what was decoded")
 
 
@@ -861,7 +862,7 @@ class _Jumps:
 
     def message(self, path: Path, kind: str) -> str:
         return (
-            f"{path}: {kind} timestamps jump {self.count} time(s) by more than {MAX_FRAME_GAP:g} s "
+            f"{path}: {kind} timestamps jump {count(self.count, 'time')} by more than {MAX_FRAME_GAP:g} s "
             f"(largest {self.largest:.6g} s, first near {self.first_at or 0.0:.2f} s): treated as "
             f"discontinuities, not filled; later times are shifted to follow on"
         )

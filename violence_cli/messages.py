@@ -10,6 +10,11 @@ from collections.abc import Iterable
 from typing import Any
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and a regular English noun, in the plural unless ``n`` is 1: "1 video", "1,200 snippets"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def no_audio_warning(name: str) -> str:
     """A video without an audio stream: its audio features are those of silence."""
     return f"{name}: no audio stream: silence was used as audio, so the scores rest on the picture alone"

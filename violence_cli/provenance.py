@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
+from .messages import count
 
 MANIFEST_FILE = "features.json"
 MANIFEST_SCHEMA = 1
@@ -156,8 +157,8 @@ def describe(prov: FeaturesProvenance) -> str:
         for w in prov.weights
     )
     precision = "/".join(prov.precision) or "?"
-    crops = "/".join(str(c) for c in prov.crops) or "?"
-    return f"{weights or 'no weights recorded'}; {precision}; {crops} crop(s); {prov.videos} video(s)"
+    crops = count(prov.crops[0], "crop") if len(prov.crops) == 1 else f"{'/'.join(map(str, prov.crops)) or '?'} crops"
+    return f"{weights or 'no weights recorded'}; {precision}; {crops}; {count(prov.videos, 'video')}"
 
 
 def unverified_warning(prov: FeaturesProvenance) -> str | None:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._version import __version__
+from .messages import count
 from .models import DEFAULT_MODEL
 from .protocol import DEFAULT_THRESHOLD
 
@@ -172,7 +173,7 @@ class DetectionResult:
         if self.segments:
             n = len(self.segments)
             text = (
-                f"violent: {n} segment{'s' if n != 1 else ''}, {self.violent_seconds:.1f} s of "
+                f"violent: {count(n, 'segment')}, {self.violent_seconds:.1f} s of "
                 f"{self.video.scored_duration:.1f} s, peak score {max(s.peak for s in self.segments):.2f}"
             )
         else:

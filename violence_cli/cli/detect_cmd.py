@@ -19,7 +19,7 @@ import typer
 
 from .. import atomic, console
 from ..errors import UsageError, ViolenceDetectError
-from ..messages import own_model_notes
+from ..messages import count, own_model_notes
 from ..models import DEFAULT_MODEL
 from ..protocol import DEFAULT_THRESHOLD
 from ..runner.inputs import STDIN, Discovery
@@ -556,8 +556,8 @@ def print_summary(result: DetectionResult) -> None:
             f"  duration {clock(v.duration)} ({v.duration:.1f} s) · {v.width}x{v.height} · {v.fps:g} fps · audio: {audio}"
         )
     out.print(
-        f"  scored {v.n_snippets} snippet{'s' if v.n_snippets != 1 else ''} ({v.scored_duration:.1f} s) · threshold {result.params.threshold:g} · "
-        f"{result.params.crops} crop{'s' if result.params.crops != 1 else ''} · {result.params.device} "
+        f"  scored {count(v.n_snippets, 'snippet')} ({v.scored_duration:.1f} s) · threshold {result.params.threshold:g} · "
+        f"{count(result.params.crops, 'crop')} · {result.params.device} "
         f"{result.params.precision}"
         + (f" · model {result.params.model}" if result.params.model != DEFAULT_MODEL else "")
     )

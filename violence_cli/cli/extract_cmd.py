@@ -19,7 +19,7 @@ import typer
 
 from .. import console
 from ..errors import UsageError
-from ..messages import unpublished_warnings
+from ..messages import count, unpublished_warnings
 from ..runner.records import DETECT_FIELDS, FAILED, FAILED_BEFORE, STATUSES, Outcome
 from ..schema import WeightsUsed, document_header
 from ._app import app, cli_errors, exit_code
@@ -235,6 +235,6 @@ def _report(record: dict[str, Any], json_out: bool) -> None:
         return
     audio = "audio" if record["has_audio"] else "no audio: silence"
     typer.echo(
-        f"wrote {pattern} ({len(files)} files): {record['n_snippets']} snippet(s), {audio}, "
+        f"wrote {pattern} ({len(files)} files): {count(record['n_snippets'], 'snippet')}, {audio}, "
         f"{record['precision']}, {record['seconds']:.1f} s"
     )

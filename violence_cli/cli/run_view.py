@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import console
 from ..console import bar_paused
+from ..messages import count
 from ..runner import RunEvents, RunSummary, run
 from ..runner.inputs import VideoInput
 from ..runner.records import Outcome
@@ -74,7 +75,7 @@ def closing_line(summary: RunSummary, verb: str, extra_failed: int = 0) -> str:
     parts.append(f"{summary.failed + extra_failed:,} failed")
     if summary.failed_before:
         parts.append(f"{summary.failed_before:,} failed before (not retried)")
-    line = f"{total:,} video{'s' if total != 1 else ''}: {', '.join(parts)}, "
+    line = f"{count(total, 'video')}: {', '.join(parts)}, "
     line += f"{span(summary.video_seconds)} of video in {elapsed(summary.wall_seconds)}"
     if summary.interrupted_at:
         line += f"; interrupted in {summary.interrupted_at}"
@@ -104,7 +105,7 @@ def run_in_view(
 def stopped_line(summary: RunSummary | None, verb: str, planned: int, *, resumable: bool) -> str:
     """What an interrupted run says: how far it got, and that a rerun goes on from there."""
     if summary is None or not summary.total:
-        line = f"stopped before the first of {planned:,} video{'s' if planned != 1 else ''} was {verb}"
+        line = f"stopped before the first of {count(planned, 'video')} was {verb}"
     else:
         line = f"stopped: {closing_line(summary, verb)}"
         left = planned - summary.total - (summary.interrupted_at is not None)  # the one stopped in is not counted

@@ -15,7 +15,7 @@ import typer
 
 from .. import console
 from ..errors import UsageError
-from ..messages import own_model_notes, unpublished_warnings
+from ..messages import count, own_model_notes, unpublished_warnings
 from ._app import app, cli_errors
 from .options import (
     DEFAULT_CROPS_CHOICE,
@@ -201,11 +201,11 @@ def serve_command(
         where = f"[{bound}]" if ":" in bound else bound
         console.info(
             f"violence-detect serve: listening on http://{where}:{bound_port} (data {config.data}, "
-            f"{config.workers} worker{'s' if config.workers != 1 else ''}, {config.device} {config.precision}, "
-            f"{config.crops} crop{'s' if config.crops != 1 else ''}"
+            f"{count(config.workers, 'worker')}, {config.device} {config.precision}, "
+            f"{count(config.crops, 'crop')}"
             f"{', tokens' if config.tokens is not None else ''})"
         )
         if requeued:
-            console.info(f"requeued {requeued} job{'s' if requeued != 1 else ''} left running by the previous server")
+            console.info(f"requeued {count(requeued, 'job')} left running by the previous server")
 
     serve(config, on_ready=ready)

@@ -21,7 +21,7 @@ import typer
 
 from .. import console
 from ..errors import UsageError
-from ..messages import own_model_notes, unpublished_warnings
+from ..messages import count, own_model_notes, unpublished_warnings
 from ..protocol import DEFAULT_THRESHOLD
 from ..timefmt import clock
 from ._app import app, cli_errors
@@ -263,9 +263,9 @@ def watch_command(
     if not quiet:
         lat = _percentiles(s.latencies)
         console.info(
-            f"{'stopped' if interrupted is not None else 'done'}: {s.snippets} snippets in {s.seconds:.1f} s, "
-            f"latency median {lat[0]:.2f} s, p95 {lat[1]:.2f} s, {s.dropped_frames} frames dropped ({s.skipped_snippets} snippet(s) skipped), "
-            f"{s.reconnects} reconnects, {s.alerts} alerts" + (f", {len(s.clips)} clips" if clips is not None else "")
+            f"{'stopped' if interrupted is not None else 'done'}: {count(s.snippets, 'snippet')} in {s.seconds:.1f} s, "
+            f"latency median {lat[0]:.2f} s, p95 {lat[1]:.2f} s, {count(s.dropped_frames, 'frame')} dropped ({count(s.skipped_snippets, 'snippet')} skipped), "
+            f"{count(s.reconnects, 'reconnect')}, {count(s.alerts, 'alert')}" + (f", {count(len(s.clips), 'clip')}" if clips is not None else "")
         )
     if interrupted is not None and type(interrupted) is not KeyboardInterrupt:
         raise interrupted  # SIGTERM and the like keep their own exit code

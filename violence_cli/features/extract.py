@@ -48,7 +48,7 @@ from ..devices import resolve_device
 from ..errors import InputError, UsageError
 from ..hwdecode import Nvdec
 from ..media import MediaInfo
-from ..messages import no_audio_warning
+from ..messages import count, no_audio_warning
 from ..precision import FP32, matmul_flags
 from ..protocol import (
     AUDIO_DIM,
@@ -667,7 +667,7 @@ class FeatureExtractor:
         n_frames = opened.count.get("frames", 0)
         if not len(rgb):
             raise InputError(
-                f"{path}: too short: {n_frames} frame(s) at 24 fps ({n_frames / media.VIDEO_FPS:.2f} s); "
+                f"{path}: too short: {count(n_frames, 'frame')} at 24 fps ({n_frames / media.VIDEO_FPS:.2f} s); "
                 f"at least {MIN_FRAMES} frames ({MIN_FRAMES / media.VIDEO_FPS:.2f} s) are needed for one snippet"
             )
         rgb_all = rgb.array()  # (T, C, 1024): the one copy back of the video's visual features

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..features import frontend
+from ..messages import count
 from ..protocol import RESIZE_SHORT, SNIPPET_FRAMES, SNIPPET_SECONDS
 from .source import AudioBuffer, Frame
 
@@ -187,7 +188,7 @@ class CausalScorer:
         if not snippets:
             return []
         if len(snippets) > self.max_batch:
-            raise ValueError(f"at most {self.max_batch} snippet(s) at a time, got {len(snippets)}")
+            raise ValueError(f"at most {count(self.max_batch, 'snippet')} at a time, got {len(snippets)}")
         clips = torch.from_numpy(np.stack([s.frames for s in snippets]))  # (S, 16, h, w, 3) uint8
         rgb = self.extractor.rgb_features(clips)  # (S, C, 1024)
         if self.has_audio:

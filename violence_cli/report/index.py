@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..atomic import ESCAPED, atomic_open
+from ..messages import count
 from ..schema import DetectionResult
 from ..timefmt import clock
 from ._assets import asset
@@ -151,7 +152,7 @@ def render_index(rows: list[IndexRow], title: str = "violence-detect results") -
     failed = [r for r in rows if r.error is not None]
     body = [
         f"<h1>{_e(title)}</h1>",
-        f'<p class="counts">{len(done)} video{"s" if len(done) != 1 else ""} scored'
+        f'<p class="counts">{count(len(done), "video")} scored'
         f"{f', {len(failed)} failed' if failed else ''} · "
         f"{sum(1 for r in done if r.verdict == 'violent')} violent</p>",
     ]

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .._version import __version__
+from ..messages import count
 from ..models import MODEL_TITLES
 from ..schema import DetectionResult, Segment
 from ..timefmt import clock
@@ -194,7 +195,7 @@ def _facts(result: DetectionResult, long_video: bool, playback: Playback | None)
             "parameters",
             _e(
                 f"threshold {p.threshold:g} · min duration {p.min_duration:g} s · merge gap {p.merge_gap:g} s"
-                f" · {p.crops} crop{'s' if p.crops != 1 else ''} · {p.device} · {p.precision}"
+                f" · {count(p.crops, 'crop')} · {p.device} · {p.precision}"
             ),
         ),
         ("weights", _weights(result)),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import WeightsError
+from ..messages import count
 
 if TYPE_CHECKING:
     import torch
@@ -191,11 +192,11 @@ def check_state_dict(
     ]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing key(s): {_few(missing)}")
+        problems.append(f"{count(len(missing), 'missing key')}: {_few(missing)}")
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {_few(unexpected)}")
+        problems.append(f"{count(len(unexpected), 'unexpected key')}: {_few(unexpected)}")
     if wrong:
-        problems.append(f"{len(wrong)} wrong shape(s): {_few(wrong)}")
+        problems.append(f"{count(len(wrong), 'wrong shape')}: {_few(wrong)}")
     if problems:
         raise WeightsError(
             f"{path}: not the expected weights: {'; '.join(problems)}",
