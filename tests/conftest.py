@@ -23,6 +23,16 @@ from typing import NoReturn
 import pytest
 import torch
 
+# The Ray clusters tests start (test_runner_ray, test_serve), set before anything imports ray
+# (it reads them at import) and inherited by the servers and actors they start:
+# - loopback only: Ray turns 127.0.0.1 into the machine's address and listened on every
+#   interface (its GCS, raylet and workers on *:port); this flag, meant for laptops, keeps
+#   the whole cluster on 127.0.0.1;
+# - workers at the tests' own priority: Ray runs them at nice 15, so a busy machine starved
+#   an actor (5 minutes importing torch at load 8; serve's job "still running after 300 s").
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_worker_niceness", "0")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VIOLENCE_DETECT_SHARED", REPO.parent / "shared")).resolve()
 

@@ -24,7 +24,8 @@ ray = require_module("ray", "the ray extra runs these (pip install -e '.[ray]')"
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    assert context.address_info["gcs_address"].startswith("127.0.0.1:")  # conftest: loopback only
     yield
     ray.shutdown()
 

@@ -477,14 +477,16 @@ def ray_address():
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(REPO) + (os.pathsep + before if before else "")  # the actors import this checkout
     try:
-        context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                           _node_ip_address="127.0.0.1")  # fmt: skip  ("local": a new cluster, never another test's)
+        # "local": a new cluster, never another test's; on 127.0.0.1 (conftest sets Ray's loopback flag)
+        context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     finally:
         if before is None:
             del os.environ["PYTHONPATH"]
         else:
             os.environ["PYTHONPATH"] = before
-    yield context.address_info["gcs_address"]
+    address = context.address_info["gcs_address"]
+    assert address.startswith("127.0.0.1:"), address
+    yield address
     ray.shutdown()
 
 
