@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import require_module
+from conftest import REPO, require_module
 from fakeweights import save_fake_weights
 from mediagen import make_clip
 
@@ -69,3 +72,19 @@ def test_ray_engine_writes_what_the_local_engine_writes(local_ray, tmp_path: Pat
     # the record is the same: a local rerun of the Ray output folder has nothing left to do
     again = run(videos, DetectJob(out_dir=outs["ray"], weights=weights, crops=1, formats=["json", "csv"]))
     assert {o.status for o in again.outcomes} == {"skipped", "failed-before"}
+
+
+def test_a_ray_started_here_listens_on_loopback_only() -> None:
+    """connect() without an address starts Ray on 127.0.0.1, in a process whose environment
+    lacks the flag conftest sets (Ray's default would listen on every interface)."""
+    code = (
+        "from violence_cli.runner.ray_engine import connect\n"
+        "ray = connect()\n"
+        "print(ray.get_runtime_context().gcs_address)\n"
+        "ray.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().startswith("127.0.0.1:"), proc.stdout

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -27,6 +28,9 @@ from .jobs import Job
 from .records import Outcome, failed_outcome, release_device_memory
 
 ADDRESS_ENV = "RAY_ADDRESS"  # honoured by ray.init when no address is given
+# Read by Ray when it is imported: "0" keeps a Ray started on this machine on 127.0.0.1 (Ray
+# otherwise listens on every interface, as a cluster head would; the flag is meant for laptops).
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def _ray() -> Any:
@@ -40,13 +44,17 @@ def _ray() -> Any:
 
 
 def connect(address: str | None = None) -> Any:
-    """Join the cluster at ``address`` (else ``$RAY_ADDRESS``, else start one here); returns ``ray``.
+    """Join the cluster at ``address`` (else ``$RAY_ADDRESS``, else start one here, listening on
+    127.0.0.1 only); returns ``ray``.
 
     A Ray already initialised in this process (a test's ``ray.init(num_cpus=2)``) is used as it is.
     """
+    address = address or os.environ.get(ADDRESS_ENV) or None
+    if address is None and "ray" not in sys.modules:
+        os.environ.setdefault(LOOPBACK_ENV, "0")  # before the import, which reads it
     ray = _ray()
     if not ray.is_initialized():
-        ray.init(address=address or os.environ.get(ADDRESS_ENV) or None, include_dashboard=False, log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
     return ray
 
 
