@@ -167,6 +167,33 @@ def test_sigterm_while_reading_stdin_removes_the_copy(clip, weight_args, tmp_pat
     assert list(tmp_path.glob("violence-detect-input-*")) == []
 
 
+def test_a_run_over_files_makes_no_temporary_folder(weight_args, tmp_path) -> None:
+    """The spool folder is made for URLs and stdin only: a detect over files killed with SIGKILL
+    while it scores (nothing can clean up then) leaves nothing in the temporary folder."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    videos = [make_clip(tmp_path / f"v{i}.mp4", seconds=4.0, fps=24, size=(64, 48)) for i in range(8)]
+    env = {**os.environ, "TMPDIR": str(temp), "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "violence_cli", *map(str, videos), "--output-dir", str(out), *weight_args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("v0.*")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the first video's outputs are written: the run is under way
+        assert proc.poll() is None and list(out.glob("v0.*")), "the run ended before it could be killed"
+        proc.kill()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(temp.iterdir()) == []
+
+
 def test_url_report_plays_a_kept_copy_only(server, weight_args, tmp_path) -> None:
     url = f"{server}/a.mp4"
     plain = runner.invoke(app, [url, "-o", str(tmp_path / "plain.html"), *weight_args])

@@ -272,9 +272,17 @@ def detect_command(
     if features:
         job = _features_job(job, entries)
     else:
-        # URLs and stdin are copied here first (removed on exit, error, Ctrl-C or SIGTERM alike)
-        spool_dir = ctx.with_resource(tempfile.TemporaryDirectory(prefix="violence-detect-input-"))
-        found = discover(inputs or [], recursive=recursive, from_list=from_list, spool_dir=Path(spool_dir))
+        made: list[Path] = []
+
+        def spool_dir() -> Path:
+            """URLs and stdin are copied here first (removed on exit, error, Ctrl-C or SIGTERM
+            alike); made at the first of them only, so a run over files (even one killed with
+            SIGKILL) leaves nothing in the temporary folder."""
+            if not made:
+                made.append(Path(ctx.with_resource(tempfile.TemporaryDirectory(prefix="violence-detect-input-"))))
+            return made[0]
+
+        found = discover(inputs or [], recursive=recursive, from_list=from_list, spool_dir=spool_dir)
     videos = select_shard(found.videos, parts)
     workers = decode_workers_option(decode_workers, len(videos))
     failed: list[tuple[str, str]] = []

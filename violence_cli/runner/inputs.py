@@ -21,7 +21,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
@@ -136,7 +136,7 @@ def discover(
     recursive: bool = False,
     from_list: str | os.PathLike[str] | None = None,
     stdin: TextIO | None = None,
-    spool_dir: Path | None = None,
+    spool_dir: Path | Callable[[], Path] | None = None,
     stdin_bytes: BinaryIO | None = None,
 ) -> Discovery:
     """Expand the inputs into videos (sorted within each folder, in input order otherwise).
@@ -146,7 +146,8 @@ def discover(
     files with the same output name (``a.mp4`` and ``a.mkv`` side by side) make the second
     a failure naming the first. With ``spool_dir``, URLs and ``-`` are copied there
     (:func:`spool`) and named after the URL's last segment, or ``stdin``; without it
-    they are failures.
+    they are failures. ``spool_dir`` may be a function that makes the folder, called at the
+    first URL or ``-`` only (a run over files then makes no temporary folder at all).
     """
     raw: list[str | os.PathLike[str]] = list(inputs)
     if from_list is not None:
@@ -160,7 +161,8 @@ def discover(
                 failures.append((label, InputError(f"{label}: URLs and stdin are read by detect only")))
                 continue
             try:
-                found.append((spool(label, spool_dir, stdin=stdin_bytes), None, label))
+                folder = spool_dir() if callable(spool_dir) else spool_dir
+                found.append((spool(label, folder, stdin=stdin_bytes), None, label))
             except InputError as exc:
                 failures.append((label, exc))
             continue
